@@ -1,0 +1,301 @@
+package v2
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage"
+)
+
+func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	desc, err := repo.StatBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	etag := `"` + d.String() + `"`
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("ETag", etag)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", "application/octet-stream")
+	// Content is immutable under its digest.
+	h.Set("Cache-Control", "max-age=31536000")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || inm == d.String()) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	start, length, partial, ok := parseRange(r.Header.Get("Range"), desc.Size)
+	if !ok {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(desc.Size, 10))
+		return errcode.Newf(errcode.RangeInvalid, "range %q cannot be satisfied for a blob of %d bytes", clip(r.Header.Get("Range")), desc.Size).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+	}
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		h.Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(start+length-1, 10)+"/"+strconv.FormatInt(desc.Size, 10))
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return nil
+	}
+	rc, _, err := repo.OpenBlob(ctx, d, start)
+	if err != nil {
+		h.Del("Content-Length")
+		h.Del("Content-Range")
+		return err
+	}
+	defer rc.Close()
+	w.WriteHeader(status)
+	// io.CopyN wraps rc in an io.LimitedReader; net/http's ReadFrom sees
+	// through it to the *os.File and sends with sendfile.
+	_, _ = io.CopyN(w, rc, length)
+	return nil
+}
+
+// parseRange reads a single byte range. An absent or unparsable header, or
+// several ranges, serve the whole blob (RFC 9110 lets a server ignore
+// Range); a well-formed range that lies outside the blob is !ok (416).
+func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, size, false, true
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, size, false, true
+	}
+	if first == "" {
+		// suffix range: the last n bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, size, false, true
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, false
+		}
+		if n > size {
+			n = size
+		}
+		return size - n, n, true, true
+	}
+	s, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || s < 0 {
+		return 0, size, false, true
+	}
+	if s >= size {
+		return 0, 0, false, false
+	}
+	e := size - 1
+	if last != "" {
+		e, err = strconv.ParseInt(last, 10, 64)
+		if err != nil || e < s {
+			return 0, size, false, true
+		}
+		if e >= size {
+			e = size - 1
+		}
+	}
+	return s, e - s + 1, true, true
+}
+
+func (a *API) deleteBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	if err := repo.DeleteBlob(r.Context(), d); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// startUpload is POST /v2/<name>/blobs/uploads/: a cross-repository mount,
+// a monolithic upload (?digest=) or a new upload session.
+func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		if d, err := storage.ParseDigest(m); err == nil {
+			var from *storage.Repository
+			mountable := true
+			if f := q.Get("from"); f != "" {
+				from, err = a.reg.Repository(f)
+				mountable = err == nil
+			}
+			if mountable {
+				if desc, err := repo.MountBlob(ctx, from, d); err == nil {
+					return a.blobCreated(w, r, repo, desc)
+				} else if !errcode.Is(err, errcode.BlobUnknown) {
+					return err
+				}
+			}
+		}
+		// Anything that cannot be mounted becomes an ordinary upload, as
+		// the spec says: the client then pushes the bytes.
+	}
+	if ds := q.Get("digest"); ds != "" {
+		d, err := storage.ParseDigest(ds)
+		if err != nil {
+			return err
+		}
+		up, err := repo.NewUpload(ctx, d.Algorithm())
+		if err != nil {
+			return err
+		}
+		desc, err := up.Commit(ctx, r.Body, -1, d)
+		if err != nil {
+			_ = up.Cancel(ctx)
+			return err
+		}
+		return a.blobCreated(w, r, repo, desc)
+	}
+	var alg digest.Algorithm
+	if s := q.Get("digest-algorithm"); s != "" {
+		alg = digest.Algorithm(s)
+	}
+	up, err := repo.NewUpload(ctx, alg)
+	if err != nil {
+		return err
+	}
+	a.uploadHeaders(w, r, repo, up.ID(), 0)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (a *API) blobCreated(w http.ResponseWriter, r *http.Request, repo *storage.Repository, desc storage.Descriptor) error {
+	h := w.Header()
+	h.Set("Location", a.location(r, "/v2/"+repo.Name()+"/blobs/"+desc.Digest.String()))
+	h.Set("Docker-Content-Digest", desc.Digest.String())
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (a *API) uploadHeaders(w http.ResponseWriter, r *http.Request, repo *storage.Repository, id string, size int64) {
+	h := w.Header()
+	h.Set("Location", a.location(r, "/v2/"+repo.Name()+"/blobs/uploads/"+id))
+	h.Set("Docker-Upload-UUID", id)
+	// The spec's Range for an upload is the inclusive range received so
+	// far; with nothing received clients expect "0-0".
+	last := size - 1
+	if last < 0 {
+		last = 0
+	}
+	h.Set("Range", "0-"+strconv.FormatInt(last, 10))
+	h.Set("Content-Length", "0")
+}
+
+func (a *API) upload(r *http.Request, repo *storage.Repository) (*storage.Upload, error) {
+	return repo.Upload(r.Context(), mux.Vars(r)["uuid"])
+}
+
+func (a *API) uploadStatus(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	up, err := a.upload(r, repo)
+	if err != nil {
+		return err
+	}
+	size, err := up.Size(r.Context())
+	if err != nil {
+		return err
+	}
+	a.uploadHeaders(w, r, repo, up.ID(), size)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// contentRangeStart reads the first offset of a chunk's Content-Range
+// ("<start>-<end>", also accepted with a "bytes " prefix); -1 when absent.
+func contentRangeStart(r *http.Request) (int64, error) {
+	cr := r.Header.Get("Content-Range")
+	if cr == "" {
+		return -1, nil
+	}
+	cr = strings.TrimPrefix(strings.TrimPrefix(cr, "bytes "), "bytes=")
+	first, last, ok := strings.Cut(cr, "-")
+	s, err1 := strconv.ParseInt(first, 10, 64)
+	e, err2 := strconv.ParseInt(strings.SplitN(last, "/", 2)[0], 10, 64)
+	if !ok || err1 != nil || err2 != nil || s < 0 || e < s {
+		return 0, errcode.Newf(errcode.RangeInvalid, "malformed Content-Range %q: want <start>-<end>", clip(r.Header.Get("Content-Range"))).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+	}
+	if r.ContentLength >= 0 && r.ContentLength != e-s+1 {
+		return 0, errcode.Newf(errcode.RangeInvalid, "Content-Range %q does not match Content-Length %d", clip(r.Header.Get("Content-Range")), r.ContentLength).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+	}
+	return s, nil
+}
+
+func (a *API) patchUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	up, err := a.upload(r, repo)
+	if err != nil {
+		return err
+	}
+	start, err := contentRangeStart(r)
+	if err == nil {
+		var size int64
+		size, err = up.Append(r.Context(), r.Body, start)
+		if err == nil {
+			a.uploadHeaders(w, r, repo, up.ID(), size)
+			w.WriteHeader(http.StatusAccepted)
+			return nil
+		}
+	}
+	// A refused chunk still tells the client where the upload stands, so
+	// it can resume without another request.
+	if errcode.Is(err, errcode.RangeInvalid) {
+		if size, serr := up.Size(r.Context()); serr == nil {
+			a.uploadHeaders(w, r, repo, up.ID(), size)
+			w.Header().Del("Content-Length")
+		}
+	}
+	return err
+}
+
+func (a *API) putUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	up, err := a.upload(r, repo)
+	if err != nil {
+		return err
+	}
+	ds := r.URL.Query().Get("digest")
+	if ds == "" {
+		return errcode.Newf(errcode.DigestInvalid, "the digest query parameter is required to complete an upload")
+	}
+	d, err := storage.ParseDigest(ds)
+	if err != nil {
+		return err
+	}
+	start, err := contentRangeStart(r)
+	if err != nil {
+		return err
+	}
+	desc, err := up.Commit(r.Context(), r.Body, start, d)
+	if err != nil {
+		return err
+	}
+	return a.blobCreated(w, r, repo, desc)
+}
+
+func (a *API) cancelUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	up, err := a.upload(r, repo)
+	if err != nil {
+		return err
+	}
+	if err := up.Cancel(r.Context()); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,198 @@
+package v2
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/gorilla/mux"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage"
+)
+
+func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	ref := mux.Vars(r)["reference"]
+	m, err := repo.GetManifest(r.Context(), ref)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Docker-Content-Digest", m.Digest.String())
+	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
+	h.Set("ETag", `"`+m.Digest.String()+`"`)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == `"`+m.Digest.String()+`"` || inm == m.Digest.String()) {
+		h.Del("Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(m.Content)
+	}
+	return nil
+}
+
+func (a *API) putManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	ref := mux.Vars(r)["reference"]
+	limit := a.reg.MaxManifestBytes()
+	// Refuse an oversized manifest from its Content-Length before reading
+	// it, and never read more than the limit of a body without one.
+	if r.ContentLength > limit {
+		return errcode.Newf(errcode.SizeInvalid, "manifest of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return errcode.Newf(errcode.ManifestInvalid, "reading the manifest failed").Wrap(err)
+	}
+	if int64(len(body)) > limit {
+		return errcode.Newf(errcode.SizeInvalid, "manifest is larger than the limit of %d bytes", limit).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	m, err := repo.PutManifest(r.Context(), ref, r.Header.Get("Content-Type"), body, r.URL.Query()["tag"])
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Location", a.location(r, "/v2/"+repo.Name()+"/manifests/"+m.Digest.String()))
+	h.Set("Docker-Content-Digest", m.Digest.String())
+	if m.Subject != "" {
+		h.Set("OCI-Subject", m.Subject.String())
+	}
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (a *API) deleteManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	ref := mux.Vars(r)["reference"]
+	var err error
+	if storage.IsDigest(ref) {
+		d, perr := storage.ParseDigest(ref)
+		if perr != nil {
+			return perr
+		}
+		err = repo.DeleteManifest(r.Context(), d)
+	} else {
+		err = repo.DeleteTag(r.Context(), ref)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (a *API) referrers(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	at := r.URL.Query().Get("artifactType")
+	descs, err := repo.Referrers(r.Context(), d, at)
+	if err != nil {
+		return err
+	}
+	idx := ocispec.Index{
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: descs,
+	}
+	idx.SchemaVersion = 2
+	body, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", ocispec.MediaTypeImageIndex)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if at != "" {
+		h.Set("OCI-Filters-Applied", "artifactType")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// pageSize reads the n parameter: -1 when absent.
+func pageSize(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("n")
+	if s == "" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errcode.Newf(errcode.PaginationNumberInvalid, "n must be a non-negative integer, got %q", clip(s))
+	}
+	return n, nil
+}
+
+func (a *API) tagsList(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+	n, err := pageSize(r)
+	if err != nil {
+		return err
+	}
+	last := r.URL.Query().Get("last")
+	tags, more, err := repo.Tags(r.Context(), last, n)
+	if err != nil {
+		return err
+	}
+	if more && len(tags) > 0 {
+		setNextLink(w, "/v2/"+repo.Name()+"/tags/list", tags[len(tags)-1], n)
+	}
+	return writeJSON(w, struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{repo.Name(), tags})
+}
+
+func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
+	n, err := pageSize(r)
+	if err != nil {
+		serveError(w, r, err)
+		return
+	}
+	if n < 0 || n > a.opts.CatalogMaxEntries {
+		// Larger pages are cut to catalog.maxentries; the Link header
+		// leads on, so a client following it still sees everything.
+		n = a.opts.CatalogMaxEntries
+	}
+	last := r.URL.Query().Get("last")
+	repos, more, err := a.reg.Catalog(r.Context(), last, n)
+	if err != nil {
+		serveError(w, r, err)
+		return
+	}
+	if more && len(repos) > 0 {
+		setNextLink(w, "/v2/_catalog", repos[len(repos)-1], n)
+	}
+	if err := writeJSON(w, struct {
+		Repositories []string `json:"repositories"`
+	}{repos}); err != nil {
+		serveError(w, r, err)
+	}
+}
+
+func setNextLink(w http.ResponseWriter, p, last string, n int) {
+	q := url.Values{}
+	q.Set("last", last)
+	if n >= 0 {
+		q.Set("n", strconv.Itoa(n))
+	}
+	w.Header().Set("Link", "<"+p+"?"+q.Encode()+`>; rel="next"`)
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return nil
+}

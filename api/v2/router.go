@@ -1,0 +1,202 @@
+// Package v2 serves the Docker Registry HTTP API V2 / OCI Distribution API
+// over a storage.Registry: routing, request validation, status codes,
+// headers and error bodies as the specification states them.
+package v2
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage"
+)
+
+// Options configure the API handler.
+type Options struct {
+	// DeleteEnabled allows DELETE of manifests, tags and blobs
+	// (storage.delete.enabled); otherwise they are 405 UNSUPPORTED.
+	DeleteEnabled bool
+	// ReadOnly refuses every write with 405 UNSUPPORTED while pulls go on
+	// (storage.maintenance.readonly.enabled).
+	ReadOnly bool
+	// CatalogMaxEntries caps one page of /v2/_catalog (catalog.maxentries).
+	CatalogMaxEntries int
+	// Host is the external base URL ("https://registry.example.com") used
+	// for Location headers (http.host); empty means the request's own.
+	Host string
+	// RelativeURLs makes Location headers relative (http.relativeurls).
+	RelativeURLs bool
+	// Headers are added to every response (http.headers).
+	Headers http.Header
+	// Version is reported in the X-Registry-Version header.
+	Version string
+	// Logger receives one access log entry per request; nil logs nothing.
+	Logger logrus.FieldLogger
+}
+
+// API is the registry's HTTP handler.
+type API struct {
+	reg    *storage.Registry
+	opts   Options
+	router *mux.Router
+	host   *url.URL
+}
+
+// NewHandler returns the handler for the /v2/ API over reg.
+func NewHandler(reg *storage.Registry, opts Options) http.Handler {
+	if opts.CatalogMaxEntries <= 0 {
+		opts.CatalogMaxEntries = 1000
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	a := &API{reg: reg, opts: opts}
+	if opts.Host != "" {
+		if u, err := url.Parse(opts.Host); err == nil && u.Host != "" {
+			a.host = u
+		}
+	}
+	r := mux.NewRouter()
+	// Paths are matched as sent: no cleaning (a "/../" must not be
+	// resolved into another repository) and no decoding of %2F into a
+	// name separator. Names are validated by the handlers.
+	r.SkipClean(true)
+	r.UseEncodedPath()
+	r.StrictSlash(false)
+
+	const name = "{name:[^_].*?}"
+	r.HandleFunc("/v2/", a.base).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/_catalog", a.catalog).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/tags/list", a.withRepo(a.tagsList)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.getManifest)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.writeGuard(a.putManifest))).Methods(http.MethodPut)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.deleteGuard(a.deleteManifest))).Methods(http.MethodDelete)
+	r.HandleFunc("/v2/"+name+"/referrers/{digest}", a.withRepo(a.referrers)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/", a.withRepo(a.writeGuard(a.startUpload))).Methods(http.MethodPost)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.uploadStatus)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.patchUpload))).Methods(http.MethodPatch)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.putUpload))).Methods(http.MethodPut)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.cancelUpload))).Methods(http.MethodDelete)
+	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.getBlob)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.deleteGuard(a.deleteBlob))).Methods(http.MethodDelete)
+	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	a.router = r
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	for k, v := range a.opts.Headers {
+		h[k] = append([]string(nil), v...)
+	}
+	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	a.router.ServeHTTP(w, r)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	// A path under /v2/ that is no endpoint: most often a repository name
+	// the router could not split (e.g. a trailing slash).
+	if strings.HasPrefix(r.URL.Path, "/v2/") {
+		errcode.ServeJSON(w, errcode.Newf(errcode.NameInvalid, "no such API endpoint: %s %s", r.Method, clip(r.URL.Path)).WithStatus(http.StatusNotFound))
+		return
+	}
+	errcode.ServeJSON(w, errcode.Newf(errcode.Unsupported, "not found: %s", clip(r.URL.Path)).WithStatus(http.StatusNotFound))
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	errcode.ServeJSON(w, errcode.Newf(errcode.Unsupported, "method %s is not supported on %s", r.Method, clip(r.URL.Path)))
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// repoHandler is a handler for a route under a repository name.
+type repoHandler func(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error
+
+// withRepo validates the name and renders the handler's error, if any.
+func (a *API) withRepo(h repoHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw := mux.Vars(r)["name"]
+		name, err := url.PathUnescape(raw)
+		if err != nil || name != raw {
+			// Encoded characters have no place in a valid name.
+			name = raw
+		}
+		repo, err := a.reg.Repository(name)
+		if err == nil {
+			err = h(w, r, repo)
+		}
+		if err != nil {
+			serveError(w, r, err)
+		}
+	}
+}
+
+// writeGuard refuses writes in read-only mode.
+func (a *API) writeGuard(h repoHandler) repoHandler {
+	return func(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+		if a.opts.ReadOnly {
+			return errcode.Newf(errcode.Unsupported, "the registry is in read-only mode (storage.maintenance.readonly): pulls are served, pushes and deletes are not")
+		}
+		return h(w, r, repo)
+	}
+}
+
+// deleteGuard refuses deletes unless enabled, and in read-only mode.
+func (a *API) deleteGuard(h repoHandler) repoHandler {
+	return a.writeGuard(func(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
+		if !a.opts.DeleteEnabled {
+			return errcode.Newf(errcode.Unsupported, "deletes are disabled on this registry (storage.delete.enabled is false)")
+		}
+		return h(w, r, repo)
+	})
+}
+
+// serveError renders err and records it for the access log.
+func serveError(w http.ResponseWriter, r *http.Request, err error) {
+	if rec, ok := w.(*recorder); ok {
+		rec.err = err
+	}
+	errcode.ServeJSON(w, err)
+}
+
+func (a *API) base(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Registry-Version", a.opts.Version)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("{}"))
+	}
+}
+
+// location turns a path into what goes in a Location header.
+func (a *API) location(r *http.Request, p string) string {
+	if a.opts.RelativeURLs {
+		return p
+	}
+	if a.host != nil {
+		return strings.TrimSuffix(a.host.String(), "/") + p
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if fp := r.Header.Get("X-Forwarded-Proto"); fp == "http" || fp == "https" {
+		scheme = fp
+	}
+	host := r.Host
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/ \t,") {
+		host = fh
+	}
+	return scheme + "://" + host + p
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	v2 "github.com/registryd/registryd/api/v2"
+	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/storage"
+	"github.com/registryd/registryd/storage/driver"
+	"github.com/registryd/registryd/storage/driver/filesystem"
+	"github.com/registryd/registryd/storage/driver/inmemory"
+)
+
+// loadConfig reads the config named by the only positional argument, or the
+// embedded default when there is none, with REGISTRY_* overrides applied.
+func loadConfig(fs *flag.FlagSet, stderr io.Writer) (*config.Config, bool) {
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "registryd %s: expected at most one config file, got %d arguments\n", fs.Name(), fs.NArg())
+		return nil, false
+	}
+	cfg, err := config.Load(fs.Arg(0), os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "registryd: configuration error:\n%v\n", err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func newLogger(cfg *config.Config, out io.Writer) (*logrus.Logger, logrus.FieldLogger) {
+	log := logrus.New()
+	log.SetOutput(out)
+	if lvl, err := logrus.ParseLevel(cfg.Log.Level); err == nil {
+		log.SetLevel(lvl)
+	}
+	if cfg.Log.Formatter == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	}
+	var entry logrus.FieldLogger = log
+	if len(cfg.Log.Fields) > 0 {
+		entry = log.WithFields(logrus.Fields(cfg.Log.Fields))
+	}
+	return log, entry
+}
+
+// newDriver builds the storage driver the config selects.
+func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
+	switch cfg.Storage.Driver {
+	case "filesystem", "":
+		return filesystem.New(cfg.Storage.Filesystem.RootDirectory)
+	case "inmemory":
+		return inmemory.New(), nil
+	default:
+		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
+	}
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: registryd serve [config.yml]\n\nRuns the registry. Without a file it uses the embedded default\n(:5000, filesystem storage under ./data). REGISTRY_* variables override keys.\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, ok := loadConfig(fs, stderr)
+	if !ok {
+		return 1
+	}
+	_, log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.WithError(err).Error("registryd stopped")
+		return 1
+	}
+	return 0
+}
+
+// serve runs the registry until ctx is done, then drains in-flight requests.
+func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) error {
+	d, err := newDriver(cfg)
+	if err != nil {
+		return err
+	}
+	reg := storage.New(d, storage.Options{})
+	api := v2.NewHandler(reg, v2.Options{
+		DeleteEnabled:     cfg.Storage.Delete.Enabled,
+		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
+		CatalogMaxEntries: cfg.Catalog.MaxEntries,
+		Host:              cfg.HTTP.Host,
+		RelativeURLs:      cfg.HTTP.RelativeURLs,
+		Headers:           cfg.HTTP.Headers,
+		Version:           version,
+		Logger:            log,
+	})
+	handler := v2.Middleware(api, log)
+
+	network := cfg.HTTP.Net
+	if network == "" {
+		network = "tcp"
+	}
+	ln, err := net.Listen(network, cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	srv := &http.Server{
+		Handler: handler,
+		// Slow clients may take their time sending a blob, but not the
+		// headers: that is what ties up a server for nothing.
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          nil,
+	}
+	if cfg.HTTP.TLS.Certificate != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http.tls: loading certificate %s and key %s: %w", cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key, err)
+		}
+		minVersion := uint16(tls.VersionTLS12)
+		if cfg.HTTP.TLS.MinimumTLS == "tls1.3" {
+			minVersion = tls.VersionTLS13
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minVersion}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
+		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.WithFields(logrus.Fields{
+		"addr":    ln.Addr().String(),
+		"version": version,
+		"storage": d.Name(),
+		"delete":  cfg.Storage.Delete.Enabled,
+	}).Info("registryd listening")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	drain := cfg.HTTP.DrainTimeout
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	log.WithField("drain_timeout", drain.String()).Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// purgeUploads removes abandoned uploads now and then every interval.
+func purgeUploads(ctx context.Context, reg *storage.Registry, age, interval time.Duration, dryRun bool, log logrus.FieldLogger) {
+	if interval <= 0 {
+		interval = 24 * time.Hour
+	}
+	t := time.NewTimer(time.Minute) // not during startup's first requests
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := reg.PurgeUploads(ctx, time.Now().Add(-age), dryRun)
+		entry := log.WithFields(logrus.Fields{"purged": n, "older_than": age.String(), "dry_run": dryRun})
+		if err != nil {
+			entry.WithError(err).Warn("upload purging")
+		} else {
+			entry.Info("upload purging")
+		}
+		t.Reset(interval)
+	}
+}

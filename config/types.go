@@ -1,0 +1,128 @@
+// Package config reads registryd's configuration: a YAML file in the key
+// layout of distribution's config.yml, overridden by REGISTRY_* environment
+// variables, validated before anything starts.
+package config
+
+import (
+	"net/http"
+	"time"
+)
+
+// Config is the effective configuration. Field comments name the YAML key.
+type Config struct {
+	Version string // version
+
+	Log     Log     // log
+	Storage Storage // storage
+	HTTP    HTTP    // http
+	Catalog Catalog // catalog
+	Health  Health  // health
+
+	// Warnings lists keys that were accepted because distribution knows
+	// them but that registryd does not implement yet; serve logs each one
+	// at startup so nothing is silently dropped.
+	Warnings []string
+}
+
+// Log is the "log" section.
+type Log struct {
+	Level     string         // log.level: error, warn, info, debug (default info)
+	Formatter string         // log.formatter: text, json (default text)
+	Fields    map[string]any // log.fields
+}
+
+// Storage is the "storage" section.
+type Storage struct {
+	// Driver is the name of the one driver section present:
+	// "filesystem" or "inmemory".
+	Driver      string
+	Filesystem  Filesystem  // storage.filesystem
+	Delete      Delete      // storage.delete
+	Maintenance Maintenance // storage.maintenance
+	Redirect    Redirect    // storage.redirect
+}
+
+// Filesystem is storage.filesystem.
+type Filesystem struct {
+	RootDirectory string // storage.filesystem.rootdirectory (default /var/lib/registry in distribution; ./data in the embedded default)
+}
+
+// Delete is storage.delete.
+type Delete struct {
+	Enabled bool // storage.delete.enabled (default false)
+}
+
+// Maintenance is storage.maintenance.
+type Maintenance struct {
+	UploadPurging UploadPurging // storage.maintenance.uploadpurging
+	ReadOnly      ReadOnly      // storage.maintenance.readonly
+}
+
+// UploadPurging is storage.maintenance.uploadpurging.
+type UploadPurging struct {
+	Enabled  bool          // default true
+	Age      time.Duration // default 168h
+	Interval time.Duration // default 24h
+	DryRun   bool          // default false
+}
+
+// ReadOnly is storage.maintenance.readonly.
+type ReadOnly struct {
+	Enabled bool
+}
+
+// Redirect is storage.redirect.
+type Redirect struct {
+	Disable bool
+}
+
+// HTTP is the "http" section.
+type HTTP struct {
+	Addr         string        // http.addr (default :5000)
+	Net          string        // http.net: tcp or unix (default tcp)
+	Host         string        // http.host: external base URL used to build Location headers
+	Prefix       string        // http.prefix
+	RelativeURLs bool          // http.relativeurls
+	Secret       string        // http.secret
+	DrainTimeout time.Duration // http.draintimeout (default 0: wait for in-flight requests without limit... bounded by serve to 30s)
+	Headers      http.Header   // http.headers
+	TLS          TLS           // http.tls
+	Debug        Debug         // http.debug
+}
+
+// TLS is http.tls.
+type TLS struct {
+	Certificate string   // http.tls.certificate
+	Key         string   // http.tls.key
+	ClientCAs   []string // http.tls.clientcas
+	MinimumTLS  string   // http.tls.minimumtls (tls1.2 default)
+}
+
+// Debug is http.debug.
+type Debug struct {
+	Addr       string     // http.debug.addr
+	Prometheus Prometheus // http.debug.prometheus
+}
+
+// Prometheus is http.debug.prometheus.
+type Prometheus struct {
+	Enabled bool   // http.debug.prometheus.enabled
+	Path    string // http.debug.prometheus.path (default /metrics)
+}
+
+// Catalog is the "catalog" section.
+type Catalog struct {
+	MaxEntries int // catalog.maxentries (default 1000)
+}
+
+// Health is the "health" section.
+type Health struct {
+	StorageDriver HealthStorageDriver // health.storagedriver
+}
+
+// HealthStorageDriver is health.storagedriver.
+type HealthStorageDriver struct {
+	Enabled   bool
+	Interval  time.Duration // default 10s
+	Threshold int           // default 3
+}

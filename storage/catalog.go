@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"context"
+	"path"
+	"strings"
+
+	"github.com/registryd/registryd/storage/driver"
+)
+
+// Catalog returns up to n repository names after last and whether more
+// follow. Names are ordered component by component ("a/b" before "a-b"),
+// which is the order a depth-first walk of the store yields and the order
+// the reference registry uses, so "last" means the same to both. A
+// repository is listed while it holds at least one manifest revision.
+//
+// The walk descends only into directories that can hold names after last,
+// so a page costs what it lists plus the directories on the path to last.
+func (r *Registry) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+	var out []string
+	more := false
+	if n == 0 {
+		return []string{}, false, nil
+	}
+	var lastParts []string
+	if last != "" {
+		lastParts = strings.Split(last, "/")
+	}
+	err := r.walkCatalog(ctx, reposRoot(), nil, lastParts, func(name string) error {
+		if n >= 0 && len(out) == n {
+			more = true
+			return errStopWalk
+		}
+		out = append(out, name)
+		return nil
+	})
+	if err != nil && err != errStopWalk {
+		return nil, false, storageErr(err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, more, nil
+}
+
+type stopWalk struct{}
+
+func (stopWalk) Error() string { return "stop" }
+
+var errStopWalk error = stopWalk{}
+
+// walkCatalog visits the repositories below dir (whose name components so
+// far are prefix) in catalog order, skipping those not after lastParts.
+func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastParts []string, fn func(string) error) error {
+	children, err := r.driver.List(ctx, dir)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	depth := len(prefix)
+	// Only the branch that lies on last's path is compared with it; every
+	// branch after it is walked whole.
+	onPath := lastParts != nil && depth < len(lastParts)
+	for _, c := range children {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		base := path.Base(c)
+		if strings.HasPrefix(base, "_") || !nameComponentRE.MatchString(base) {
+			continue
+		}
+		var childLast []string
+		if onPath {
+			switch cmp := strings.Compare(base, lastParts[depth]); {
+			case cmp < 0:
+				continue
+			case cmp == 0:
+				childLast = lastParts
+			}
+		}
+		name := append(append([]string(nil), prefix...), base)
+		// A directory is a repository when it has revisions; it may also
+		// hold further repositories below it ("a" and "a/b" both exist).
+		// On last's path the name is last or a prefix of it, so it comes
+		// before last and is not listed; only its subtree may follow.
+		if childLast == nil {
+			has, err := r.hasRevisions(ctx, c)
+			if err != nil {
+				return err
+			}
+			if has {
+				if err := fn(strings.Join(name, "/")); err != nil {
+					return err
+				}
+			}
+		}
+		if err := r.walkCatalog(ctx, c, name, childLast, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasRevisions reports whether the repository directory holds at least one
+// manifest revision, so that a repository whose manifests were all deleted
+// leaves the catalog.
+func (r *Registry) hasRevisions(ctx context.Context, repoDir string) (bool, error) {
+	algs, err := r.driver.List(ctx, path.Join(repoDir, "_manifests", "revisions"))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, a := range algs {
+		hs, err := r.driver.List(ctx, a)
+		if err != nil && !isNotFound(err) {
+			return false, err
+		}
+		if len(hs) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// walkUploadRepos calls fn for every repository that has an _uploads
+// directory; other underscore directories are not descended into.
+func (r *Registry) walkUploadRepos(ctx context.Context, fn func(name string) error) error {
+	root := reposRoot()
+	err := r.driver.Walk(ctx, root, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			return nil
+		}
+		base := path.Base(fi.Path())
+		if !strings.HasPrefix(base, "_") {
+			return nil
+		}
+		if base == "_uploads" {
+			if err := fn(strings.TrimPrefix(path.Dir(fi.Path()), root+"/")); err != nil {
+				return err
+			}
+		}
+		return driver.ErrSkipDir
+	})
+	if isNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,173 @@
+// Package driver defines the small interface between the registry's storage
+// logic and the place its bytes live. A driver knows paths and bytes, nothing
+// about blobs, manifests or repositories, so that a local filesystem and an
+// S3-compatible object store can both implement it.
+//
+// Paths are slash-separated keys that start with "/" and contain only the
+// characters [A-Za-z0-9._/-] (plus ":" is never used: digests are split into
+// algorithm and hex by the caller). A path never contains "." or ".."
+// components or empty components. Drivers reject any other path with
+// InvalidPathError before touching the backing store.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// StorageDriver is implemented by every storage backend.
+//
+// All methods take a context and must honour its cancellation where the
+// backend allows it. Methods are safe for concurrent use.
+type StorageDriver interface {
+	// Name identifies the driver in logs and errors ("filesystem", "inmemory", "s3").
+	Name() string
+
+	// GetContent returns the whole content at path. Meant for small objects
+	// (links, hash states); blobs are read with Reader.
+	GetContent(ctx context.Context, path string) ([]byte, error)
+
+	// PutContent stores content at path, replacing any previous content
+	// atomically: a reader sees either the old or the new content, never a
+	// mix, and after a crash one of the two is there. Content is durable
+	// when PutContent returns.
+	PutContent(ctx context.Context, path string, content []byte) error
+
+	// Reader returns a stream of the content at path starting at offset.
+	// An offset beyond the end yields InvalidOffsetError. The filesystem
+	// driver returns an *os.File so that net/http can use sendfile.
+	Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+
+	// Writer returns a writer to path. With append it continues the content
+	// already there (resumable uploads: a later request, possibly on another
+	// instance, appends where the previous one stopped); without it the
+	// content is truncated. Nothing written is promised durable until
+	// Commit returns.
+	Writer(ctx context.Context, path string, append bool) (FileWriter, error)
+
+	// Stat describes the object or directory at path.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+
+	// List returns the full paths of the direct children of the directory
+	// at path, sorted lexically. A missing directory is PathNotFoundError.
+	List(ctx context.Context, path string) ([]string, error)
+
+	// Move renames src to dst, replacing dst if it exists. Where the
+	// backend can, the move is atomic: dst shows either its old content or
+	// all of src. Parents of dst are created as needed.
+	Move(ctx context.Context, src, dst string) error
+
+	// Delete removes the object or the whole tree at path. A missing path
+	// is PathNotFoundError.
+	Delete(ctx context.Context, path string) error
+
+	// Walk calls fn for every object and directory below path (not path
+	// itself), depth first, children in lexical order. If fn returns
+	// ErrSkipDir for a directory its children are skipped; any other error
+	// stops the walk and is returned.
+	Walk(ctx context.Context, path string, fn WalkFn) error
+}
+
+// FileWriter streams content into a driver path.
+type FileWriter interface {
+	io.Writer
+	// Size is the number of bytes in the object so far, including what was
+	// there before an appending Writer was opened.
+	Size() int64
+	// Close releases the writer. Written bytes stay and may be appended to
+	// by a later Writer; they are not necessarily durable.
+	Close() error
+	// Cancel removes what was written and releases the writer.
+	Cancel(ctx context.Context) error
+	// Commit makes the content durable; the writer must still be closed.
+	Commit(ctx context.Context) error
+}
+
+// FileInfo describes a path.
+type FileInfo interface {
+	Path() string
+	Size() int64
+	ModTime() time.Time
+	IsDir() bool
+}
+
+// WalkFn is called by Walk for each path found.
+type WalkFn func(fi FileInfo) error
+
+// ErrSkipDir is returned by a WalkFn to skip a directory's children.
+var ErrSkipDir = errors.New("skip this directory")
+
+// ErrPathNotFound is matched by errors.Is for every PathNotFoundError.
+var ErrPathNotFound = errors.New("path not found")
+
+// PathNotFoundError is returned when a path does not exist.
+type PathNotFoundError struct {
+	Path       string
+	DriverName string
+}
+
+func (e PathNotFoundError) Error() string {
+	return fmt.Sprintf("%s: path not found: %s", e.DriverName, e.Path)
+}
+
+// Is makes errors.Is(err, ErrPathNotFound) true.
+func (e PathNotFoundError) Is(target error) bool { return target == ErrPathNotFound }
+
+// InvalidPathError is returned for a path outside the grammar above.
+type InvalidPathError struct {
+	Path       string
+	DriverName string
+}
+
+func (e InvalidPathError) Error() string {
+	return fmt.Sprintf("%s: invalid path: %q", e.DriverName, e.Path)
+}
+
+// InvalidOffsetError is returned when an offset is negative or past the end.
+type InvalidOffsetError struct {
+	Path       string
+	Offset     int64
+	DriverName string
+}
+
+func (e InvalidOffsetError) Error() string {
+	return fmt.Sprintf("%s: invalid offset %d for path %s", e.DriverName, e.Offset, e.Path)
+}
+
+// FileInfoFields is a plain FileInfo implementation for drivers.
+type FileInfoFields struct {
+	P   string
+	Sz  int64
+	MT  time.Time
+	Dir bool
+}
+
+func (f FileInfoFields) Path() string       { return f.P }
+func (f FileInfoFields) Size() int64        { return f.Sz }
+func (f FileInfoFields) ModTime() time.Time { return f.MT }
+func (f FileInfoFields) IsDir() bool        { return f.Dir }
+
+var pathRE = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+
+// ValidPath reports whether p is a path a driver accepts. "/" alone is
+// accepted as the root. Components "." and ".." are refused even though the
+// character class allows them, so no path can climb out of a driver's root.
+func ValidPath(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) > 4096 || !pathRE.MatchString(p) {
+		return false
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}

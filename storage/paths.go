@@ -1,0 +1,97 @@
+package storage
+
+import (
+	"path"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// The layout is distribution's, so a data directory moves between registryd
+// and the reference registry in both directions:
+//
+//	<root>/docker/registry/v2/
+//	  blobs/<alg>/<hex[:2]>/<hex>/data                      content, stored once
+//	  repositories/<name>/
+//	    _layers/<alg>/<hex>/link                            blob linked into the repo
+//	    _manifests/revisions/<alg>/<hex>/link               manifest revision
+//	    _manifests/tags/<tag>/current/link                  tag -> digest
+//	    _manifests/tags/<tag>/index/<alg>/<hex>/link        digests the tag has had
+//	    _uploads/<uuid>/data, startedat, hashstates/<alg>/<offset>
+//	    _referrers/<alg>/<hex>/<alg>/<hex>/link             registryd only: subject -> referrer
+//
+// The reference registry skips directories starting with "_" that it does
+// not know, so _referrers is invisible to it. Every function here takes
+// values that were validated (names, tags, digests, upload ids) by the
+// caller; driver.ValidPath is the second line of defence.
+const rootPath = "/docker/registry/v2"
+
+func blobsRoot() string { return path.Join(rootPath, "blobs") }
+
+func blobDir(d digest.Digest) string {
+	h := d.Encoded()
+	return path.Join(rootPath, "blobs", d.Algorithm().String(), h[:2], h)
+}
+
+func blobDataPath(d digest.Digest) string { return path.Join(blobDir(d), "data") }
+
+func reposRoot() string { return path.Join(rootPath, "repositories") }
+
+func repoPath(name string) string { return path.Join(rootPath, "repositories", name) }
+
+func layerLinkDir(name string, d digest.Digest) string {
+	return path.Join(repoPath(name), "_layers", d.Algorithm().String(), d.Encoded())
+}
+
+func layerLinkPath(name string, d digest.Digest) string {
+	return path.Join(layerLinkDir(name, d), "link")
+}
+
+func revisionsRoot(name string) string {
+	return path.Join(repoPath(name), "_manifests", "revisions")
+}
+
+func revisionDir(name string, d digest.Digest) string {
+	return path.Join(revisionsRoot(name), d.Algorithm().String(), d.Encoded())
+}
+
+func revisionLinkPath(name string, d digest.Digest) string {
+	return path.Join(revisionDir(name, d), "link")
+}
+
+func tagsRoot(name string) string { return path.Join(repoPath(name), "_manifests", "tags") }
+
+func tagDir(name, tag string) string { return path.Join(tagsRoot(name), tag) }
+
+func tagCurrentPath(name, tag string) string {
+	return path.Join(tagDir(name, tag), "current", "link")
+}
+
+func tagIndexPath(name, tag string, d digest.Digest) string {
+	return path.Join(tagDir(name, tag), "index", d.Algorithm().String(), d.Encoded(), "link")
+}
+
+func uploadsRoot(name string) string { return path.Join(repoPath(name), "_uploads") }
+
+func uploadDir(name, id string) string { return path.Join(uploadsRoot(name), id) }
+
+func uploadDataPath(name, id string) string { return path.Join(uploadDir(name, id), "data") }
+
+func uploadStartedAtPath(name, id string) string {
+	return path.Join(uploadDir(name, id), "startedat")
+}
+
+func uploadHashStatePath(name, id string, alg digest.Algorithm, offset int64) string {
+	return path.Join(uploadDir(name, id), "hashstates", alg.String(), itoa(offset))
+}
+
+func uploadHashStatesDir(name, id string, alg digest.Algorithm) string {
+	return path.Join(uploadDir(name, id), "hashstates", alg.String())
+}
+
+func referrersDir(name string, subject digest.Digest) string {
+	return path.Join(repoPath(name), "_referrers", subject.Algorithm().String(), subject.Encoded())
+}
+
+func referrerLinkPath(name string, subject, referrer digest.Digest) string {
+	return path.Join(referrersDir(name, subject), referrer.Algorithm().String(), referrer.Encoded(), "link")
+}

@@ -1,0 +1,161 @@
+// Package storage is the registry's logic over a storage driver: blobs,
+// resumable uploads, manifests, tags, referrers and the catalog, laid out as
+// distribution lays them out so that data directories are interchangeable
+// with the reference registry. It knows nothing of HTTP; its errors carry the
+// OCI error code the client should see.
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage/driver"
+)
+
+// Options tune a Registry.
+type Options struct {
+	// ManifestCacheBytes bounds the in-memory cache of manifest bodies by
+	// digest. Content under a digest never changes, so the cache needs no
+	// invalidation while the links that make it visible are checked on
+	// every request. 0 selects 32 MiB; negative disables the cache.
+	ManifestCacheBytes int64
+	// MaxManifestBytes bounds a manifest body; 0 selects 4 MiB, the least
+	// the specification asks registries to accept.
+	MaxManifestBytes int64
+}
+
+// DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
+const DefaultMaxManifestBytes = 4 << 20
+
+// Registry is the storage logic of one registry over one driver. It holds no
+// state that other instances over the same storage would need: everything
+// that must survive a restart or be seen by another instance lives in the
+// driver.
+type Registry struct {
+	driver      driver.StorageDriver
+	manifests   *contentCache
+	maxManifest int64
+
+	// uploadLocks serialise requests on one upload within this process; two
+	// PATCHes racing on one upload would otherwise interleave their bytes.
+	uploadLocks keyedMutex
+}
+
+// New returns a Registry over d.
+func New(d driver.StorageDriver, opts Options) *Registry {
+	cacheBytes := opts.ManifestCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = 32 << 20
+	}
+	maxManifest := opts.MaxManifestBytes
+	if maxManifest <= 0 {
+		maxManifest = DefaultMaxManifestBytes
+	}
+	return &Registry{
+		driver:      d,
+		manifests:   newContentCache(cacheBytes),
+		maxManifest: maxManifest,
+	}
+}
+
+// Driver returns the underlying storage driver (for garbage collection and
+// health checks, which work below the registry logic).
+func (r *Registry) Driver() driver.StorageDriver { return r.driver }
+
+// MaxManifestBytes is the largest manifest body accepted.
+func (r *Registry) MaxManifestBytes() int64 { return r.maxManifest }
+
+// Repository is one repository of a Registry. Obtaining one validates the
+// name; it does not require the repository to exist.
+type Repository struct {
+	reg  *Registry
+	name string
+}
+
+// Repository returns the repository called name, after validating the name.
+func (r *Registry) Repository(name string) (*Repository, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	return &Repository{reg: r, name: name}, nil
+}
+
+// Name is the repository's name.
+func (repo *Repository) Name() string { return repo.name }
+
+// Exists reports whether anything was ever stored under the repository.
+func (repo *Repository) Exists(ctx context.Context) (bool, error) {
+	_, err := repo.reg.driver.Stat(ctx, repoPath(repo.name))
+	if errors.Is(err, driver.ErrPathNotFound) {
+		return false, nil
+	}
+	return err == nil, storageErr(err)
+}
+
+// readLink reads a link file: a digest, as distribution writes it.
+func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error) {
+	b, err := r.driver.GetContent(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	d, err := digest.Parse(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", errcode.Newf(errcode.Unknown, "corrupt link file").Wrap(err)
+	}
+	return d, nil
+}
+
+func (r *Registry) writeLink(ctx context.Context, p string, d digest.Digest) error {
+	return r.driver.PutContent(ctx, p, []byte(d.String()))
+}
+
+// storageErr turns a driver failure that has no OCI code into an UNKNOWN
+// error that keeps the cause for the log. nil stays nil.
+func storageErr(err error) error {
+	if err == nil || errcode.From(err) != nil {
+		return err
+	}
+	return errcode.New(errcode.Unknown).Wrap(err)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, driver.ErrPathNotFound) }
+
+// keyedMutex hands out one mutex per key and forgets it when unused.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) Lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedEntry)
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

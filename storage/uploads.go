@@ -1,0 +1,362 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
+	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/errcode"
+)
+
+// An Upload is a resumable blob upload. Its whole state lives in storage
+// (data, start time, hash state keyed by offset), so a PATCH may arrive after
+// a restart or at another instance sharing the storage.
+type Upload struct {
+	repo      *Repository
+	id        string
+	alg       digest.Algorithm
+	startedAt time.Time
+}
+
+func uploadUnknown(id string) error {
+	return errcode.New(errcode.BlobUploadUnknown).WithDetail(map[string]string{"uuid": clip(id)})
+}
+
+// NewUpload starts an upload session. alg is the digest algorithm hashed
+// while bytes stream in (sha256 unless the client announced another).
+func (repo *Repository) NewUpload(ctx context.Context, alg digest.Algorithm) (*Upload, error) {
+	if alg == "" {
+		alg = digest.SHA256
+	}
+	if alg != digest.SHA256 && alg != digest.SHA512 {
+		return nil, errcode.Newf(errcode.DigestInvalid, "unsupported digest algorithm %q", clip(string(alg)))
+	}
+	id := uuid.NewString()
+	now := time.Now().UTC()
+	d := repo.reg.driver
+	// startedat is what upload purging ages by, and what proves the upload
+	// exists; it is written first so a crash never leaves data without it.
+	if err := d.PutContent(ctx, uploadStartedAtPath(repo.name, id), []byte(now.Format(time.RFC3339))); err != nil {
+		return nil, storageErr(err)
+	}
+	if alg != digest.SHA256 {
+		if err := d.PutContent(ctx, path.Join(uploadDir(repo.name, id), "algorithm"), []byte(alg)); err != nil {
+			return nil, storageErr(err)
+		}
+	}
+	w, err := d.Writer(ctx, uploadDataPath(repo.name, id), false)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, storageErr(err)
+	}
+	return &Upload{repo: repo, id: id, alg: alg, startedAt: now}, nil
+}
+
+// Upload resumes the upload with the given id.
+func (repo *Repository) Upload(ctx context.Context, id string) (*Upload, error) {
+	if !ValidUploadID(id) {
+		return nil, uploadUnknown(id)
+	}
+	d := repo.reg.driver
+	b, err := d.GetContent(ctx, uploadStartedAtPath(repo.name, id))
+	if isNotFound(err) {
+		return nil, uploadUnknown(id)
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	started, _ := time.Parse(time.RFC3339, string(b))
+	alg := digest.SHA256
+	if a, err := d.GetContent(ctx, path.Join(uploadDir(repo.name, id), "algorithm")); err == nil {
+		alg = digest.Algorithm(a)
+	}
+	return &Upload{repo: repo, id: id, alg: alg, startedAt: started}, nil
+}
+
+// ID is the upload's id.
+func (u *Upload) ID() string { return u.id }
+
+// StartedAt is when the upload began.
+func (u *Upload) StartedAt() time.Time { return u.startedAt }
+
+// Size is the number of bytes received so far.
+func (u *Upload) Size(ctx context.Context) (int64, error) {
+	fi, err := u.repo.reg.driver.Stat(ctx, uploadDataPath(u.repo.name, u.id))
+	if isNotFound(err) {
+		return 0, uploadUnknown(u.id)
+	}
+	if err != nil {
+		return 0, storageErr(err)
+	}
+	return fi.Size(), nil
+}
+
+// ErrRangeInvalid is the error for a chunk that does not start where the
+// upload ends: 416 with BLOB_UPLOAD_INVALID... the spec's answer for chunks
+// out of order.
+func rangeInvalid(size int64) error {
+	return errcode.Newf(errcode.RangeInvalid, "chunk does not start at the end of the upload (%d bytes received)", size).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+}
+
+// Append streams body onto the end of the upload, hashing it on the way.
+// start is the first byte's offset from Content-Range, or -1 when the client
+// sent none; a chunk that does not start at the current end is refused with
+// 416 before any byte is written. It returns the new size.
+func (u *Upload) Append(ctx context.Context, body io.Reader, start int64) (int64, error) {
+	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
+	defer unlock()
+	size, _, err := u.appendLocked(ctx, body, start, true, false)
+	return size, err
+}
+
+// appendLocked does the work of Append; with commit it also makes the data
+// durable and returns the digest of the whole upload.
+func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, saveState, commit bool) (int64, hash.Hash, error) {
+	d := u.repo.reg.driver
+	size, err := u.Size(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if start >= 0 && start != size {
+		return size, nil, rangeInvalid(size)
+	}
+	h, err := u.resumeHash(ctx, size)
+	if err != nil {
+		return size, nil, err
+	}
+	w, err := d.Writer(ctx, uploadDataPath(u.repo.name, u.id), true)
+	if err != nil {
+		return size, nil, storageErr(err)
+	}
+	n, copyErr := copyHashing(w, h, body)
+	newSize := size + n
+	if copyErr == nil && commit {
+		copyErr = w.Commit(ctx)
+	}
+	if closeErr := w.Close(); copyErr == nil {
+		copyErr = closeErr
+	}
+	if copyErr != nil {
+		// What was written stays: the upload's size is what it is, and the
+		// client can ask (GET) and resume. The hash state for the new size
+		// is simply not saved; resumeHash rebuilds it from the data.
+		return newSize, nil, errcode.Newf(errcode.BlobUploadInvalid, "upload interrupted after %d bytes", newSize).Wrap(copyErr)
+	}
+	if saveState && n > 0 {
+		if err := u.saveHash(ctx, h, newSize); err != nil {
+			return newSize, nil, err
+		}
+	}
+	return newSize, h, nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// copyHashing copies r into w and h with one large buffer, so the socket,
+// the hash and the file each see big reads and writes.
+func copyHashing(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, err := w.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+func newHash(alg digest.Algorithm) hash.Hash {
+	if alg == digest.SHA512 {
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// resumeHash returns the hash of the first size bytes of the upload: from
+// the saved state for that offset when there is one, else by reading the
+// data again (an upload begun by the reference registry, or one whose last
+// chunk was cut off before its state was saved).
+func (u *Upload) resumeHash(ctx context.Context, size int64) (hash.Hash, error) {
+	h := newHash(u.alg)
+	if size == 0 {
+		return h, nil
+	}
+	d := u.repo.reg.driver
+	if st, err := d.GetContent(ctx, uploadHashStatePath(u.repo.name, u.id, u.alg, size)); err == nil {
+		if um, ok := h.(encoding.BinaryUnmarshaler); ok && um.UnmarshalBinary(st) == nil {
+			return h, nil
+		}
+		h.Reset()
+	}
+	rc, err := d.Reader(ctx, uploadDataPath(u.repo.name, u.id), 0)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(h, rc, size); err != nil {
+		return nil, storageErr(err)
+	}
+	return h, nil
+}
+
+func (u *Upload) saveHash(ctx context.Context, h hash.Hash, size int64) error {
+	m, ok := h.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil
+	}
+	st, err := m.MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	return storageErr(u.repo.reg.driver.PutContent(ctx, uploadHashStatePath(u.repo.name, u.id, u.alg, size), st))
+}
+
+// Commit appends the final chunk (body may be empty), verifies the whole
+// upload against want, makes it durable and moves it into the content store
+// under its digest, links it into the repository and removes the session.
+// Content becomes visible only here, complete and verified.
+func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want digest.Digest) (Descriptor, error) {
+	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
+	defer unlock()
+	size, h, err := u.appendLocked(ctx, body, start, false, true)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	var got digest.Digest
+	if want.Algorithm() == u.alg {
+		got = digest.NewDigest(u.alg, h)
+	} else {
+		// The client announced no algorithm and finished with another one
+		// (sha512 after a sha256 session): the only way to know is to read
+		// the data once more.
+		got, err = u.rehash(ctx, want.Algorithm())
+		if err != nil {
+			return Descriptor{}, err
+		}
+	}
+	if got != want {
+		return Descriptor{}, errcode.Newf(errcode.DigestInvalid, "digest %s does not match uploaded content (%s, %d bytes)", want, got, size).WithDetail(map[string]string{"digest": want.String()})
+	}
+	reg := u.repo.reg
+	dst := blobDataPath(want)
+	src := uploadDataPath(u.repo.name, u.id)
+	if fi, err := reg.driver.Stat(ctx, dst); err == nil && !fi.IsDir() && fi.Size() == size {
+		// Already in the store (pushed before, maybe to another repository):
+		// keep the existing file, drop the upload's copy below.
+	} else if err := reg.driver.Move(ctx, src, dst); err != nil {
+		return Descriptor{}, storageErr(err)
+	}
+	if err := u.repo.linkBlob(ctx, want); err != nil {
+		return Descriptor{}, err
+	}
+	if err := reg.driver.Delete(ctx, uploadDir(u.repo.name, u.id)); err != nil && !isNotFound(err) {
+		return Descriptor{}, storageErr(err)
+	}
+	return Descriptor{Digest: want, Size: size}, nil
+}
+
+func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm) (digest.Digest, error) {
+	if !alg.Available() {
+		return "", errcode.Newf(errcode.DigestInvalid, "unsupported digest algorithm %q", alg)
+	}
+	rc, err := u.repo.reg.driver.Reader(ctx, uploadDataPath(u.repo.name, u.id), 0)
+	if err != nil {
+		return "", storageErr(err)
+	}
+	defer rc.Close()
+	return alg.FromReader(rc)
+}
+
+// Cancel removes the upload and everything it received.
+func (u *Upload) Cancel(ctx context.Context) error {
+	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
+	defer unlock()
+	err := u.repo.reg.driver.Delete(ctx, uploadDir(u.repo.name, u.id))
+	if isNotFound(err) {
+		return uploadUnknown(u.id)
+	}
+	return storageErr(err)
+}
+
+// PurgeUploads removes uploads started before olderThan in every
+// repository, and returns how many it removed (or would remove, dryRun).
+func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Time, dryRun bool) (int, error) {
+	var removed int
+	var errs []error
+	err := r.walkUploadRepos(ctx, func(name string) error {
+		ups, err := r.driver.List(ctx, uploadsRoot(name))
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range ups {
+			id := path.Base(p)
+			started := time.Time{}
+			if b, err := r.driver.GetContent(ctx, uploadStartedAtPath(name, id)); err == nil {
+				started, _ = time.Parse(time.RFC3339, string(b))
+			} else if fi, err := r.driver.Stat(ctx, p); err == nil {
+				// No start time (a crash right after mkdir): age it by the directory.
+				started = fi.ModTime()
+			}
+			if started.IsZero() || !started.Before(olderThan) {
+				continue
+			}
+			removed++
+			if dryRun {
+				continue
+			}
+			if err := r.driver.Delete(ctx, p); err != nil && !isNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// hashStateOffsets is used by tests to see which states are saved.
+func (u *Upload) hashStateOffsets(ctx context.Context) ([]int64, error) {
+	ps, err := u.repo.reg.driver.List(ctx, uploadHashStatesDir(u.repo.name, u.id, u.alg))
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, p := range ps {
+		n, err := strconv.ParseInt(path.Base(p), 10, 64)
+		if err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
