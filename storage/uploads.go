@@ -48,7 +48,7 @@ func (repo *Repository) NewUpload(ctx context.Context, alg digest.Algorithm) (*U
 	d := repo.reg.driver
 	// startedat is what upload purging ages by, and what proves the upload
 	// exists; it is written first so a crash never leaves data without it.
-	if err := d.PutContent(ctx, uploadStartedAtPath(repo.name, id), []byte(now.Format(time.RFC3339))); err != nil {
+	if err := d.PutContent(ctx, uploadStartedAtPath(repo.name, id), []byte(now.Format(time.RFC3339Nano))); err != nil {
 		return nil, storageErr(err)
 	}
 	if alg != digest.SHA256 {

@@ -52,11 +52,17 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, repo *storage.
 	if int64(len(body)) > limit {
 		return errcode.Newf(errcode.SizeInvalid, "manifest is larger than the limit of %d bytes", limit).WithStatus(http.StatusRequestEntityTooLarge)
 	}
-	m, err := repo.PutManifest(r.Context(), ref, r.Header.Get("Content-Type"), body, r.URL.Query()["tag"])
+	tags := r.URL.Query()["tag"]
+	m, err := repo.PutManifest(r.Context(), ref, r.Header.Get("Content-Type"), body, tags)
 	if err != nil {
 		return err
 	}
 	h := w.Header()
+	// OCI-Tag confirms each tag applied through ?tag= (distribution-spec
+	// after 1.1); a client that sees none falls back to a push per tag.
+	for _, t := range tags {
+		h.Add("OCI-Tag", t)
+	}
 	h.Set("Location", a.location(r, "/v2/"+repo.Name()+"/manifests/"+m.Digest.String()))
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	if m.Subject != "" {

@@ -99,13 +99,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
-	// A path under /v2/ that is no endpoint: most often a repository name
-	// the router could not split (e.g. a trailing slash).
-	if strings.HasPrefix(r.URL.Path, "/v2/") {
-		errcode.ServeJSON(w, errcode.Newf(errcode.NameInvalid, "no such API endpoint: %s %s", r.Method, clip(r.URL.Path)).WithStatus(http.StatusNotFound))
-		return
-	}
-	errcode.ServeJSON(w, errcode.Newf(errcode.Unsupported, "not found: %s", clip(r.URL.Path)).WithStatus(http.StatusNotFound))
+	// No endpoint has this shape: often a name the router could not split
+	// (a trailing slash) or a reference with "/" in it.
+	errcode.ServeJSON(w, errcode.Newf(errcode.Unsupported, "no such API endpoint: %s %s", r.Method, clip(r.URL.Path)).WithStatus(http.StatusNotFound))
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
