@@ -16,7 +16,10 @@ import (
 //
 // The walk descends only into directories that can hold names after last,
 // so a page costs what it lists plus the directories on the path to last.
-func (r *Registry) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+//
+// keep, when not nil, hides repositories (those the caller may not pull);
+// pages are counted in what is shown.
+func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(name string) bool) ([]string, bool, error) {
 	var out []string
 	more := false
 	if n == 0 {
@@ -27,6 +30,9 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int) ([]string, b
 		lastParts = strings.Split(last, "/")
 	}
 	err := r.walkCatalog(ctx, reposRoot(), nil, lastParts, func(name string) error {
+		if keep != nil && !keep(name) {
+			return nil
+		}
 		if n >= 0 && len(out) == n {
 			more = true
 			return errStopWalk

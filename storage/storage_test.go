@@ -248,7 +248,7 @@ func TestCatalogAfterLast(t *testing.T) {
 		if i >= 0 {
 			last = names[i]
 		}
-		got, more, err := r.Catalog(ctx, last, -1)
+		got, more, err := r.Catalog(ctx, last, -1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,8 +257,32 @@ func TestCatalogAfterLast(t *testing.T) {
 		}
 	}
 	// a "last" that is not itself a repository
-	got, _, _ := r.Catalog(ctx, "a/a", -1)
+	got, _, _ := r.Catalog(ctx, "a/a", -1, nil)
 	if strings.Join(got, ",") != "a/b,a/b/c,a-b,b,b/a,c" {
 		t.Errorf("after a/a: %v", got)
+	}
+}
+
+func TestCatalogFilter(t *testing.T) {
+	ctx := context.Background()
+	r := New(inmemory.New(), Options{})
+	for _, n := range []string{"a", "b", "c", "d"} {
+		repo := mustRepo(t, r, n)
+		up, _ := repo.NewUpload(ctx, "")
+		cfg := []byte("{}")
+		up.Commit(ctx, bytes.NewReader(cfg), -1, digest.FromBytes(cfg))
+		m := fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[]}`, digest.FromBytes(cfg))
+		if _, err := repo.PutManifest(ctx, "latest", "", []byte(m), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hideB := func(n string) bool { return n != "b" }
+	got, more, err := r.Catalog(ctx, "", 2, hideB)
+	if err != nil || strings.Join(got, ",") != "a,c" || !more {
+		t.Fatalf("page 1: %v %v %v", got, more, err)
+	}
+	got, more, _ = r.Catalog(ctx, "c", 2, hideB)
+	if strings.Join(got, ",") != "d" || more {
+		t.Fatalf("page 2: %v %v", got, more)
 	}
 }

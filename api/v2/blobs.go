@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage"
 )
@@ -134,7 +135,13 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 			mountable := true
 			if f := q.Get("from"); f != "" {
 				from, err = a.reg.Repository(f)
-				mountable = err == nil
+				// Mounting reads the source: the caller must be allowed
+				// to pull it, or the bytes have to come the long way.
+				mountable = err == nil && a.allowed(r, auth.Repository(f, auth.ActionPull))
+			} else {
+				// Without "from" any repository could be the source; only
+				// a registry open to all may mount that way.
+				mountable = a.opts.Authorizer == nil
 			}
 			if mountable {
 				if desc, err := repo.MountBlob(ctx, from, d); err == nil {

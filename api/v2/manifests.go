@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage"
 )
@@ -167,7 +168,11 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
 		n = a.opts.CatalogMaxEntries
 	}
 	last := r.URL.Query().Get("last")
-	repos, more, err := a.reg.Catalog(r.Context(), last, n)
+	var keep func(string) bool
+	if a.opts.Authorizer != nil {
+		keep = func(name string) bool { return a.allowed(r, auth.Repository(name, auth.ActionPull)) }
+	}
+	repos, more, err := a.reg.Catalog(r.Context(), last, n, keep)
 	if err != nil {
 		serveError(w, r, err)
 		return

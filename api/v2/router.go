@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	Version string
 	// Logger receives one access log entry per request; nil logs nothing.
 	Logger logrus.FieldLogger
+	// Authorizer decides who may do what; nil lets everyone do everything.
+	Authorizer auth.Authorizer
 }
 
 // API is the registry's HTTP handler.
@@ -69,20 +72,21 @@ func NewHandler(reg *storage.Registry, opts Options) http.Handler {
 	r.StrictSlash(false)
 
 	const name = "{name:[^_].*?}"
-	r.HandleFunc("/v2/", a.base).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v2/_catalog", a.catalog).Methods(http.MethodGet)
-	r.HandleFunc("/v2/"+name+"/tags/list", a.withRepo(a.tagsList)).Methods(http.MethodGet)
-	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.getManifest)).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.writeGuard(a.putManifest))).Methods(http.MethodPut)
-	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.deleteGuard(a.deleteManifest))).Methods(http.MethodDelete)
-	r.HandleFunc("/v2/"+name+"/referrers/{digest}", a.withRepo(a.referrers)).Methods(http.MethodGet)
-	r.HandleFunc("/v2/"+name+"/blobs/uploads/", a.withRepo(a.writeGuard(a.startUpload))).Methods(http.MethodPost)
-	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.uploadStatus)).Methods(http.MethodGet)
-	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.patchUpload))).Methods(http.MethodPatch)
-	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.putUpload))).Methods(http.MethodPut)
-	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.cancelUpload))).Methods(http.MethodDelete)
-	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.getBlob)).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.deleteGuard(a.deleteBlob))).Methods(http.MethodDelete)
+	pull, push, del := auth.ActionPull, auth.ActionPush, auth.ActionDelete
+	r.HandleFunc("/v2/", a.authorized(nil, a.base)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/_catalog", a.authorized([]auth.Access{auth.Catalog}, a.catalog)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/tags/list", a.withRepo(a.tagsList, pull)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.getManifest, pull)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.writeGuard(a.putManifest), pull, push)).Methods(http.MethodPut)
+	r.HandleFunc("/v2/"+name+"/manifests/{reference}", a.withRepo(a.deleteGuard(a.deleteManifest), del)).Methods(http.MethodDelete)
+	r.HandleFunc("/v2/"+name+"/referrers/{digest}", a.withRepo(a.referrers, pull)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/", a.withRepo(a.writeGuard(a.startUpload), pull, push)).Methods(http.MethodPost)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.uploadStatus, pull, push)).Methods(http.MethodGet)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.patchUpload), pull, push)).Methods(http.MethodPatch)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.putUpload), pull, push)).Methods(http.MethodPut)
+	r.HandleFunc("/v2/"+name+"/blobs/uploads/{uuid}", a.withRepo(a.writeGuard(a.cancelUpload), pull, push)).Methods(http.MethodDelete)
+	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.getBlob, pull)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v2/"+name+"/blobs/{digest}", a.withRepo(a.deleteGuard(a.deleteBlob), del)).Methods(http.MethodDelete)
 	r.NotFoundHandler = http.HandlerFunc(notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	a.router = r
@@ -118,8 +122,10 @@ func clip(s string) string {
 // repoHandler is a handler for a route under a repository name.
 type repoHandler func(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error
 
-// withRepo validates the name and renders the handler's error, if any.
-func (a *API) withRepo(h repoHandler) http.HandlerFunc {
+// withRepo validates the name, asks the authorizer for the actions the
+// route needs on it, and renders the handler's error, if any. The name is
+// validated first so that an authorizer only ever sees valid names.
+func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw := mux.Vars(r)["name"]
 		name, err := url.PathUnescape(raw)
@@ -128,6 +134,13 @@ func (a *API) withRepo(h repoHandler) http.HandlerFunc {
 			name = raw
 		}
 		repo, err := a.reg.Repository(name)
+		if err == nil && a.opts.Authorizer != nil {
+			access := make([]auth.Access, len(actions))
+			for i, act := range actions {
+				access[i] = auth.Repository(name, act)
+			}
+			r, err = a.opts.Authorizer.Authorize(w, r, access...)
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -135,6 +148,25 @@ func (a *API) withRepo(h repoHandler) http.HandlerFunc {
 			serveError(w, r, err)
 		}
 	}
+}
+
+// authorized guards a route that is not under a repository.
+func (a *API) authorized(access []auth.Access, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.opts.Authorizer != nil {
+			var err error
+			if r, err = a.opts.Authorizer.Authorize(w, r, access...); err != nil {
+				serveError(w, r, err)
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+// allowed asks the authorizer a question while serving.
+func (a *API) allowed(r *http.Request, access auth.Access) bool {
+	return a.opts.Authorizer == nil || a.opts.Authorizer.Allowed(r, access)
 }
 
 // writeGuard refuses writes in read-only mode.

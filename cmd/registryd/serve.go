@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	v2 "github.com/registryd/registryd/api/v2"
@@ -150,6 +151,15 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
+
+	// The lease tells garbage-collect (here or on another host sharing the
+	// storage) that a registry is serving it, and whether it accepts writes.
+	release, err := reg.RegisterInstance(ctx, uuid.NewString(), cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("registering with the storage: %w", err)
+	}
+	defer release()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
