@@ -224,7 +224,7 @@ middleware:
 		t.Fatal(err)
 	}
 	all := strings.Join(c.Warnings, "\n")
-	for _, k := range []string{"auth", "notifications", "redis", "proxy", "http.debug", "http.http2", "health.storagedriver", "validation", "middleware"} {
+	for _, k := range []string{"auth", "notifications", "redis", "proxy", "http.http2", "validation", "middleware"} {
 		if !strings.Contains(all, "configuration key "+k+" is not implemented yet") {
 			t.Errorf("no warning for %s in:\n%s", k, all)
 		}

@@ -108,11 +108,11 @@ func schema() *key {
 				"ciphersuites": todo(kStrings),
 				"letsencrypt":  opaque(),
 			}),
-			"debug": section(false, map[string]*key{
-				"addr": todo(kString),
-				"prometheus": section(false, map[string]*key{
-					"enabled": todo(kBool),
-					"path":    todo(kString),
+			"debug": section(true, map[string]*key{
+				"addr": leaf(kString),
+				"prometheus": section(true, map[string]*key{
+					"enabled": leaf(kBool),
+					"path":    leaf(kString),
 				}),
 				"tls": opaque(),
 			}),
@@ -122,10 +122,10 @@ func schema() *key {
 		"notifications": opaqueSecret(),
 		"redis":         opaqueSecret(),
 		"health": section(true, map[string]*key{
-			"storagedriver": section(false, map[string]*key{
-				"enabled":   todo(kBool),
-				"interval":  todo(kDuration),
-				"threshold": todo(kInt),
+			"storagedriver": section(true, map[string]*key{
+				"enabled":   leaf(kBool),
+				"interval":  leaf(kDuration),
+				"threshold": leaf(kInt),
 			}),
 			"file": opaque(),
 			"http": opaque(),

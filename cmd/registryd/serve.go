@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 
 	v2 "github.com/registryd/registryd/api/v2"
 	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/health"
+	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
@@ -102,6 +105,12 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		return err
 	}
+	instanceID := uuid.NewString()
+	var m *metrics.Metrics
+	if cfg.HTTP.Debug.Prometheus.Enabled {
+		m = metrics.New()
+		d = m.Driver(d)
+	}
 	reg := storage.New(d, storage.Options{})
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
@@ -113,7 +122,16 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Version:           version,
 		Logger:            log,
 	})
-	handler := v2.Middleware(api, log)
+	var apiHandler http.Handler = api
+	if m != nil {
+		apiHandler = m.Middleware(apiHandler)
+	}
+	checker := health.New(d, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, cfg.Health.StorageDriver.Threshold)
+	root := http.NewServeMux()
+	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
+	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
+	root.Handle("/", apiHandler)
+	handler := v2.Middleware(root, log)
 
 	network := cfg.HTTP.Net
 	if network == "" {
@@ -148,13 +166,27 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	if hc := cfg.Health.StorageDriver; hc.Enabled {
+		go checker.Run(bg, hc.Interval)
+	}
+	if cfg.HTTP.Debug.Addr != "" {
+		dln, err := net.Listen("tcp", cfg.HTTP.Debug.Addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http.debug.addr: listen on %s: %w", cfg.HTTP.Debug.Addr, err)
+		}
+		dsrv := &http.Server{Handler: debugHandler(m, cfg.HTTP.Debug.Prometheus.Path), ReadHeaderTimeout: 30 * time.Second}
+		go dsrv.Serve(dln)
+		defer dsrv.Close()
+		log.WithField("addr", dln.Addr().String()).Info("debug listener (metrics, pprof)")
+	}
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
 
 	// The lease tells garbage-collect (here or on another host sharing the
 	// storage) that a registry is serving it, and whether it accepts writes.
-	release, err := reg.RegisterInstance(ctx, uuid.NewString(), cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
+	release, err := reg.RegisterInstance(ctx, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("registering with the storage: %w", err)
@@ -211,4 +243,22 @@ func purgeUploads(ctx context.Context, reg *storage.Registry, age, interval time
 		}
 		t.Reset(interval)
 	}
+}
+
+// debugHandler serves the debug listener: Prometheus metrics (when
+// enabled) and pprof. It is never mounted on the registry's own listener.
+func debugHandler(m *metrics.Metrics, metricsPath string) http.Handler {
+	mux := http.NewServeMux()
+	if m != nil {
+		if metricsPath == "" {
+			metricsPath = "/metrics"
+		}
+		mux.Handle(metricsPath, m.Handler())
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

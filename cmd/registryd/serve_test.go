@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+
+	"github.com/registryd/registryd/config"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs serve in-process with cfg and returns its base URL.
+func startServe(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	go func() { done <- serve(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	base := "http://" + cfg.HTTP.Addr
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(base + "/v2/"); err == nil {
+			resp.Body.Close()
+			return base
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("serve did not start")
+	return ""
+}
+
+func get(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestServeHealthMetricsRequestID(t *testing.T) {
+	cfg := config.Default()
+	cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+	cfg.HTTP.Addr = freeAddr(t)
+	cfg.HTTP.Debug.Addr = freeAddr(t)
+	cfg.HTTP.Debug.Prometheus.Enabled = true
+	base := startServe(t, cfg)
+
+	if code, body, _ := get(t, base+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Fatalf("healthz: %d %q", code, body)
+	}
+	if code, body, _ := get(t, base+"/readyz"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Fatalf("readyz: %d %q", code, body)
+	}
+	_, _, h := get(t, base+"/v2/")
+	if h.Get("X-Request-Id") == "" || h.Get("X-Registry-Version") != version {
+		t.Fatalf("headers: %v", h)
+	}
+	// a client's own request id comes back
+	req, _ := http.NewRequest("GET", base+"/v2/", nil)
+	req.Header.Set("X-Request-Id", "trace-123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "trace-123" {
+		t.Fatalf("request id not kept: %q", resp.Header.Get("X-Request-Id"))
+	}
+
+	// push and pull a blob, then the counters show it
+	blob := []byte("metrics blob")
+	d := digest.FromBytes(blob)
+	resp, err = http.Post(base+"/v2/m/blobs/uploads/?digest="+d.String(), "application/octet-stream", bytes.NewReader(blob))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("push: %v %v", err, resp.Status)
+	}
+	resp.Body.Close()
+	if code, body, _ := get(t, base+"/v2/m/blobs/"+d.String()); code != 200 || body != string(blob) {
+		t.Fatalf("pull: %d", code)
+	}
+	_, metricsText, _ := get(t, "http://"+cfg.HTTP.Debug.Addr+"/metrics")
+	for _, want := range []string{
+		`registryd_http_requests_total{code="201",method="POST",route="upload"} 1`,
+		`registryd_http_requests_total{code="200",method="GET",route="blob"} 1`,
+		`registryd_content_served_total{kind="blob"} 1`,
+		`registryd_http_request_bytes_total{route="upload"} 12`,
+		`registryd_storage_operation_duration_seconds_count{driver="filesystem",op="put_content"}`,
+		`registryd_http_uploads_in_flight 0`,
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if code, _, _ := get(t, "http://"+cfg.HTTP.Debug.Addr+"/debug/pprof/"); code != 200 {
+		t.Errorf("pprof on the debug listener: %d", code)
+	}
+	if code, _, _ := get(t, base+"/debug/pprof/"); code == 200 {
+		t.Errorf("pprof served on the registry listener")
+	}
+	if code, _, _ := get(t, base+"/metrics"); code == 200 {
+		t.Errorf("metrics served on the registry listener")
+	}
+}
+
+func TestServeReadOnly(t *testing.T) {
+	cfg := config.Default()
+	cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+	cfg.HTTP.Addr = freeAddr(t)
+	cfg.Storage.Maintenance.ReadOnly.Enabled = true
+	base := startServe(t, cfg)
+	if code, body, _ := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "read-only") {
+		t.Fatalf("readyz: %d %q", code, body)
+	}
+	resp, err := http.Post(base+"/v2/m/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.Contains(string(b), "UNSUPPORTED") {
+		t.Fatalf("push in read-only mode: %d %s", resp.StatusCode, b)
+	}
+	if code, _, _ := get(t, base+"/v2/_catalog"); code != 200 {
+		t.Fatalf("catalog in read-only mode: %d", code)
+	}
+}
+
+func TestReadyzFailsWhenStorageBreaks(t *testing.T) {
+	cfg := config.Default()
+	root := t.TempDir()
+	cfg.Storage.Filesystem.RootDirectory = root
+	cfg.HTTP.Addr = freeAddr(t)
+	base := startServe(t, cfg)
+	if code, _, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("readyz: %d", code)
+	}
+	// replace the storage directory by a file: nothing can be written
+	if err := removeAndBlock(root); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "not ready") {
+		t.Fatalf("readyz with broken storage: %d %q", code, body)
+	}
+	if code, _, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz must stay up: %d", code)
+	}
+}

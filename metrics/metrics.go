@@ -1,0 +1,263 @@
+// Package metrics instruments registryd for Prometheus: HTTP requests by
+// route, method and status, their latency, bytes in and out, uploads in
+// flight, blobs and manifests served, and the latency of every storage
+// driver operation. Metrics live in a registry of their own (no global
+// state) exposed on the debug listener only.
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/registryd/registryd/storage/driver"
+)
+
+// Metrics holds registryd's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	bytesIn       *prometheus.CounterVec
+	bytesOut      *prometheus.CounterVec
+	uploads       prometheus.Gauge
+	served        *prometheus.CounterVec
+	driverLatency *prometheus.HistogramVec
+	driverErrors  *prometheus.CounterVec
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "registryd", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time to serve a request, by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route", "method"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "http", Name: "request_bytes_total",
+			Help: "Bytes received in request bodies, by route.",
+		}, []string{"route"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "http", Name: "response_bytes_total",
+			Help: "Bytes sent in response bodies, by route.",
+		}, []string{"route"}),
+		uploads: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "registryd", Subsystem: "http", Name: "uploads_in_flight",
+			Help: "Blob upload requests (POST, PATCH, PUT of an upload) being served.",
+		}),
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Name: "content_served_total",
+			Help: "Successful GETs of blobs and manifests.",
+		}, []string{"kind"}),
+		driverLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "registryd", Subsystem: "storage", Name: "operation_duration_seconds",
+			Help:    "Latency of storage driver operations.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"driver", "op"}),
+		driverErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "storage", Name: "operation_errors_total",
+			Help: "Storage driver operations that failed other than with path not found.",
+		}, []string{"driver", "op"}),
+	}
+	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploads, m.served,
+		m.driverLatency, m.driverErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Route classifies a request path into a low-cardinality route label;
+// repository names and digests never become label values.
+func Route(method, p string) string {
+	switch {
+	case p == "/v2/" || p == "/v2":
+		return "base"
+	case p == "/v2/_catalog":
+		return "catalog"
+	case !strings.HasPrefix(p, "/v2/"):
+		return "other"
+	case strings.HasSuffix(p, "/tags/list"):
+		return "tags"
+	case strings.Contains(p, "/blobs/uploads/"):
+		return "upload"
+	case strings.Contains(p, "/manifests/"):
+		return "manifest"
+	case strings.Contains(p, "/blobs/"):
+		return "blob"
+	case strings.Contains(p, "/referrers/"):
+		return "referrers"
+	}
+	return "other"
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile working through the wrapper.
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Middleware records every request.
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		route := Route(r.Method, r.URL.Path)
+		if route == "upload" {
+			m.uploads.Inc()
+			defer m.uploads.Dec()
+		}
+		var body *countingReader
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingReader{ReadCloser: r.Body}
+			r.Body = body
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		if body != nil {
+			m.bytesIn.WithLabelValues(route).Add(float64(body.n))
+		}
+		m.bytesOut.WithLabelValues(route).Add(float64(sw.bytes))
+		if r.Method == http.MethodGet && (status == http.StatusOK || status == http.StatusPartialContent) && (route == "blob" || route == "manifest") {
+			m.served.WithLabelValues(route).Inc()
+		}
+	})
+}
+
+// Driver wraps a storage driver so that every operation is timed.
+func (m *Metrics) Driver(d driver.StorageDriver) driver.StorageDriver {
+	return &instrumented{StorageDriver: d, m: m, name: d.Name()}
+}
+
+type instrumented struct {
+	driver.StorageDriver
+	m    *Metrics
+	name string
+}
+
+func (i *instrumented) observe(op string, start time.Time, err error) {
+	i.m.driverLatency.WithLabelValues(i.name, op).Observe(time.Since(start).Seconds())
+	if err != nil && !isNotFound(err) {
+		i.m.driverErrors.WithLabelValues(i.name, op).Inc()
+	}
+}
+
+func isNotFound(err error) bool {
+	_, ok := err.(driver.PathNotFoundError)
+	return ok
+}
+
+func (i *instrumented) GetContent(ctx context.Context, p string) (b []byte, err error) {
+	defer func(t time.Time) { i.observe("get_content", t, err) }(time.Now())
+	return i.StorageDriver.GetContent(ctx, p)
+}
+
+func (i *instrumented) PutContent(ctx context.Context, p string, b []byte) (err error) {
+	defer func(t time.Time) { i.observe("put_content", t, err) }(time.Now())
+	return i.StorageDriver.PutContent(ctx, p, b)
+}
+
+// Reader is timed to the open; the stream itself is untouched so that the
+// filesystem driver's *os.File still reaches sendfile.
+func (i *instrumented) Reader(ctx context.Context, p string, off int64) (rc io.ReadCloser, err error) {
+	defer func(t time.Time) { i.observe("reader", t, err) }(time.Now())
+	return i.StorageDriver.Reader(ctx, p, off)
+}
+
+func (i *instrumented) Writer(ctx context.Context, p string, app bool) (w driver.FileWriter, err error) {
+	defer func(t time.Time) { i.observe("writer", t, err) }(time.Now())
+	return i.StorageDriver.Writer(ctx, p, app)
+}
+
+func (i *instrumented) Stat(ctx context.Context, p string) (fi driver.FileInfo, err error) {
+	defer func(t time.Time) { i.observe("stat", t, err) }(time.Now())
+	return i.StorageDriver.Stat(ctx, p)
+}
+
+func (i *instrumented) List(ctx context.Context, p string) (l []string, err error) {
+	defer func(t time.Time) { i.observe("list", t, err) }(time.Now())
+	return i.StorageDriver.List(ctx, p)
+}
+
+func (i *instrumented) Move(ctx context.Context, src, dst string) (err error) {
+	defer func(t time.Time) { i.observe("move", t, err) }(time.Now())
+	return i.StorageDriver.Move(ctx, src, dst)
+}
+
+func (i *instrumented) Delete(ctx context.Context, p string) (err error) {
+	defer func(t time.Time) { i.observe("delete", t, err) }(time.Now())
+	return i.StorageDriver.Delete(ctx, p)
+}
+
+func (i *instrumented) Walk(ctx context.Context, p string, fn driver.WalkFn) (err error) {
+	defer func(t time.Time) { i.observe("walk", t, err) }(time.Now())
+	return i.StorageDriver.Walk(ctx, p, fn)
+}
