@@ -1,0 +1,592 @@
+// Package gc is registryd's garbage collector: it removes the manifests,
+// layer links and blobs that nothing live references, and abandoned
+// uploads, from a storage that no writable registry is serving.
+//
+// # Safe by construction
+//
+// A collection has two phases. Mark reads every repository and builds the
+// set of digests that must stay: the roots (every revision, or only the
+// tagged manifests with DeleteUntagged), the children of live indexes, the
+// config and layers of live manifests, and, to a fixpoint, the referrers of
+// live manifests. Nothing is removed until the mark of every repository
+// has completed without error; a failure in mark returns with the storage
+// untouched. A live root whose content is missing or corrupt is such a
+// failure: what it references cannot be known.
+//
+// Sweep then removes, in this order: untagged revisions that are not live
+// (DeleteUntagged), repository links to blobs that are not marked, blobs
+// that are not marked, old uploads. Links go before the content they point
+// at, so at every moment each remaining link names existing content, and a
+// crash at any point leaves a storage whose live images are whole: sweep
+// only ever removes what mark found to be garbage, in any order. When a
+// removal fails, what it was to remove is marked live instead (a revision
+// that could not be removed keeps its blobs), so the rest of the sweep stays
+// consistent with what is still linked.
+//
+// Memory is proportional to the number of live digests (the global mark
+// set) plus, for one repository at a time, its revisions; blobs are
+// streamed.
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/storage"
+)
+
+// Options tune a collection.
+type Options struct {
+	// DryRun removes nothing; the report lists exactly what a real run
+	// would remove.
+	DryRun bool
+	// DeleteUntagged removes manifest revisions that no tag reaches (not
+	// tagged, not a child of a live index, not a referrer of a live
+	// manifest), and then the blobs only they referenced. Without it every
+	// revision is live.
+	DeleteUntagged bool
+	// UploadsOlderThan removes uploads started longer ago than this; 0
+	// leaves uploads alone.
+	UploadsOlderThan time.Duration
+	// Progress receives a progress line every ProgressEvery; nil is quiet.
+	Progress io.Writer
+	// ProgressEvery is the progress period; 0 selects 5s.
+	ProgressEvery time.Duration
+	// ListRemoved fills Report.Removed on a real run too (a dry run always
+	// fills it).
+	ListRemoved bool
+	// Guard, when set, is called before mark, before the sweep starts,
+	// before each kind of removal and every few seconds while removing;
+	// an error stops the collection there. The command uses it to stop as
+	// soon as a writable registry starts serving the storage.
+	Guard func(ctx context.Context) error
+}
+
+// Kind is the kind of a removed item.
+type Kind string
+
+// Kinds of removed items.
+const (
+	KindManifest  Kind = "manifest"   // a revision of a repository
+	KindLayerLink Kind = "layer-link" // a repository's link to a blob
+	KindBlob      Kind = "blob"       // content in the store
+)
+
+// Item is one thing removed (or that a dry run would remove).
+type Item struct {
+	Kind       Kind
+	Repository string // "" for blobs
+	Digest     digest.Digest
+	Size       int64 // bytes, for blobs
+}
+
+func (it Item) String() string {
+	switch it.Kind {
+	case KindManifest:
+		return fmt.Sprintf("manifest   %s@%s", it.Repository, it.Digest)
+	case KindLayerLink:
+		return fmt.Sprintf("layer link %s -> %s", it.Repository, it.Digest)
+	default:
+		return fmt.Sprintf("blob       %s (%s)", it.Digest, FormatBytes(it.Size))
+	}
+}
+
+// Report is what a collection did (or, dry, would do).
+type Report struct {
+	DryRun            bool
+	DeleteUntagged    bool
+	Repositories      int // repositories found
+	ManifestsMarked   int // live manifests, counted per repository
+	BlobsMarked       int // distinct live digests: manifests, configs, layers
+	ManifestsRemoved  int // revisions removed (DeleteUntagged)
+	LayerLinksRemoved int
+	BlobsRemoved      int
+	BytesReclaimed    int64 // size of the removed blobs
+	UploadsRemoved    int
+	Duration          time.Duration
+	// Removed lists every removed item in the order of removal (dry run,
+	// or ListRemoved). Uploads are only counted.
+	Removed []Item
+	// Warnings are problems that did not stop the collection: children of
+	// live indexes that are missing from the store (a sparse index) or
+	// corrupt. A root (a tagged manifest, or any revision without
+	// DeleteUntagged) that cannot be read stops the collection instead,
+	// since what it references cannot be known.
+	Warnings []string
+}
+
+// Summary formats the report's counters for people.
+func (r Report) Summary() string {
+	var b strings.Builder
+	verb := "removed"
+	if r.DryRun {
+		verb = "would be removed"
+		b.WriteString("garbage collection, dry run: nothing was removed\n")
+	} else {
+		b.WriteString("garbage collection complete\n")
+	}
+	fmt.Fprintf(&b, "  repositories:        %d\n", r.Repositories)
+	fmt.Fprintf(&b, "  manifests marked:    %d\n", r.ManifestsMarked)
+	fmt.Fprintf(&b, "  blobs marked:        %d\n", r.BlobsMarked)
+	if r.DeleteUntagged {
+		fmt.Fprintf(&b, "  manifests %s: %d\n", verb, r.ManifestsRemoved)
+	}
+	fmt.Fprintf(&b, "  layer links %s: %d\n", verb, r.LayerLinksRemoved)
+	fmt.Fprintf(&b, "  blobs %s:  %d (%s)\n", verb, r.BlobsRemoved, FormatBytes(r.BytesReclaimed))
+	fmt.Fprintf(&b, "  uploads %s: %d\n", verb, r.UploadsRemoved)
+	fmt.Fprintf(&b, "  duration:            %s\n", r.Duration.Round(time.Millisecond))
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "  warning: %s\n", w)
+	}
+	return b.String()
+}
+
+// FormatBytes formats a size with binary units.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// guardEvery is how often Guard is consulted while removing.
+const guardEvery = 5 * time.Second
+
+// collector is the state of one Run.
+type collector struct {
+	reg  *storage.Registry
+	opts Options
+
+	// marks is the global mark set: every digest something live needs.
+	marks map[digest.Digest]struct{}
+	// broken are live roots whose references cannot be read: the marks
+	// are incomplete while there is one.
+	broken []error
+	// pending are the revisions to remove, by repository, in walk order.
+	pending []pendingRevisions
+
+	mu       sync.Mutex // guards removed, warnings and phase
+	removed  []Item
+	warnings []string
+	phase    string
+
+	repos, manifestsMarked, blobsMarked          atomic.Int64
+	manifestsRemoved, linksRemoved, blobsRemoved atomic.Int64
+	bytesReclaimed, uploadsRemoved               atomic.Int64
+	lastGuard                                    time.Time
+}
+
+type pendingRevisions struct {
+	repo    *storage.Repository
+	digests []digest.Digest
+}
+
+// Run collects garbage in reg. It returns the report of what was done even
+// when it fails; the error joins every failure. See the package comment for
+// the guarantees.
+func Run(ctx context.Context, reg *storage.Registry, opts Options) (Report, error) {
+	start := time.Now()
+	c := &collector{reg: reg, opts: opts, marks: make(map[digest.Digest]struct{}), phase: "starting"}
+	stop := c.startProgress(start)
+	err := c.run(ctx)
+	stop()
+	rep := Report{
+		DryRun:            opts.DryRun,
+		DeleteUntagged:    opts.DeleteUntagged,
+		Repositories:      int(c.repos.Load()),
+		ManifestsMarked:   int(c.manifestsMarked.Load()),
+		BlobsMarked:       int(c.blobsMarked.Load()),
+		ManifestsRemoved:  int(c.manifestsRemoved.Load()),
+		LayerLinksRemoved: int(c.linksRemoved.Load()),
+		BlobsRemoved:      int(c.blobsRemoved.Load()),
+		BytesReclaimed:    c.bytesReclaimed.Load(),
+		UploadsRemoved:    int(c.uploadsRemoved.Load()),
+		Duration:          time.Since(start),
+		Warnings:          c.warnings,
+	}
+	if opts.DryRun || opts.ListRemoved {
+		rep.Removed = c.removed
+	}
+	return rep, err
+}
+
+func (c *collector) run(ctx context.Context) error {
+	if err := c.guard(ctx, true); err != nil {
+		return err
+	}
+	c.setPhase("marking")
+	if err := c.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
+		return c.markRepo(ctx, repo)
+	}); err != nil {
+		return fmt.Errorf("gc: mark failed, nothing was removed: %w", err)
+	}
+	if len(c.broken) > 0 {
+		return fmt.Errorf("gc: nothing was removed: %d live manifests cannot be read, so what they reference is unknown; "+
+			"restore their content, or delete them (or the tags pointing at them), then run again:\n%w",
+			len(c.broken), errors.Join(c.broken...))
+	}
+	c.blobsMarked.Store(int64(len(c.marks)))
+	if err := c.guard(ctx, true); err != nil {
+		return fmt.Errorf("gc: nothing was removed: %w", err)
+	}
+
+	var errs []error
+	// 1. Revisions. A batch that fails is marked live again before any
+	// blob goes, so that whatever is left of it keeps its content.
+	c.setPhase("removing manifests")
+	if err := c.guard(ctx, true); err != nil {
+		return err
+	}
+	for _, p := range c.pending {
+		if err := c.guard(ctx, false); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if c.opts.DryRun {
+			c.manifestsRemoved.Add(int64(len(p.digests)))
+			c.record(manifestItems(p)...)
+			continue
+		}
+		if err := p.repo.RemoveRevisions(ctx, p.digests); err != nil {
+			errs = append(errs, fmt.Errorf("gc: removing manifests of %s: %w", p.repo.Name(), err))
+			if err := c.remark(ctx, p); err != nil {
+				// The mark set is no longer known to be complete.
+				errs = append(errs, fmt.Errorf("gc: no blob was removed: %w", err))
+				return errors.Join(errs...)
+			}
+			continue
+		}
+		c.manifestsRemoved.Add(int64(len(p.digests)))
+		c.record(manifestItems(p)...)
+	}
+	c.pending = nil
+	c.blobsMarked.Store(int64(len(c.marks)))
+
+	// 2. Layer links to blobs that are about to go. A link that cannot be
+	// removed keeps its blob.
+	c.setPhase("removing layer links")
+	if err := c.guard(ctx, true); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	err := c.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
+		return repo.LayerLinks(ctx, func(d digest.Digest) error {
+			if c.marked(d) {
+				return nil
+			}
+			if err := c.guard(ctx, false); err != nil {
+				return err
+			}
+			if !c.opts.DryRun {
+				if err := repo.UnlinkLayer(ctx, d); err != nil {
+					errs = append(errs, fmt.Errorf("gc: unlinking %s from %s: %w", d, repo.Name(), err))
+					c.marks[d] = struct{}{}
+					return nil
+				}
+			}
+			c.linksRemoved.Add(1)
+			c.record(Item{Kind: KindLayerLink, Repository: repo.Name(), Digest: d})
+			return nil
+		})
+	})
+	if err != nil {
+		// Links that were not reached still point at their blobs: no blob
+		// may go.
+		errs = append(errs, fmt.Errorf("gc: removing layer links, no blob was removed: %w", err))
+		return errors.Join(errs...)
+	}
+
+	// 3. Blobs.
+	c.setPhase("removing blobs")
+	if err := c.guard(ctx, true); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	err = c.reg.WalkBlobs(ctx, func(d digest.Digest, size int64) error {
+		if c.marked(d) {
+			return nil
+		}
+		if err := c.guard(ctx, false); err != nil {
+			return err
+		}
+		if !c.opts.DryRun {
+			if err := c.reg.DeleteBlobContent(ctx, d); err != nil {
+				errs = append(errs, fmt.Errorf("gc: removing blob %s: %w", d, err))
+				return nil
+			}
+		}
+		c.blobsRemoved.Add(1)
+		c.bytesReclaimed.Add(size)
+		c.record(Item{Kind: KindBlob, Digest: d, Size: size})
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("gc: removing blobs: %w", err))
+	}
+
+	// 4. Uploads.
+	if c.opts.UploadsOlderThan > 0 && ctx.Err() == nil {
+		c.setPhase("removing uploads")
+		n, err := c.reg.PurgeUploads(ctx, time.Now().Add(-c.opts.UploadsOlderThan), c.opts.DryRun)
+		c.uploadsRemoved.Store(int64(n))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc: removing uploads: %w", err))
+		}
+	}
+	c.setPhase("done")
+	return errors.Join(errs...)
+}
+
+func manifestItems(p pendingRevisions) []Item {
+	out := make([]Item, len(p.digests))
+	for i, d := range p.digests {
+		out[i] = Item{Kind: KindManifest, Repository: p.repo.Name(), Digest: d}
+	}
+	return out
+}
+
+// markRepo marks what one repository keeps live, and queues the revisions
+// it no longer needs (DeleteUntagged).
+func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) error {
+	c.repos.Add(1)
+	tags, err := repo.TagsAndTargets(ctx)
+	if err != nil {
+		return err
+	}
+	// Roots: the tagged manifests. A tag whose target is not a revision
+	// (it cannot be pulled) still protects what the target references:
+	// keeping too much is the safe mistake.
+	var roots []digest.Digest
+	for _, d := range tags {
+		roots = append(roots, d)
+	}
+	sortDigests(roots)
+
+	var revisions []digest.Digest
+	// subject -> referrers among the revisions; only needed when some
+	// revisions may die.
+	referrers := make(map[digest.Digest][]digest.Digest)
+	err = repo.Revisions(ctx, func(d digest.Digest) error {
+		revisions = append(revisions, d)
+		if !c.opts.DeleteUntagged {
+			return nil
+		}
+		refs, problem, err := c.references(ctx, d)
+		if err != nil {
+			return err
+		}
+		if problem == nil && refs.Subject != "" {
+			referrers[refs.Subject] = append(referrers[refs.Subject], d)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", repo.Name(), err)
+	}
+	if !c.opts.DeleteUntagged {
+		roots = append(roots, revisions...)
+	}
+
+	// A root must be readable: it can be pulled (or a tag says it should
+	// be), and what it references is only known from its content. A child
+	// of an index may be absent (a sparse index from the reference
+	// registry); a referrer was read above.
+	rootSet := make(map[digest.Digest]struct{}, len(roots))
+	for _, d := range roots {
+		rootSet[d] = struct{}{}
+	}
+	live := make(map[digest.Digest]struct{}, len(roots))
+	work := roots
+	for len(work) > 0 {
+		d := work[len(work)-1]
+		work = work[:len(work)-1]
+		if _, ok := live[d]; ok {
+			continue
+		}
+		live[d] = struct{}{}
+		c.manifestsMarked.Add(1)
+		c.mark(d)
+		refs, problem, err := c.references(ctx, d)
+		if err != nil {
+			return fmt.Errorf("repository %s: %w", repo.Name(), err)
+		}
+		if problem != nil {
+			if _, ok := rootSet[d]; ok {
+				c.broken = append(c.broken, fmt.Errorf("%s@%s: %w", repo.Name(), d, problem))
+			} else {
+				c.warn(fmt.Sprintf("%s@%s (in a live index): %v", repo.Name(), d, problem))
+			}
+		} else {
+			for _, b := range refs.Blobs {
+				c.mark(b)
+			}
+			work = append(work, refs.Manifests...)
+		}
+		// Referrers of a live manifest are live, and theirs in turn.
+		work = append(work, referrers[d]...)
+	}
+
+	if c.opts.DeleteUntagged {
+		var dead []digest.Digest
+		for _, d := range revisions {
+			if _, ok := live[d]; !ok {
+				dead = append(dead, d)
+			}
+		}
+		if len(dead) > 0 {
+			sortDigests(dead)
+			c.pending = append(c.pending, pendingRevisions{repo: repo, digests: dead})
+		}
+	}
+	return nil
+}
+
+// remark marks the revisions of a batch whose removal failed, and what
+// they reference, so that none of them loses content.
+func (c *collector) remark(ctx context.Context, p pendingRevisions) error {
+	work := append([]digest.Digest(nil), p.digests...)
+	seen := make(map[digest.Digest]struct{})
+	for len(work) > 0 {
+		d := work[len(work)-1]
+		work = work[:len(work)-1]
+		if _, ok := seen[d]; ok {
+			continue
+		}
+		seen[d] = struct{}{}
+		c.mark(d)
+		refs, problem, err := c.references(ctx, d)
+		if err != nil {
+			return err
+		}
+		if problem == nil {
+			for _, b := range refs.Blobs {
+				c.mark(b)
+			}
+			work = append(work, refs.Manifests...)
+		}
+	}
+	return nil
+}
+
+// references reads what manifest d references. problem is set when its
+// content is missing or corrupt: what it references cannot be known (and it
+// cannot be pulled). Any other failure is an error, which stops the mark.
+func (c *collector) references(ctx context.Context, d digest.Digest) (refs storage.References, problem, err error) {
+	b, err := c.reg.ManifestContent(ctx, d)
+	if err == nil {
+		refs, err = storage.ParseReferences(b)
+		if err == nil {
+			return refs, nil, nil
+		}
+	}
+	switch {
+	case storage.ErrNotFound(err):
+		return refs, errors.New("manifest content is missing from the store"), nil
+	case errors.Is(err, storage.ErrCorruptContent):
+		return refs, err, nil
+	default:
+		return refs, nil, fmt.Errorf("reading manifest %s: %w", d, err)
+	}
+}
+
+func (c *collector) mark(d digest.Digest) {
+	if _, ok := c.marks[d]; !ok {
+		c.marks[d] = struct{}{}
+		c.blobsMarked.Add(1)
+	}
+}
+
+func (c *collector) marked(d digest.Digest) bool {
+	_, ok := c.marks[d]
+	return ok
+}
+
+func (c *collector) record(items ...Item) {
+	if !c.opts.DryRun && !c.opts.ListRemoved {
+		return
+	}
+	c.mu.Lock()
+	c.removed = append(c.removed, items...)
+	c.mu.Unlock()
+}
+
+func (c *collector) warn(w string) {
+	c.mu.Lock()
+	c.warnings = append(c.warnings, w)
+	c.mu.Unlock()
+}
+
+func (c *collector) setPhase(p string) {
+	c.mu.Lock()
+	c.phase = p
+	c.mu.Unlock()
+}
+
+// guard consults Options.Guard: always with force, otherwise at most every
+// guardEvery.
+func (c *collector) guard(ctx context.Context, force bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.opts.Guard == nil || c.opts.DryRun {
+		return nil
+	}
+	if !force && time.Since(c.lastGuard) < guardEvery {
+		return nil
+	}
+	c.lastGuard = time.Now()
+	return c.opts.Guard(ctx)
+}
+
+// startProgress prints a line every ProgressEvery until the returned
+// function is called; that function returns once printing has stopped.
+func (c *collector) startProgress(start time.Time) func() {
+	if c.opts.Progress == nil {
+		return func() {}
+	}
+	every := c.opts.ProgressEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			phase := c.phase
+			c.mu.Unlock()
+			fmt.Fprintf(c.opts.Progress, "gc: %s: %d repositories, %d manifests and %d blobs marked; removed %d manifests, %d layer links, %d blobs (%s) [%s]\n",
+				phase, c.repos.Load(), c.manifestsMarked.Load(), c.blobsMarked.Load(),
+				c.manifestsRemoved.Load(), c.linksRemoved.Load(), c.blobsRemoved.Load(),
+				FormatBytes(c.bytesReclaimed.Load()), time.Since(start).Round(time.Second))
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+func sortDigests(ds []digest.Digest) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Installs everything `make test` needs on a Debian machine, idempotently:
+#
+#   - Debian packages: docker.io (dockerd + docker CLI for e2e/docker_test.go),
+#     skopeo, docker-registry (the reference registry, distribution 2.8, for
+#     e2e/compat_test.go), plus the basics (curl, git, make, gcc for -race).
+#     apt-get runs only when one of them is missing, so a warm run costs nothing.
+#   - Go tools pinned in tools/go.mod (the OCI distribution-spec conformance
+#     suite, crane, oras, regctl), built into $REPO/.cache/bin. A tool is rebuilt
+#     only when its binary is missing or older than tools/go.mod / tools/go.sum.
+#
+# Environment:
+#   REGISTRYD_TOOLS_BIN   where to put the tools (default: $REPO/.cache/bin)
+#   REGISTRYD_SKIP_APT=1  do not touch Debian packages (e.g. non-root developer)
+#   REGISTRYD_TOOLS_DISTRIBUTION=1
+#                         also build distribution v3's registry (tools/distribution,
+#                         a module of its own: heavy, ~4 min cold, for benchmarks
+#                         only) as $REGISTRYD_TOOLS_BIN/registry-v3
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="${REGISTRYD_TOOLS_BIN:-$root/.cache/bin}"
+export PATH="/usr/local/go/bin:$PATH"
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+apt_packages=(docker.io skopeo docker-registry curl ca-certificates git make gcc libc6-dev)
+
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+if [[ "${REGISTRYD_SKIP_APT:-}" != 1 ]]; then
+	missing=()
+	for p in "${apt_packages[@]}"; do
+		installed "$p" || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		sudo=()
+		if [[ "$(id -u)" != 0 ]]; then sudo=(sudo -n); fi
+		log "installing Debian packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		# Keep the packages' init scripts from starting a system dockerd or a
+		# docker-registry on :5000: the tests start their own, on their own
+		# sockets and ports. Only done when no policy-rc.d exists already.
+		policy=/usr/sbin/policy-rc.d
+		made_policy=0
+		if [[ ! -e "$policy" ]]; then
+			printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+			"${sudo[@]}" chmod 755 "$policy"
+			made_policy=1
+		fi
+		cleanup_policy() { if ((made_policy)); then "${sudo[@]}" rm -f "$policy"; fi; }
+		trap cleanup_policy EXIT
+		"${sudo[@]}" apt-get update -qq
+		"${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+			"${missing[@]}" >/dev/null
+		cleanup_policy
+		made_policy=0
+		trap - EXIT
+	else
+		log "Debian packages present: ${apt_packages[*]}"
+	fi
+fi
+
+# ---------------------------------------------------------------- Go
+if ! command -v go >/dev/null; then
+	log "go not found (expected /usr/local/go/bin/go)"
+	exit 1
+fi
+
+# ---------------------------------------------------------------- Go tools
+# tools/go.mod pins them with `tool` directives; `go build tool` builds them all.
+tools=(conformance crane oras regctl)
+stale=0
+for t in "${tools[@]}"; do
+	if [[ ! -x "$bin/$t" || "$root/tools/go.sum" -nt "$bin/$t" || "$root/tools/go.mod" -nt "$bin/$t" ]]; then
+		stale=1
+	fi
+done
+if ((stale)); then
+	log "building ${tools[*]} into $bin (first time: a few minutes)"
+	mkdir -p "$bin"
+	start=$SECONDS
+	(cd "$root/tools" && go build -mod=readonly -buildvcs=false -trimpath -o "$bin/" tool)
+	# `go build` leaves an up-to-date binary's mtime alone; mark them fresh.
+	for t in "${tools[@]}"; do touch "$bin/$t"; done
+	log "built tools in $((SECONDS - start))s"
+else
+	log "tools up to date in $bin"
+fi
+
+# Optional: distribution v3 (benchmarks). Its own module keeps its ~100
+# dependencies out of the tools above.
+if [[ "${REGISTRYD_TOOLS_DISTRIBUTION:-}" == 1 ]]; then
+	d="$root/tools/distribution"
+	if [[ ! -x "$bin/registry-v3" || "$d/go.sum" -nt "$bin/registry-v3" || "$d/go.mod" -nt "$bin/registry-v3" ]]; then
+		log "building distribution v3 registry into $bin/registry-v3 (first time: ~4 minutes)"
+		mkdir -p "$bin"
+		start=$SECONDS
+		(cd "$d" && go build -mod=readonly -buildvcs=false -trimpath -o "$bin/registry-v3" github.com/distribution/distribution/v3/cmd/registry)
+		touch "$bin/registry-v3"
+		log "built registry-v3 in $((SECONDS - start))s"
+	else
+		log "registry-v3 up to date"
+	fi
+fi
