@@ -276,6 +276,7 @@ func TestBlobRanges(t *testing.T) {
 		{"bytes=-2", 206, "89", "bytes 8-9/10"},
 		{"bytes=8-100", 206, "89", "bytes 8-9/10"},
 		{"bytes=10-", 416, "", "bytes */10"},
+		{"bytes=5-2", 416, "", "bytes */10"},
 		{"bytes=0-1,3-4", 200, "0123456789", ""},
 		{"garbage", 200, "0123456789", ""},
 	}

@@ -101,8 +101,12 @@ func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 	e := size - 1
 	if last != "" {
 		e, err = strconv.ParseInt(last, 10, 64)
-		if err != nil || e < s {
+		if err != nil {
 			return 0, size, false, true
+		}
+		if e < s {
+			// Well-formed but empty ("500-0"): nothing can satisfy it.
+			return 0, 0, false, false
 		}
 		if e >= size {
 			e = size - 1
