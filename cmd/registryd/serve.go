@@ -18,6 +18,7 @@ import (
 
 	v2 "github.com/registryd/registryd/api/v2"
 	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/health"
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/storage"
@@ -182,6 +183,19 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
+	}
+
+	// A collection in progress may be deleting what a push would link;
+	// serving writes now could lose data, serving pulls cannot.
+	if !cfg.Storage.Maintenance.ReadOnly.Enabled {
+		if live, err := reg.LiveInstances(ctx, time.Now(), gc.DefaultInstanceTTL); err == nil {
+			for _, in := range live {
+				if in.IsRole(storage.RoleGC) {
+					ln.Close()
+					return fmt.Errorf("garbage-collect (pid %d on %s) is running on this storage; wait for it to finish, or start with storage.maintenance.readonly.enabled: true", in.PID, in.Hostname)
+				}
+			}
+		}
 	}
 
 	// The lease tells garbage-collect (here or on another host sharing the

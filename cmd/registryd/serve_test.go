@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/storage"
 )
 
 func freeAddr(t *testing.T) string {
@@ -172,4 +173,30 @@ func TestReadyzFailsWhenStorageBreaks(t *testing.T) {
 	if code, _, _ := get(t, base+"/healthz"); code != 200 {
 		t.Fatalf("healthz must stay up: %d", code)
 	}
+}
+
+func TestServeRefusesWritesDuringGC(t *testing.T) {
+	cfg := config.Default()
+	cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+	cfg.HTTP.Addr = freeAddr(t)
+	d, err := newDriver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := storage.LocalInstance()
+	lease.ID, lease.Role = "gc-test", storage.RoleGC
+	release, err := storage.New(d, storage.Options{}).RegisterLease(context.Background(), lease, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	err = serve(context.Background(), cfg, log)
+	if err == nil || !strings.Contains(err.Error(), "garbage-collect") || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("serve during gc: %v", err)
+	}
+	// read-only is fine: it serves pulls while the collection runs
+	cfg.Storage.Maintenance.ReadOnly.Enabled = true
+	startServe(t, cfg)
 }
