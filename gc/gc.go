@@ -134,16 +134,17 @@ func (r Report) Summary() string {
 	} else {
 		b.WriteString("garbage collection complete\n")
 	}
-	fmt.Fprintf(&b, "  repositories:        %d\n", r.Repositories)
-	fmt.Fprintf(&b, "  manifests marked:    %d\n", r.ManifestsMarked)
-	fmt.Fprintf(&b, "  blobs marked:        %d\n", r.BlobsMarked)
+	line := func(label, value string) { fmt.Fprintf(&b, "  %-30s %s\n", label+":", value) }
+	line("repositories", fmt.Sprint(r.Repositories))
+	line("manifests marked", fmt.Sprint(r.ManifestsMarked))
+	line("blobs marked", fmt.Sprint(r.BlobsMarked))
 	if r.DeleteUntagged {
-		fmt.Fprintf(&b, "  manifests %s: %d\n", verb, r.ManifestsRemoved)
+		line("manifests "+verb, fmt.Sprint(r.ManifestsRemoved))
 	}
-	fmt.Fprintf(&b, "  layer links %s: %d\n", verb, r.LayerLinksRemoved)
-	fmt.Fprintf(&b, "  blobs %s:  %d (%s)\n", verb, r.BlobsRemoved, FormatBytes(r.BytesReclaimed))
-	fmt.Fprintf(&b, "  uploads %s: %d\n", verb, r.UploadsRemoved)
-	fmt.Fprintf(&b, "  duration:            %s\n", r.Duration.Round(time.Millisecond))
+	line("layer links "+verb, fmt.Sprint(r.LayerLinksRemoved))
+	line("blobs "+verb, fmt.Sprintf("%d (%s)", r.BlobsRemoved, FormatBytes(r.BytesReclaimed)))
+	line("uploads "+verb, fmt.Sprint(r.UploadsRemoved))
+	line("duration", r.Duration.Round(time.Millisecond).String())
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "  warning: %s\n", w)
 	}
@@ -249,9 +250,6 @@ func (c *collector) run(ctx context.Context) error {
 	// 1. Revisions. A batch that fails is marked live again before any
 	// blob goes, so that whatever is left of it keeps its content.
 	c.setPhase("removing manifests")
-	if err := c.guard(ctx, true); err != nil {
-		return err
-	}
 	for _, p := range c.pending {
 		if err := c.guard(ctx, false); err != nil {
 			return errors.Join(append(errs, err)...)

@@ -44,12 +44,13 @@ func newEnvOn(t testing.TB, d driver.StorageDriver) *env {
 var drivers = []struct {
 	name  string
 	seeds int64
+	ops   int // per round
 	modes []string
 	new   func(t testing.TB) driver.StorageDriver
 }{
-	{"inmemory", 8, []string{"keep-untagged", "delete-untagged", "alternate"},
+	{"inmemory", 8, 45, []string{"keep-untagged", "delete-untagged", "alternate"},
 		func(testing.TB) driver.StorageDriver { return inmemory.New() }},
-	{"filesystem", 2, []string{"alternate"}, func(t testing.TB) driver.StorageDriver {
+	{"filesystem", 1, 30, []string{"alternate"}, func(t testing.TB) driver.StorageDriver {
 		d, err := filesystem.New(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
