@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/registryd/registryd/storage/driver"
@@ -58,7 +59,7 @@ var errStopWalk error = stopWalk{}
 // walkCatalog visits the repositories below dir (whose name components so
 // far are prefix) in catalog order, skipping those not after lastParts.
 func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastParts []string, fn func(string) error) error {
-	children, err := r.driver.List(ctx, dir)
+	children, err := r.list(ctx, dir)
 	if isNotFound(err) {
 		return nil
 	}
@@ -69,6 +70,13 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastPart
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
 	onPath := lastParts != nil && depth < len(lastParts)
+	if onPath {
+		// Children are sorted: skip to the first one not before last's
+		// component at this depth instead of comparing them all.
+		prefix := dir + "/"
+		i := sort.SearchStrings(children, prefix+lastParts[depth])
+		children = children[i:]
+	}
 	for _, c := range children {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -398,7 +398,7 @@ func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
 }
 
 func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
-	ps, err := repo.reg.driver.List(ctx, tagsRoot(repo.name))
+	ps, err := repo.reg.list(ctx, tagsRoot(repo.name))
 	if isNotFound(err) {
 		return nil, nil
 	}
@@ -416,13 +416,16 @@ func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
 
 // Tags returns up to n tags after last, in lexical order, and whether more
 // follow. n < 0 means no limit. A repository that does not exist is
-// NAME_UNKNOWN; one that exists with no tags has an empty list.
+// NAME_UNKNOWN; one that exists with no tags has an empty list. The listing
+// comes sorted (and cached for large repositories), so a page costs a
+// binary search and the page itself.
 func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string, bool, error) {
-	tags, err := repo.allTags(ctx)
-	if err != nil {
-		return nil, false, err
+	root := tagsRoot(repo.name)
+	ps, err := repo.reg.list(ctx, root)
+	if err != nil && !isNotFound(err) {
+		return nil, false, storageErr(err)
 	}
-	if tags == nil {
+	if len(ps) == 0 {
 		ok, err := repo.Exists(ctx)
 		if err != nil {
 			return nil, false, err
@@ -431,19 +434,26 @@ func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string,
 			return nil, false, errcode.New(errcode.NameUnknown).WithDetail(map[string]string{"name": repo.name})
 		}
 	}
-	sort.Strings(tags)
+	prefix := root + "/"
+	i := 0
 	if last != "" {
-		i := sort.SearchStrings(tags, last)
-		if i < len(tags) && tags[i] == last {
+		i = sort.SearchStrings(ps, prefix+last)
+		if i < len(ps) && ps[i] == prefix+last {
 			i++
 		}
-		tags = tags[i:]
 	}
-	more := false
-	if n >= 0 && len(tags) > n {
-		tags, more = tags[:n], true
+	tags := []string{}
+	for ; i < len(ps); i++ {
+		t := strings.TrimPrefix(ps[i], prefix)
+		if !ValidTag(t) {
+			continue
+		}
+		if n >= 0 && len(tags) == n {
+			return tags, true, nil
+		}
+		tags = append(tags, t)
 	}
-	return tags, more, nil
+	return tags, false, nil
 }
 
 // Referrers lists the manifests in this repository whose subject is d, as

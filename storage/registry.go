@@ -44,6 +44,9 @@ type Registry struct {
 	// uploadLocks serialise requests on one upload within this process; two
 	// PATCHes racing on one upload would otherwise interleave their bytes.
 	uploadLocks keyedMutex
+
+	// lists caches the listings of large directories (see listcache.go).
+	lists *listCache
 }
 
 // New returns a Registry over d.
@@ -60,6 +63,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		driver:      d,
 		manifests:   newContentCache(cacheBytes),
 		maxManifest: maxManifest,
+		lists:       newListCache(2 << 20),
 	}
 }
 
