@@ -301,7 +301,7 @@ func TestOras(t *testing.T) {
 	}
 
 	// copy with referrers, tag, list tags
-	or("cp", "-r", ref, srv.Addr+"/e2e/oras-copy:v1")
+	runCmd(t, env, clientTimeout, oras, "cp", "-r", "--from-plain-http", "--to-plain-http", ref, srv.Addr+"/e2e/oras-copy:v1")
 	checkManifest(t, srv, "e2e/oras-copy", "v1", pushed.Digest, mtOCIManifest)
 	checkManifest(t, srv, "e2e/oras-copy", sig.Digest, sig.Digest, mtOCIManifest)
 	or("tag", ref, "v2")
