@@ -14,7 +14,7 @@ LABEL org.opencontainers.image.title="registryd" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 COPY bin/image/rootfs/ /
-COPY --chown=65532:65532 bin/image/rootfs/var/lib/registry /var/lib/registry
+COPY --chown=65532:65532 bin/image/volume/ /var/lib/registry/
 COPY deploy/config.yml /etc/registryd/config.yml
 
 USER 65532:65532

@@ -65,9 +65,17 @@ test: deps vet fmt-check
 	exit $$status
 
 # Static binary plus the few files the FROM-scratch Dockerfile copies.
+# bin/image/volume is an empty directory for
+#   COPY --chown=65532:65532 bin/image/volume/ /var/lib/registry/
+# which gives the non-root user its volume with both the legacy builder and
+# BuildKit, provided rootfs/ has no var/lib/registry (a --chown COPY onto an
+# existing directory leaves it root's; the legacy builder on vfs even fails
+# with "layer does not exist"). rootfs/var/lib/registry is made only while the
+# Dockerfile still names it.
 image:
 	rm -rf bin/image
-	mkdir -p bin/image/rootfs/usr/local/bin bin/image/rootfs/etc/ssl/certs bin/image/rootfs/var/lib/registry
+	mkdir -p bin/image/rootfs/usr/local/bin bin/image/rootfs/etc/ssl/certs bin/image/volume
+	if grep -q 'rootfs/var/lib/registry' Dockerfile; then mkdir -p bin/image/rootfs/var/lib/registry; fi
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/image/rootfs/usr/local/bin/registryd ./cmd/registryd
 	cp /etc/ssl/certs/ca-certificates.crt bin/image/rootfs/etc/ssl/certs/
 	printf 'root:x:0:0:root:/root:/sbin/nologin\nregistryd:x:65532:65532:registryd:/var/lib/registry:/sbin/nologin\n' > bin/image/rootfs/etc/passwd

@@ -65,7 +65,7 @@ func TestConformance(t *testing.T) {
 			srv := startRegistryd(t)
 			results := t.TempDir()
 			if d := os.Getenv("REGISTRYD_E2E_RESULTS_DIR"); d != "" {
-				results = filepath.Join(d, "oci-"+version)
+				results = filepath.Join(fromRoot(d), "oci-"+version)
 				must(t, os.RemoveAll(results))
 				must(t, os.MkdirAll(results, 0o755))
 			}

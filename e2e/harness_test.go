@@ -7,13 +7,13 @@
 // They need the tools that scripts/install-deps.sh installs (`make test` runs
 // it first); a missing tool fails the test with that hint.
 //
-// Environment:
+// Environment (relative paths are from the repository root):
 //
 //	REGISTRYD_E2E_BINARY=path      test this binary instead of building ./cmd/registryd
 //	                               (any binary run as `BIN serve config.yml`, e.g.
 //	                               /usr/bin/docker-registry to check the harness itself)
 //	REGISTRYD_E2E_REFERENCE=path   the reference registry (default /usr/bin/docker-registry)
-//	REGISTRYD_E2E_TOOLS_BIN=dir    where install-deps.sh put the tools (default ../.cache/bin)
+//	REGISTRYD_E2E_TOOLS_BIN=dir    where install-deps.sh put the tools (default .cache/bin)
 //	REGISTRYD_E2E_SKIP_DOCKER=1    skip the docker test (the only test that may be skipped)
 //	REGISTRYD_E2E_LOG_LEVEL=level  server log level (default error)
 //	REGISTRYD_E2E_RESULTS_DIR=dir  keep conformance results (report.html, junit.xml) there
@@ -64,7 +64,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: cannot find the repository root from %s: %v\n", wd, err)
 		return 1
 	}
-	toolsBin = envOr("REGISTRYD_E2E_TOOLS_BIN", filepath.Join(repoRoot, ".cache", "bin"))
+	toolsBin = fromRoot(envOr("REGISTRYD_E2E_TOOLS_BIN", filepath.Join(repoRoot, ".cache", "bin")))
 	referenceBin = envOr("REGISTRYD_E2E_REFERENCE", "/usr/bin/docker-registry")
 	serverLogLvl = envOr("REGISTRYD_E2E_LOG_LEVEL", "error")
 
@@ -76,7 +76,7 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 
 	if b := os.Getenv("REGISTRYD_E2E_BINARY"); b != "" {
-		registrydBin = b
+		registrydBin = fromRoot(b)
 		fmt.Fprintf(os.Stderr, "e2e: testing REGISTRYD_E2E_BINARY=%s\n", b)
 	} else {
 		registrydBin = filepath.Join(tmp, "registryd")
@@ -89,6 +89,15 @@ func testMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// fromRoot makes a relative path (given from the repository root, where make
+// runs) absolute; go test itself runs in e2e/.
+func fromRoot(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(repoRoot, p)
 }
 
 func envOr(k, def string) string {

@@ -40,7 +40,7 @@ if [[ "${REGISTRYD_SKIP_APT:-}" != 1 ]]; then
 		sudo=()
 		if [[ "$(id -u)" != 0 ]]; then sudo=(sudo -n); fi
 		log "installing Debian packages: ${missing[*]}"
-		export DEBIAN_FRONTEND=noninteractive
+		export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 		# Keep the packages' init scripts from starting a system dockerd or a
 		# docker-registry on :5000: the tests start their own, on their own
 		# sockets and ports. Only done when no policy-rc.d exists already.
