@@ -1,9 +1,28 @@
 // Package filesystem is the storage driver for a local directory tree.
 //
 // Durability is its main concern: PutContent and Move are atomic renames
-// followed by a sync of the directory, and a Writer's Commit syncs the file,
-// so content that the registry has acknowledged survives a crash and
-// content it has not never shows up half-written under its final name.
+// followed by a sync of the directory, a Writer's Commit syncs the file, and
+// every directory entry the driver creates (directories and new files) is
+// synced into its parent when it is created. So content that the registry
+// has acknowledged survives a crash, and content it has not never shows up
+// half-written under its final name.
+//
+// Temporary files live next to their target and are named with tmpPrefix.
+// List and Walk never return them, and no driver path may name one (such a
+// path is InvalidPathError), so a temporary left behind by a crash is
+// invisible. Registry names never start with ".", so no real name is lost.
+//
+// Semantics beyond the driver contract:
+//   - List of a file is PathNotFoundError: there is no directory there.
+//   - Delete does not remove parent directories that become empty, so List
+//     of such a directory is an empty list (other drivers, where
+//     directories exist only while they have children, say
+//     PathNotFoundError; callers treat both alike).
+//   - "/" is the root directory: it can be listed, walked and stat'ed, but
+//     PutContent, Writer, Move and Delete refuse it with InvalidPathError.
+//   - Walk does not follow symbolic links (they are skipped).
+//   - Cancel on a Writer removes the whole file, including content that was
+//     there before an appending Writer was opened.
 package filesystem
 
 import (
@@ -12,39 +31,53 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/registryd/registryd/storage/driver"
 )
 
 const name = "filesystem"
 
-// tmpPrefix starts the names of temporary files. A valid path component
-// may start with ".", so List and Walk recognise temporaries by this whole
-// prefix, which the registry never uses for a name of its own.
+// tmpPrefix starts the names of temporary files. Paths with a component
+// that starts with it are refused, so the prefix can never clash with a
+// name stored through the driver.
 const tmpPrefix = ".tmp-registryd-"
+
+// writeBufferSize is the Writer's buffer: large enough that a blob upload
+// turns into few, large write(2) calls.
+const writeBufferSize = 1 << 20
 
 // Driver stores paths as files below a root directory.
 type Driver struct {
 	root string
 }
 
-// New returns a driver rooted at rootDirectory, creating it if needed.
+// New returns a driver rooted at rootDirectory, creating it (and its
+// parents) if needed.
 func New(rootDirectory string) (*Driver, error) {
 	if rootDirectory == "" {
-		return nil, errors.New("filesystem: rootdirectory is empty")
+		return nil, errors.New("filesystem: root directory is empty")
 	}
 	abs, err := filepath.Abs(rootDirectory)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("filesystem: root directory: %w", err)
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("filesystem: root directory: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("filesystem: root directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("filesystem: root directory %s is not a directory", abs)
 	}
 	return &Driver{root: abs}, nil
 }
@@ -52,62 +85,84 @@ func New(rootDirectory string) (*Driver, error) {
 // Name implements driver.StorageDriver.
 func (d *Driver) Name() string { return name }
 
-// full maps a validated driver path to a file path below the root. Paths
-// are checked here, before any system call, so nothing can reach outside.
+// full maps a driver path to a file path below the root. Every method calls
+// it before any system call, so no path can reach outside the root or name
+// a temporary file.
 func (d *Driver) full(p string) (string, error) {
-	if !driver.ValidPath(p) {
-		return "", driver.InvalidPathError{Path: p, DriverName: name}
+	if !driver.ValidPath(p) || strings.Contains(p, "/"+tmpPrefix) {
+		return "", d.invalid(p)
 	}
-	return filepath.Join(d.root, filepath.FromSlash(p)), nil
+	if p == "/" {
+		return d.root, nil
+	}
+	return filepath.Join(d.root, filepath.FromSlash(p[1:])), nil
 }
 
-func (d *Driver) mapErr(p string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
-		return driver.PathNotFoundError{Path: p, DriverName: name}
+// fullObject is full for methods that create, move or delete an object,
+// which "/" (the root directory) can never be.
+func (d *Driver) fullObject(p string) (string, error) {
+	if p == "/" {
+		return "", d.invalid(p)
+	}
+	return d.full(p)
+}
+
+func (d *Driver) invalid(p string) error {
+	return driver.InvalidPathError{Path: p, DriverName: name}
+}
+
+func (d *Driver) notFound(p string) error {
+	return driver.PathNotFoundError{Path: p, DriverName: name}
+}
+
+// mapReadErr turns "no such file" and "a parent is a file" into
+// PathNotFoundError. Methods that create things do not use it: for them a
+// file in the way is a real error, not an absent path.
+func (d *Driver) mapReadErr(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return d.notFound(p)
 	}
 	return err
 }
 
 // GetContent implements driver.StorageDriver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	f, err := d.full(p)
+	full, err := d.full(p)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(f)
+	b, err := os.ReadFile(full)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) && errors.Is(pe.Err, errIsDir) {
-			return nil, driver.PathNotFoundError{Path: p, DriverName: name}
+		if errors.Is(err, syscall.EISDIR) {
+			return nil, d.notFound(p)
 		}
-		return nil, d.mapErr(p, err)
+		return nil, d.mapReadErr(p, err)
 	}
 	return b, nil
 }
 
-// PutContent implements driver.StorageDriver: temp file, fsync, rename,
-// fsync of the directory.
+// PutContent implements driver.StorageDriver: a temporary file in the
+// target's directory, fsync, rename over the target, fsync of the
+// directory.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	f, err := d.full(p)
+	full, err := d.fullObject(p)
 	if err != nil {
 		return err
 	}
-	if p == "/" {
-		return driver.InvalidPathError{Path: p, DriverName: name}
+	dir := filepath.Dir(full)
+	if err := ensureDir(dir); err != nil {
+		return err
 	}
-	dir := filepath.Dir(f)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return d.mapErr(p, err)
-	}
-	tmp, err := createTemp(dir, filepath.Base(f))
+	tmp, err := createTemp(dir, filepath.Base(full))
 	if err != nil {
 		return err
 	}
-	ok := false
+	tmpName := tmp.Name()
+	renamed := false
 	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+		if !renamed {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
 		}
 	}()
 	if _, err := tmp.Write(content); err != nil {
@@ -119,30 +174,75 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), f); err != nil {
+	if err := os.Rename(tmpName, full); err != nil {
 		return err
 	}
-	ok = true
+	renamed = true
 	return syncDir(dir)
 }
 
+// createTemp creates a new, empty temporary file for base in dir.
 func createTemp(dir, base string) (*os.File, error) {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return os.OpenFile(filepath.Join(dir, tmpPrefix+base+"-"+hex.EncodeToString(b[:])), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	var b [12]byte
+	for range 8 {
+		_, _ = rand.Read(b[:]) // never fails
+		n := filepath.Join(dir, tmpPrefix+base+"-"+hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(n, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, errors.New("filesystem: cannot create a temporary file")
 }
 
+// syncDir makes the entries of dir durable.
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	serr := f.Sync()
+	cerr := f.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
 }
 
-// Reader implements driver.StorageDriver. It returns the *os.File itself so
-// that net/http can send it with sendfile.
+// ensureDir is os.MkdirAll that also syncs the parent of every directory
+// it creates, so that a file created inside is reachable after a crash.
+// Only directories that did not exist cost a sync.
+func ensureDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if fi.IsDir() {
+			return nil
+		}
+		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := ensureDir(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		// Someone else may have created it meanwhile; a file there is
+		// still an error.
+		fi, serr := os.Stat(dir)
+		if serr != nil || !fi.IsDir() {
+			return err
+		}
+	}
+	return syncDir(parent)
+}
+
+// Reader implements driver.StorageDriver. It returns the *os.File itself,
+// positioned at offset, so that net/http can send it with sendfile.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
 	full, err := d.full(p)
 	if err != nil {
@@ -150,77 +250,102 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 	}
 	f, err := os.Open(full)
 	if err != nil {
-		return nil, d.mapErr(p, err)
+		return nil, d.mapReadErr(p, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if fi.IsDir() {
-		f.Close()
-		return nil, driver.PathNotFoundError{Path: p, DriverName: name}
+		_ = f.Close()
+		return nil, d.notFound(p)
 	}
 	if offset < 0 || offset > fi.Size() {
-		f.Close()
+		_ = f.Close()
 		return nil, driver.InvalidOffsetError{Path: p, Offset: offset, DriverName: name}
 	}
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 	}
 	return f, nil
 }
 
-// Writer implements driver.StorageDriver.
+// Writer implements driver.StorageDriver. The file is created (with its
+// parents) at once, and a newly created file's directory entry is synced
+// then, so that a later Commit, possibly by another Writer appending to
+// it, has only the file's content left to sync.
 func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.FileWriter, error) {
-	full, err := d.full(p)
+	full, err := d.fullObject(p)
 	if err != nil {
 		return nil, err
 	}
-	if p == "/" {
-		return nil, driver.InvalidPathError{Path: p, DriverName: name}
-	}
 	dir := filepath.Dir(full)
-	_, statErr := os.Stat(full)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, d.mapErr(p, err)
+	if err := ensureDir(dir); err != nil {
+		return nil, err
 	}
-	flags := os.O_WRONLY | os.O_CREATE
-	if !append {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(full, flags, 0o644)
-	if err != nil {
-		return nil, d.mapErr(p, err)
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	switch {
+	case err == nil:
+		if err := syncDir(dir); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrExist):
+		flags := os.O_WRONLY
+		if !append {
+			flags |= os.O_TRUNC
+		}
+		if f, err = os.OpenFile(full, flags, 0o644); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
 	}
 	var size int64
 	if append {
 		if size, err = f.Seek(0, io.SeekEnd); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 	}
-	return &writer{f: f, dir: dir, created: created, size: size, bw: bufio.NewWriterSize(f, 1<<20)}, nil
+	return &writer{f: f, bw: bufio.NewWriterSize(f, writeBufferSize), size: size}, nil
 }
 
 type writer struct {
-	f       *os.File
-	bw      *bufio.Writer
-	dir     string
-	created bool
-	size    int64
-	done    bool
+	f         *os.File
+	bw        *bufio.Writer
+	size      int64
+	closed    bool
+	committed bool
+	cancelled bool
 }
 
-var errWriterDone = errors.New("filesystem: writer already closed, committed or cancelled")
+var (
+	errClosed    = errors.New("filesystem: writer already closed")
+	errCommitted = errors.New("filesystem: writer already committed")
+	errCancelled = errors.New("filesystem: writer already cancelled")
+)
+
+// usable reports why the writer cannot be written to or committed, if so.
+func (w *writer) usable() error {
+	switch {
+	case w.cancelled:
+		return errCancelled
+	case w.closed:
+		return errClosed
+	case w.committed:
+		return errCommitted
+	}
+	return nil
+}
 
 func (w *writer) Write(p []byte) (int, error) {
-	if w.done {
-		return 0, errWriterDone
+	if err := w.usable(); err != nil {
+		return 0, err
 	}
 	n, err := w.bw.Write(p)
 	w.size += int64(n)
@@ -229,11 +354,16 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Size() int64 { return w.size }
 
+// Close flushes what is buffered and closes the file. It is allowed after
+// Commit, and required.
 func (w *writer) Close() error {
-	if w.done {
-		return errWriterDone
+	if w.cancelled {
+		return errCancelled
 	}
-	w.done = true
+	if w.closed {
+		return errClosed
+	}
+	w.closed = true
 	ferr := w.bw.Flush()
 	cerr := w.f.Close()
 	if ferr != nil {
@@ -242,31 +372,33 @@ func (w *writer) Close() error {
 	return cerr
 }
 
+// Cancel closes the writer and removes the file.
 func (w *writer) Cancel(ctx context.Context) error {
-	w.done = true
-	w.f.Close()
+	if w.cancelled {
+		return errCancelled
+	}
+	if w.closed {
+		return errClosed
+	}
+	w.cancelled = true
+	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// Commit flushes and syncs the file (and its directory entry when the
-// file is new), so the content survives a crash from here on.
+// Commit flushes and syncs the file, so its content survives a crash from
+// here on. The file's directory entry was synced when it was created.
 func (w *writer) Commit(ctx context.Context) error {
-	if w.done {
-		return errWriterDone
+	if err := w.usable(); err != nil {
+		return err
 	}
+	w.committed = true
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	if err := w.f.Sync(); err != nil {
-		return err
-	}
-	if w.created {
-		return syncDir(w.dir)
-	}
-	return nil
+	return w.f.Sync()
 }
 
 // Stat implements driver.StorageDriver.
@@ -277,14 +409,14 @@ func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 	}
 	fi, err := os.Stat(full)
 	if err != nil {
-		return nil, d.mapErr(p, err)
+		return nil, d.mapReadErr(p, err)
 	}
 	return driver.FileInfoFields{P: p, Sz: fi.Size(), MT: fi.ModTime(), Dir: fi.IsDir()}, nil
 }
 
-// List implements driver.StorageDriver. It reads names only (no stat per
-// entry), so a directory of 100,000 repositories lists quickly. Listing a
-// file is PathNotFoundError: there is no directory there.
+// List implements driver.StorageDriver. It reads names only, without a stat
+// per entry, so a directory of 100,000 repositories lists quickly. Listing
+// a file is PathNotFoundError.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 	full, err := d.full(p)
 	if err != nil {
@@ -292,14 +424,14 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 	}
 	f, err := os.Open(full)
 	if err != nil {
-		return nil, d.mapErr(p, err)
+		return nil, d.mapReadErr(p, err)
 	}
 	names, err := f.Readdirnames(-1)
-	f.Close()
+	_ = f.Close()
 	if err != nil {
-		return nil, d.mapErr(p, err)
+		return nil, d.mapReadErr(p, err)
 	}
-	prefix := strings.TrimSuffix(p, "/") + "/"
+	prefix := childPrefix(p)
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		if strings.HasPrefix(n, tmpPrefix) {
@@ -307,59 +439,75 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 		}
 		out = append(out, prefix+n)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
+// childPrefix is what a child's name is appended to: "/" for the root,
+// p+"/" otherwise.
+func childPrefix(p string) string {
+	if p == "/" {
+		return p
+	}
+	return p + "/"
+}
+
 // Move implements driver.StorageDriver with rename(2), which replaces dst
-// atomically; the destination directory is synced so the move is durable.
+// atomically. dst's directory is synced, so the move is durable.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	fs, err := d.full(src)
+	fsrc, err := d.fullObject(src)
 	if err != nil {
 		return err
 	}
-	fd, err := d.full(dst)
+	fdst, err := d.fullObject(dst)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(fs); err != nil {
-		return d.mapErr(src, err)
+	if _, err := os.Lstat(fsrc); err != nil {
+		return d.mapReadErr(src, err)
 	}
-	dir := filepath.Dir(fd)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir := filepath.Dir(fdst)
+	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	if err := os.Rename(fs, fd); err != nil {
-		return d.mapErr(src, err)
+	if err := os.Rename(fsrc, fdst); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Lstat(fsrc); errors.Is(serr, fs.ErrNotExist) {
+				return d.notFound(src) // removed meanwhile
+			}
+		}
+		return err
 	}
 	return syncDir(dir)
 }
 
-// Delete implements driver.StorageDriver.
+// Delete implements driver.StorageDriver. Parent directories that become
+// empty are left alone.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	full, err := d.full(p)
+	full, err := d.fullObject(p)
 	if err != nil {
 		return err
 	}
-	if p == "/" {
-		return driver.InvalidPathError{Path: p, DriverName: name}
-	}
 	if _, err := os.Lstat(full); err != nil {
-		return d.mapErr(p, err)
+		return d.mapReadErr(p, err)
 	}
 	return os.RemoveAll(full)
 }
 
-// Walk implements driver.StorageDriver: depth first, lexical order,
-// temporaries skipped.
+// Walk implements driver.StorageDriver: depth first, children in lexical
+// order, temporaries and symbolic links skipped. Walking a file visits
+// nothing.
 func (d *Driver) Walk(ctx context.Context, p string, fn driver.WalkFn) error {
 	full, err := d.full(p)
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	fi, err := os.Stat(full)
 	if err != nil {
-		return d.mapErr(p, err)
+		return d.mapReadErr(p, err)
 	}
 	if !fi.IsDir() {
 		return nil
@@ -368,44 +516,41 @@ func (d *Driver) Walk(ctx context.Context, p string, fn driver.WalkFn) error {
 }
 
 func (d *Driver) walk(ctx context.Context, p, full string, fn driver.WalkFn) error {
-	entries, err := os.ReadDir(full)
+	entries, err := os.ReadDir(full) // sorted by name
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed while walking
 		}
 		return err
 	}
-	prefix := strings.TrimSuffix(p, "/") + "/"
+	prefix := childPrefix(p)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
+		if strings.HasPrefix(e.Name(), tmpPrefix) || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
 		info, err := e.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue
+				continue // removed while walking
 			}
 			return err
 		}
-		child := prefix + e.Name()
-		cfull := filepath.Join(full, e.Name())
-		isDir := info.IsDir()
 		if info.Mode()&fs.ModeSymlink != 0 {
-			// Links are not followed: the tree is the registry's own.
 			continue
 		}
-		err = fn(driver.FileInfoFields{P: child, Sz: info.Size(), MT: info.ModTime(), Dir: isDir})
+		child := prefix + e.Name()
+		err = fn(driver.FileInfoFields{P: child, Sz: info.Size(), MT: info.ModTime(), Dir: info.IsDir()})
 		if errors.Is(err, driver.ErrSkipDir) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if isDir {
-			if err := d.walk(ctx, child, cfull, fn); err != nil {
+		if info.IsDir() {
+			if err := d.walk(ctx, child, filepath.Join(full, e.Name()), fn); err != nil {
 				return err
 			}
 		}

@@ -1,18 +1,24 @@
 package filesystem
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/testsuite"
 )
 
-func newDriver(t *testing.T) *Driver {
+func newDriver(t testing.TB) *Driver {
+	t.Helper()
 	d, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -24,38 +30,169 @@ func TestDriverSuite(t *testing.T) {
 	testsuite.Run(t, func(t *testing.T) driver.StorageDriver { return newDriver(t) })
 }
 
-// A crash leaves temporary files behind (a PutContent that never reached
-// its rename). They are never listed, walked or read as content.
-func TestTemporariesInvisible(t *testing.T) {
-	ctx := context.Background()
-	d := newDriver(t)
-	if err := d.PutContent(ctx, "/dir/link", []byte("sha256:abc")); err != nil {
+func TestHierarchicalSuite(t *testing.T) {
+	testsuite.RunHierarchical(t, func(t *testing.T) driver.StorageDriver { return newDriver(t) })
+}
+
+func TestNew(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "not", "yet")
+	d, err := New(root)
+	if err != nil {
 		t.Fatal(err)
 	}
-	leftover := filepath.Join(d.root, "dir", tmpPrefix+"link-deadbeef")
-	if err := os.WriteFile(leftover, []byte("sha256:torn"), 0o644); err != nil {
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		t.Fatalf("root not created: %v", err)
+	}
+	if d.Name() != "filesystem" {
+		t.Fatalf("Name %q", d.Name())
+	}
+	// a relative root is made absolute, so a later chdir changes nothing
+	if !filepath.IsAbs(d.root) {
+		t.Fatalf("root %q is not absolute", d.root)
+	}
+	if _, err := New(""); err == nil {
+		t.Fatal("New(\"\") succeeded")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ls, err := d.List(ctx, "/dir")
-	if err != nil || len(ls) != 1 || ls[0] != "/dir/link" {
-		t.Fatalf("List shows %v", ls)
+	if _, err := New(file); err == nil {
+		t.Fatal("New on a file succeeded")
 	}
-	err = d.Walk(ctx, "/", func(fi driver.FileInfo) error {
-		if strings.Contains(fi.Path(), tmpPrefix) {
-			t.Errorf("Walk shows %s", fi.Path())
+}
+
+// rawTemporaries returns every temporary file below the root.
+func rawTemporaries(t *testing.T, d *Driver) []string {
+	t.Helper()
+	var tmps []string
+	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			tmps = append(tmps, p)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := d.GetContent(ctx, "/dir/link"); string(b) != "sha256:abc" {
-		t.Fatalf("content %q", b)
+	return tmps
+}
+
+// A crash leaves temporaries behind (a PutContent that never reached its
+// rename) and writers that were never committed or closed. After a
+// restart, temporaries are never listed, walked or read, and cannot even be
+// named; the real content is what was last committed.
+func TestCrashLeavesNothingVisible(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/repo/link", []byte("sha256:good")); err != nil {
+		t.Fatal(err)
 	}
-	// PutContent itself leaves nothing behind
-	entries, _ := os.ReadDir(filepath.Join(d.root, "dir"))
-	if len(entries) != 2 {
-		t.Fatalf("entries: %v", entries)
+	// a PutContent that crashed between writing its temporary and renaming
+	tmp, err := createTemp(filepath.Join(d.root, "repo"), "link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmp.WriteString("sha256:to"); err != nil {
+		t.Fatal(err)
+	}
+	tmpName := tmp.Name()
+	// (the crash: the temporary is never closed by the dead process)
+	t.Cleanup(func() { tmp.Close() })
+	// a temporary in a directory of its own, the only entry there
+	if err := os.MkdirAll(filepath.Join(d.root, "lonely"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.root, "lonely", tmpPrefix+"x-0123"), []byte("torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// an upload writer that was neither committed nor closed
+	w, err := d.Writer(ctx, "/repo/_uploads/u1/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write([]byte("partial upload"))
+
+	// restart: a new driver on the same root
+	d2, err := New(d.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := d2.List(ctx, "/repo"); err != nil || fmt.Sprint(ls) != "[/repo/_uploads /repo/link]" {
+		t.Fatalf("List shows %v %v", ls, err)
+	}
+	if ls, err := d2.List(ctx, "/lonely"); err != nil || len(ls) != 0 {
+		t.Fatalf("List of a directory holding only a temporary: %v %v", ls, err)
+	}
+	var walked []string
+	if err := d2.Walk(ctx, "/", func(fi driver.FileInfo) error {
+		walked = append(walked, fi.Path())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(walked); got != "[/lonely /repo /repo/_uploads /repo/_uploads/u1 /repo/_uploads/u1/data /repo/link]" {
+		t.Fatalf("Walk shows %s", got)
+	}
+	if b, err := d2.GetContent(ctx, "/repo/link"); err != nil || string(b) != "sha256:good" {
+		t.Fatalf("GetContent %q %v", b, err)
+	}
+	// an uncommitted writer's file is there under its own name (resumable
+	// uploads continue from it), with what reached the file: the buffered
+	// bytes never did
+	if fi, err := d2.Stat(ctx, "/repo/_uploads/u1/data"); err != nil || fi.Size() != 0 {
+		t.Fatalf("Stat of the abandoned upload: %v %v", fi, err)
+	}
+	// temporaries cannot be addressed at all
+	rel := "/repo/" + filepath.Base(tmpName)
+	if _, err := d2.GetContent(ctx, rel); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("GetContent of a temporary: %v", err)
+	}
+	if _, err := d2.Stat(ctx, rel); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("Stat of a temporary: %v", err)
+	}
+	if err := d2.PutContent(ctx, "/a/"+tmpPrefix+"x/b", nil); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("PutContent below a temporary name: %v", err)
+	}
+	// content written after the crash replaces cleanly
+	if err := d2.PutContent(ctx, "/repo/link", []byte("sha256:next")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := d2.GetContent(ctx, "/repo/link"); string(b) != "sha256:next" {
+		t.Fatalf("after crash: %q", b)
+	}
+}
+
+// PutContent leaves no temporaries: not on success, not concurrently, and
+// not when the rename fails.
+func TestPutContentLeavesNoTemporaries(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 20 {
+				p := fmt.Sprintf("/p/%d/link", j%3)
+				if err := d.PutContent(ctx, p, bytes.Repeat([]byte{byte(i)}, 1000)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := d.PutContent(ctx, "/dir/child", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutContent(ctx, "/dir", []byte("over a directory")); err == nil {
+		t.Fatal("PutContent over a directory succeeded")
+	}
+	if tmps := rawTemporaries(t, d); len(tmps) != 0 {
+		t.Fatalf("temporaries left: %v", tmps)
 	}
 }
 
@@ -63,17 +200,22 @@ func TestTemporariesInvisible(t *testing.T) {
 func TestReaderIsFile(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	d.PutContent(ctx, "/blob", []byte("0123456789"))
+	if err := d.PutContent(ctx, "/blob", []byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
 	rc, err := d.Reader(ctx, "/blob", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
+	f, ok := rc.(*os.File)
+	if !ok {
 		t.Fatalf("Reader returned %T, not *os.File", rc)
 	}
-	b, _ := io.ReadAll(rc)
-	if string(b) != "3456789" {
+	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 3 {
+		t.Fatalf("file position %d %v", pos, err)
+	}
+	if b, _ := io.ReadAll(rc); string(b) != "3456789" {
 		t.Fatalf("%q", b)
 	}
 }
@@ -82,38 +224,157 @@ func TestReaderIsFile(t *testing.T) {
 func TestWalkDoesNotFollowSymlinks(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	d.PutContent(ctx, "/a/file", []byte("x"))
+	if err := d.PutContent(ctx, "/a/file", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
 	outside := t.TempDir()
-	os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644)
-	os.Symlink(outside, filepath.Join(d.root, "a", "escape"))
-	d.Walk(ctx, "/", func(fi driver.FileInfo) error {
-		if strings.Contains(fi.Path(), "secret") {
-			t.Fatalf("walked outside the root: %s", fi.Path())
-		}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(d.root, "a", "escape")); err != nil {
+		t.Skip("no symlinks:", err)
+	}
+	var walked []string
+	if err := d.Walk(ctx, "/", func(fi driver.FileInfo) error {
+		walked = append(walked, fi.Path())
 		return nil
-	})
-}
-
-func BenchmarkWriterCommit(b *testing.B) {
-	ctx := context.Background()
-	d, _ := New(b.TempDir())
-	buf := make([]byte, 1<<20)
-	b.SetBytes(64 << 20)
-	for i := 0; i < b.N; i++ {
-		w, _ := d.Writer(ctx, "/bench/data", false)
-		for j := 0; j < 64; j++ {
-			w.Write(buf)
-		}
-		w.Commit(ctx)
-		w.Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(walked); got != "[/a /a/file]" {
+		t.Fatalf("Walk: %s", got)
 	}
 }
 
+// Files and directories are created with the usual modes, and a Writer's
+// parents exist before anything is written.
+func TestModesAndParents(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/m/a/b", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.Writer(ctx, "/m/w/x/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(d.root, "m", "w", "x", "data")); err != nil || fi.Size() != 0 {
+		t.Fatalf("Writer did not create its file: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for rel, isDir := range map[string]bool{"m": true, "m/a": true, "m/a/b": false, "m/w/x": true, "m/w/x/data": false} {
+		fi, err := os.Stat(filepath.Join(d.root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perm := fi.Mode().Perm()
+		if isDir && (!fi.IsDir() || perm&^0o755 != 0 || perm&0o700 != 0o700) {
+			t.Errorf("%s: mode %v", rel, fi.Mode())
+		}
+		if !isDir && (fi.IsDir() || perm&^0o644 != 0 || perm&0o600 != 0o600) {
+			t.Errorf("%s: mode %v", rel, fi.Mode())
+		}
+	}
+}
+
+// Delete leaves emptied parents for the layer above to decide about.
+func TestDeleteKeepsEmptyParents(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/e/f/g", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "/e/f/g"); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := d.List(ctx, "/e/f"); err != nil || len(ls) != 0 {
+		t.Fatalf("List of the emptied parent: %v %v", ls, err)
+	}
+}
+
+// List reads names without a stat per entry; a large directory lists in
+// one pass and sorted.
+func TestListManyEntries(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	const n = 5000
+	dir := filepath.Join(d.root, "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("r%05d", n-1-i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls, err := d.List(ctx, "/many")
+	if err != nil || len(ls) != n {
+		t.Fatalf("List: %d entries, %v", len(ls), err)
+	}
+	for i, p := range ls {
+		if p != fmt.Sprintf("/many/r%05d", i) {
+			t.Fatalf("entry %d is %s", i, p)
+		}
+	}
+}
+
+// BenchmarkWriterCommit streams 64 MiB per op through a Writer in 1 MiB
+// writes and commits it.
+func BenchmarkWriterCommit(b *testing.B) {
+	ctx := context.Background()
+	d := newDriver(b)
+	buf := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	b.SetBytes(64 << 20)
+	for b.Loop() {
+		w, err := d.Writer(ctx, "/bench/data", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 64 {
+			if _, err := w.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPutContentSmall is the cost of an atomic, durable link write.
 func BenchmarkPutContentSmall(b *testing.B) {
 	ctx := context.Background()
-	d, _ := New(b.TempDir())
+	d := newDriver(b)
 	link := []byte("sha256:" + strings.Repeat("a", 64))
-	for i := 0; i < b.N; i++ {
-		d.PutContent(ctx, "/repo/_manifests/tags/latest/current/link", link)
+	for b.Loop() {
+		if err := d.PutContent(ctx, "/repo/_manifests/tags/latest/current/link", link); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkList100k lists a directory of 100,000 repositories.
+func BenchmarkList100k(b *testing.B) {
+	ctx := context.Background()
+	d := newDriver(b)
+	dir := filepath.Join(d.root, "repositories")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100000 {
+		if err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("repo-%06d", i)), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		ls, err := d.List(ctx, "/repositories")
+		if err != nil || len(ls) != 100000 {
+			b.Fatalf("%d %v", len(ls), err)
+		}
 	}
 }
