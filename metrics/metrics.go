@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/registryd/registryd/internal/httprec"
 	"github.com/registryd/registryd/storage/driver"
 )
 
@@ -120,46 +121,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// ReadFrom keeps sendfile working through the wrapper.
-func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
-	}
-	w.bytes += n
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Middleware records every request.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -174,18 +135,15 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			body = &countingReader{ReadCloser: r.Body}
 			r.Body = body
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httprec.New(w)
 		next.ServeHTTP(sw, r)
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status := sw.Code()
 		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 		if body != nil {
 			m.bytesIn.WithLabelValues(route).Add(float64(body.n))
 		}
-		m.bytesOut.WithLabelValues(route).Add(float64(sw.bytes))
+		m.bytesOut.WithLabelValues(route).Add(float64(sw.Bytes))
 		if r.Method == http.MethodGet && (status == http.StatusOK || status == http.StatusPartialContent) && (route == "blob" || route == "manifest") {
 			m.served.WithLabelValues(route).Inc()
 		}

@@ -3,62 +3,14 @@ package v2
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/internal/httprec"
 )
-
-// recorder wraps a ResponseWriter to learn the status and bytes for the
-// access log. It forwards ReadFrom so that blob downloads keep sendfile.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	err    error
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(b)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	var n int64
-	var err error
-	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
-	}
-	r.bytes += n
-	return n, err
-}
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // RequestIDHeader carries the id of each request in both directions.
 const RequestIDHeader = "X-Request-Id"
@@ -75,7 +27,7 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set(RequestIDHeader, id)
-		rec := &recorder{ResponseWriter: w}
+		rec := httprec.New(w)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -84,23 +36,20 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 				if log != nil {
 					log.WithFields(logrus.Fields{"request_id": id, "panic": p}).Error("panic serving request")
 				}
-				if rec.status == 0 {
+				if rec.Status == 0 {
 					errcode.ServeJSON(rec, errcode.New(errcode.Unknown))
 				}
 			}
 			if log == nil {
 				return
 			}
-			status := rec.status
-			if status == 0 {
-				status = http.StatusOK
-			}
+			status := rec.Code()
 			f := logrus.Fields{
 				"request_id": id,
 				"method":     r.Method,
 				"path":       r.URL.Path,
 				"status":     status,
-				"bytes_out":  rec.bytes,
+				"bytes_out":  rec.Bytes,
 				"duration":   time.Since(start).String(),
 				"remote":     r.RemoteAddr,
 			}
@@ -108,15 +57,15 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 				f["bytes_in"] = r.ContentLength
 			}
 			entry := log.WithFields(f)
-			if rec.err != nil {
-				if e := errcode.From(rec.err); e != nil {
+			if rec.Err != nil {
+				if e := errcode.From(rec.Err); e != nil {
 					entry = entry.WithField("code", e.Code)
 				}
 				if status >= 500 {
-					entry.WithError(rec.err).Error("request failed")
+					entry.WithError(rec.Err).Error("request failed")
 					return
 				}
-				entry = entry.WithField("error", rec.err.Error())
+				entry = entry.WithField("error", rec.Err.Error())
 			}
 			entry.Info("request")
 		}()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/internal/httprec"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -191,8 +192,8 @@ func (a *API) deleteGuard(h repoHandler) repoHandler {
 
 // serveError renders err and records it for the access log.
 func serveError(w http.ResponseWriter, r *http.Request, err error) {
-	if rec, ok := w.(*recorder); ok {
-		rec.err = err
+	for _, rec := range httprec.Find(w) {
+		rec.Err = err
 	}
 	errcode.ServeJSON(w, err)
 }
