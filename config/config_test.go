@@ -1,7 +1,12 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -13,251 +18,715 @@ storage:
     rootdirectory: /srv/registry
 `
 
+func mustParse(t *testing.T, yml string, env ...string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yml), env)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return c
+}
+
 func TestDefault(t *testing.T) {
-	c, err := Load("", nil)
+	c := Default()
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"version", c.Version == "0.1"},
+		{"log.level", c.Log.Level == "info"},
+		{"log.formatter", c.Log.Formatter == "text"},
+		{"driver", c.Storage.Driver == "filesystem"},
+		{"rootdirectory", c.Storage.Filesystem.RootDirectory == "./data"},
+		{"delete", !c.Storage.Delete.Enabled},
+		{"uploadpurging", c.Storage.Maintenance.UploadPurging == UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour}},
+		{"readonly", !c.Storage.Maintenance.ReadOnly.Enabled},
+		{"http.addr", c.HTTP.Addr == ":5000"},
+		{"http.net", c.HTTP.Net == "tcp"},
+		{"http.headers", reflect.DeepEqual(map[string][]string(c.HTTP.Headers), map[string][]string{"X-Content-Type-Options": {"nosniff"}})},
+		{"minimumtls", c.HTTP.TLS.MinimumTLS == "tls1.2"},
+		{"prometheus", c.HTTP.Debug.Prometheus == Prometheus{Path: "/metrics"}},
+		{"catalog", c.Catalog.MaxEntries == 1000},
+		{"health", c.Health.StorageDriver == HealthStorageDriver{Enabled: false, Interval: 10 * time.Second, Threshold: 3}},
+		{"warnings", c.Warnings == nil && c.Ignored == nil},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			t.Errorf("Default(): %s wrong: %+v", ch.name, c)
+		}
+	}
+	// Load without a file is Default, validated.
+	l, err := Load("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Addr != ":5000" || c.Storage.Driver != "filesystem" || c.Storage.Filesystem.RootDirectory != "./data" {
-		t.Fatalf("embedded default: %+v", c)
+	if !reflect.DeepEqual(l, Default()) {
+		t.Errorf("Load(\"\", nil) = %+v, want Default() %+v", l, Default())
 	}
-	if c.Storage.Delete.Enabled || !c.Storage.Maintenance.UploadPurging.Enabled || c.Storage.Maintenance.UploadPurging.Age != 168*time.Hour {
-		t.Fatalf("defaults: %+v", c.Storage)
-	}
-	if c.Catalog.MaxEntries != 1000 || c.HTTP.Headers.Get("X-Content-Type-Options") != "nosniff" {
-		t.Fatalf("defaults: %+v %+v", c.Catalog, c.HTTP.Headers)
-	}
-	if len(c.Warnings) != 0 {
-		t.Fatalf("warnings on the default: %v", c.Warnings)
+	// Each call is a fresh value: no shared state.
+	Default().HTTP.Headers["X-Test"] = []string{"1"}
+	if _, ok := Default().HTTP.Headers["X-Test"]; ok {
+		t.Error("Default() shares its headers map")
 	}
 }
 
-func TestParseKeys(t *testing.T) {
-	c, err := Parse([]byte(`version: 0.1
+func TestFileDefaults(t *testing.T) {
+	c := mustParse(t, "version: 0.1\nstorage:\n  filesystem:\n")
+	want := Default()
+	want.Storage.Filesystem.RootDirectory = "/var/lib/registry" // distribution's default with a file
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+	// version may be left out
+	if c := mustParse(t, "storage:\n  inmemory:\n"); c.Version != "0.1" {
+		t.Fatalf("version default: %q", c.Version)
+	}
+}
+
+func TestParseEveryKey(t *testing.T) {
+	c := mustParse(t, `version: 0.1
 log:
-  level: debug
+  level: DEBUG
   formatter: json
   fields:
     service: registry
+    environment: staging
 storage:
   filesystem:
     rootdirectory: /data
   delete:
     enabled: true
+  redirect:
+    disable: true
   maintenance:
     uploadpurging:
       enabled: false
       age: 1h
-      interval: 2h
+      interval: 2h30m
       dryrun: true
     readonly:
-      enabled: true
+      enabled: yes
 http:
   addr: 127.0.0.1:5001
-  host: https://registry.example.com
+  net: tcp
+  host: https://registry.example.com:5000
+  prefix: /nested/
   relativeurls: true
   secret: s3cr3t
   draintimeout: 10s
   headers:
-    X-Frame-Options: [DENY]
+    x-frame-options: [DENY]
+    Strict-Transport-Security: max-age=63072000
   tls:
     certificate: /c.pem
     key: /k.pem
+    clientcas:
+      - /ca1.pem
+      - /ca2.pem
     minimumtls: tls1.3
+  debug:
+    addr: localhost:5002
+    prometheus:
+      enabled: true
+      path: /prom
+health:
+  storagedriver:
+    enabled: true
+    interval: 5s
+    threshold: 7
 catalog:
   maxentries: 50
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	checks := []struct {
-		name string
-		ok   bool
+		key string
+		ok  bool
 	}{
+		{"version", c.Version == "0.1"},
 		{"log.level", c.Log.Level == "debug"},
 		{"log.formatter", c.Log.Formatter == "json"},
-		{"log.fields", c.Log.Fields["service"] == "registry"},
-		{"rootdirectory", c.Storage.Filesystem.RootDirectory == "/data"},
-		{"delete", c.Storage.Delete.Enabled},
-		{"uploadpurging", !c.Storage.Maintenance.UploadPurging.Enabled && c.Storage.Maintenance.UploadPurging.Age == time.Hour && c.Storage.Maintenance.UploadPurging.Interval == 2*time.Hour && c.Storage.Maintenance.UploadPurging.DryRun},
-		{"readonly", c.Storage.Maintenance.ReadOnly.Enabled},
+		{"log.fields", reflect.DeepEqual(c.Log.Fields, map[string]any{"service": "registry", "environment": "staging"})},
+		{"storage.filesystem.rootdirectory", c.Storage.Driver == "filesystem" && c.Storage.Filesystem.RootDirectory == "/data"},
+		{"storage.delete.enabled", c.Storage.Delete.Enabled},
+		{"storage.redirect.disable", c.Storage.Redirect.Disable},
+		{"storage.maintenance.uploadpurging", c.Storage.Maintenance.UploadPurging == UploadPurging{Enabled: false, Age: time.Hour, Interval: 150 * time.Minute, DryRun: true}},
+		{"storage.maintenance.readonly.enabled", c.Storage.Maintenance.ReadOnly.Enabled},
 		{"http.addr", c.HTTP.Addr == "127.0.0.1:5001"},
-		{"http.host", c.HTTP.Host == "https://registry.example.com"},
-		{"relativeurls", c.HTTP.RelativeURLs},
-		{"secret", c.HTTP.Secret == "s3cr3t"},
-		{"draintimeout", c.HTTP.DrainTimeout == 10*time.Second},
-		{"headers", c.HTTP.Headers.Get("X-Frame-Options") == "DENY"},
-		{"tls", c.HTTP.TLS.Certificate == "/c.pem" && c.HTTP.TLS.Key == "/k.pem" && c.HTTP.TLS.MinimumTLS == "tls1.3"},
-		{"catalog", c.Catalog.MaxEntries == 50},
+		{"http.net", c.HTTP.Net == "tcp"},
+		{"http.host", c.HTTP.Host == "https://registry.example.com:5000"},
+		{"http.prefix", c.HTTP.Prefix == "/nested/"},
+		{"http.relativeurls", c.HTTP.RelativeURLs},
+		{"http.secret", c.HTTP.Secret == "s3cr3t"},
+		{"http.draintimeout", c.HTTP.DrainTimeout == 10*time.Second},
+		{"http.headers", reflect.DeepEqual(map[string][]string(c.HTTP.Headers), map[string][]string{
+			"X-Content-Type-Options":    {"nosniff"}, // the default stays
+			"X-Frame-Options":           {"DENY"},
+			"Strict-Transport-Security": {"max-age=63072000"},
+		})},
+		{"http.tls.certificate", c.HTTP.TLS.Certificate == "/c.pem"},
+		{"http.tls.key", c.HTTP.TLS.Key == "/k.pem"},
+		{"http.tls.clientcas", reflect.DeepEqual(c.HTTP.TLS.ClientCAs, []string{"/ca1.pem", "/ca2.pem"})},
+		{"http.tls.minimumtls", c.HTTP.TLS.MinimumTLS == "tls1.3"},
+		{"http.debug.addr", c.HTTP.Debug.Addr == "localhost:5002"},
+		{"http.debug.prometheus", c.HTTP.Debug.Prometheus == Prometheus{Enabled: true, Path: "/prom"}},
+		{"health.storagedriver", c.Health.StorageDriver == HealthStorageDriver{Enabled: true, Interval: 5 * time.Second, Threshold: 7}},
+		{"catalog.maxentries", c.Catalog.MaxEntries == 50},
+		{"no warnings", len(c.Warnings) == 0},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
-			t.Errorf("%s not parsed: %+v", ch.name, c)
+			t.Errorf("%s not read: %+v", ch.key, c)
 		}
 	}
-	// a file without rootdirectory uses distribution's default
-	c, err = Parse([]byte("version: 0.1\nstorage:\n  filesystem: {}\n"), nil)
-	if err != nil || c.Storage.Filesystem.RootDirectory != "/var/lib/registry" {
-		t.Fatalf("default rootdirectory: %v %q", err, c.Storage.Filesystem.RootDirectory)
+}
+
+func TestValueForms(t *testing.T) {
+	cases := []struct {
+		name, yml string
+		check     func(*Config) bool
+	}{
+		{"inmemory empty map", "storage:\n  inmemory: {}\n", func(c *Config) bool {
+			return c.Storage.Driver == "inmemory" && c.Storage.Filesystem.RootDirectory == ""
+		}},
+		{"inmemory null", "storage:\n  inmemory:\n", func(c *Config) bool { return c.Storage.Driver == "inmemory" }},
+		{"storage names the driver", "storage: inmemory\n", func(c *Config) bool { return c.Storage.Driver == "inmemory" }},
+		{"filesystem without rootdirectory", "storage: filesystem\n", func(c *Config) bool { return c.Storage.Filesystem.RootDirectory == "/var/lib/registry" }},
+		{"header removed with empty list", minimal + "http:\n  headers:\n    X-Content-Type-Options: []\n", func(c *Config) bool { return len(c.HTTP.Headers) == 0 }},
+		{"single clientca as a string", minimal + "http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: /ca.pem\n", func(c *Config) bool { return reflect.DeepEqual(c.HTTP.TLS.ClientCAs, []string{"/ca.pem"}) }},
+		{"null leaves keep defaults", minimal + "catalog:\n  maxentries:\nhttp:\n  addr:\n", func(c *Config) bool { return c.Catalog.MaxEntries == 1000 && c.HTTP.Addr == ":5000" }},
+		{"zero duration", minimal + "http:\n  draintimeout: 0\n", func(c *Config) bool { return c.HTTP.DrainTimeout == 0 }},
+		{"unix socket", minimal + "http:\n  net: unix\n  addr: /run/registry.sock\n", func(c *Config) bool { return c.HTTP.Net == "unix" && c.HTTP.Addr == "/run/registry.sock" }},
+		{"aliases", "storage:\n  filesystem: {rootdirectory: &d /d}\nhttp:\n  debug:\n    addr: localhost:5001\n    prometheus: &on {enabled: true}\nhealth:\n  storagedriver:\n    <<: *on\n    threshold: 2\n", func(c *Config) bool {
+			return c.Health.StorageDriver.Enabled && c.Health.StorageDriver.Threshold == 2 && c.HTTP.Debug.Prometheus.Enabled
+		}},
+		{"logstash formatter", "storage: inmemory\nlog:\n  formatter: logstash\n", func(c *Config) bool {
+			return c.Log.Formatter == "json" && len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "logstash")
+		}},
+		{"prometheus without debug addr warns", minimal + "http:\n  debug:\n    prometheus:\n      enabled: true\n", func(c *Config) bool {
+			return len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "http.debug.addr")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if c := mustParse(t, tc.yml); !tc.check(c) {
+				t.Fatalf("got %+v", c)
+			}
+		})
 	}
 }
 
 func TestEnvOverrides(t *testing.T) {
 	cases := []struct {
-		env   string
+		env   []string
 		check func(*Config) bool
 	}{
-		{"REGISTRY_STORAGE_DELETE_ENABLED=true", func(c *Config) bool { return c.Storage.Delete.Enabled }},
-		{"REGISTRY_HTTP_ADDR=:5001", func(c *Config) bool { return c.HTTP.Addr == ":5001" }},
-		{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/x", func(c *Config) bool { return c.Storage.Filesystem.RootDirectory == "/x" }},
-		{"REGISTRY_LOG_LEVEL=debug", func(c *Config) bool { return c.Log.Level == "debug" }},
-		{"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED=false", func(c *Config) bool { return !c.Storage.Maintenance.UploadPurging.Enabled }},
-		{"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true", func(c *Config) bool { return c.Storage.Maintenance.ReadOnly.Enabled }},
-		{"REGISTRY_CATALOG_MAXENTRIES=50", func(c *Config) bool { return c.Catalog.MaxEntries == 50 }},
-		{"REGISTRY_HTTP_SECRET=true", func(c *Config) bool { return c.HTTP.Secret == "true" }},
+		{[]string{"REGISTRY_STORAGE_DELETE_ENABLED=true"}, func(c *Config) bool { return c.Storage.Delete.Enabled }},
+		{[]string{"REGISTRY_HTTP_ADDR=:5001"}, func(c *Config) bool { return c.HTTP.Addr == ":5001" }},
+		{[]string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/x"}, func(c *Config) bool { return c.Storage.Filesystem.RootDirectory == "/x" }},
+		{[]string{"REGISTRY_LOG_LEVEL=debug"}, func(c *Config) bool { return c.Log.Level == "debug" }},
+		{[]string{"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED=false"}, func(c *Config) bool { return !c.Storage.Maintenance.UploadPurging.Enabled }},
+		{[]string{"REGISTRY_CATALOG_MAXENTRIES=50"}, func(c *Config) bool { return c.Catalog.MaxEntries == 50 }},
+		{[]string{"REGISTRY_HTTP_SECRET=true"}, func(c *Config) bool { return c.HTTP.Secret == "true" }}, // a string key takes the text
+		{[]string{"REGISTRY_HTTP_SECRET=a#b: c"}, func(c *Config) bool { return c.HTTP.Secret == "a#b: c" }},
+		{[]string{`REGISTRY_HTTP_SECRET="quoted"`}, func(c *Config) bool { return c.HTTP.Secret == "quoted" }},
+		{[]string{"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE=2h"}, func(c *Config) bool { return c.Storage.Maintenance.UploadPurging.Age == 2*time.Hour }},
+		{[]string{"REGISTRY_HTTP_TLS_CERTIFICATE=/c", "REGISTRY_HTTP_TLS_KEY=/k", "REGISTRY_HTTP_TLS_CLIENTCAS_0=/ca.pem"}, func(c *Config) bool {
+			return reflect.DeepEqual(c.HTTP.TLS.ClientCAs, []string{"/ca.pem"})
+		}},
+		{[]string{"REGISTRY_HTTP_TLS_CERTIFICATE=/c", "REGISTRY_HTTP_TLS_KEY=/k", "REGISTRY_HTTP_TLS_CLIENTCAS=[/a.pem, /b.pem]"}, func(c *Config) bool {
+			return reflect.DeepEqual(c.HTTP.TLS.ClientCAs, []string{"/a.pem", "/b.pem"})
+		}},
+		{[]string{"REGISTRY_LOG_FIELDS_SERVICE=registry"}, func(c *Config) bool { return c.Log.Fields["service"] == "registry" }},
+		{[]string{"REGISTRY_HTTP_HEADERS_X-FRAME-OPTIONS=[DENY]"}, func(c *Config) bool { return c.HTTP.Headers.Get("X-Frame-Options") == "DENY" }},
+		{[]string{"REGISTRY_HEALTH_STORAGEDRIVER_ENABLED=TRUE", "REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL=1m"}, func(c *Config) bool {
+			return c.Health.StorageDriver.Enabled && c.Health.StorageDriver.Interval == time.Minute
+		}},
+		// An empty value resets a non-string key to its default.
+		{[]string{"REGISTRY_CATALOG_MAXENTRIES="}, func(c *Config) bool { return c.Catalog.MaxEntries == 1000 }},
+		// A section variable replaces the section; more specific ones
+		// apply after it (name order), as in distribution.
+		{[]string{"REGISTRY_STORAGE_DELETE_ENABLED=true", "REGISTRY_STORAGE=inmemory"}, func(c *Config) bool {
+			return c.Storage.Driver == "inmemory" && c.Storage.Delete.Enabled
+		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.env, func(t *testing.T) {
-			for _, file := range []string{minimal, ""} {
+		t.Run(strings.Join(tc.env, " "), func(t *testing.T) {
+			for _, withFile := range []bool{true, false} {
 				var c *Config
 				var err error
-				if file == "" {
-					c, err = Load("", []string{tc.env})
+				if withFile {
+					c, err = Parse([]byte(minimal), tc.env)
 				} else {
-					c, err = Parse([]byte(file), []string{tc.env})
+					c, err = Load("", tc.env)
 				}
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("file %v: %v", withFile, err)
 				}
 				if !tc.check(c) {
-					t.Fatalf("override not applied: %+v", c)
+					t.Fatalf("file %v: override not applied: %+v", withFile, c)
+				}
+				if len(c.Warnings) != 0 {
+					t.Fatalf("file %v: warnings %v", withFile, c.Warnings)
 				}
 			}
 		})
 	}
-	// bad values name the variable
-	_, err := Parse([]byte(minimal), []string{"REGISTRY_STORAGE_DELETE_ENABLED=maybe"})
-	if err == nil || !strings.Contains(err.Error(), "REGISTRY_STORAGE_DELETE_ENABLED") || !strings.Contains(err.Error(), "storage.delete.enabled") {
-		t.Fatalf("bad env value: %v", err)
+
+	t.Run("env selects inmemory without a file", func(t *testing.T) {
+		c, err := Load("", []string{"REGISTRY_STORAGE_INMEMORY="})
+		if err != nil || c.Storage.Driver != "inmemory" {
+			t.Fatalf("%v %+v", err, c)
+		}
+	})
+	t.Run("file value replaced, not merged", func(t *testing.T) {
+		c := mustParse(t, minimal+"http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: [/a, /b]\n", "REGISTRY_HTTP_TLS_CLIENTCAS_1=/z")
+		if !reflect.DeepEqual(c.HTTP.TLS.ClientCAs, []string{"/a", "/z"}) {
+			t.Fatalf("%v", c.HTTP.TLS.ClientCAs)
+		}
+	})
+	t.Run("env sets an ignored key: warned", func(t *testing.T) {
+		c := mustParse(t, minimal, "REGISTRY_REDIS_PASSWORD=x", "REGISTRY_PROXY_REMOTEURL=https://r")
+		want := []string{"not implemented yet, ignored: proxy (registryd is not a pull-through cache; it serves what is pushed to it)", "not implemented yet, ignored: redis"}
+		if !reflect.DeepEqual(c.Warnings, want) {
+			t.Fatalf("warnings %q", c.Warnings)
+		}
+	})
+	t.Run("longest key first", func(t *testing.T) {
+		steps, k, ok := resolveEnv(schema(), strings.Split("STORAGE_GCS_CREDENTIALS_PRIVATE_KEY_ID", "_"))
+		if !ok || displayPath(steps) != "storage.gcs.credentials.private_key_id" || !k.secret {
+			t.Fatalf("%v %v", displayPath(steps), ok)
+		}
+	})
+}
+
+func TestEnvErrorsAndWarnings(t *testing.T) {
+	errCases := []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"REGISTRY_STORAGE_DELETE_ENABLED=maybe"}, []string{"environment variable REGISTRY_STORAGE_DELETE_ENABLED", "storage.delete.enabled", "true or false"}},
+		{[]string{"REGISTRY_CATALOG_MAXENTRIES=-5"}, []string{"REGISTRY_CATALOG_MAXENTRIES", "catalog.maxentries", "positive"}},
+		{[]string{"REGISTRY_LOG_LEVEL=loud"}, []string{"REGISTRY_LOG_LEVEL", "log.level", "loud"}},
+		{[]string{"REGISTRY_HTTP_TLS_CLIENTCAS_3=/x"}, []string{"REGISTRY_HTTP_TLS_CLIENTCAS_3", "past the end"}},
+		{[]string{"REGISTRY_HTTP_HEADERS=[unclosed"}, []string{"REGISTRY_HTTP_HEADERS", "not valid YAML"}},
+		{[]string{"REGISTRY_STORAGE_S3_BUCKET=b"}, []string{"environment variable REGISTRY_STORAGE_S3_BUCKET", `storage driver "s3" is not supported yet`}},
 	}
-	// unrelated REGISTRY_* variables (Kubernetes service links) only warn
-	c, err := Parse([]byte(minimal), []string{"REGISTRY_PORT=tcp://10.0.0.1:5000", "REGISTRY_SERVICE_HOST=10.0.0.1"})
-	if err != nil || len(c.Warnings) != 2 {
-		t.Fatalf("unrelated variables: %v %v", err, c.Warnings)
+	for _, tc := range errCases {
+		_, err := Load("", tc.env)
+		if err == nil {
+			t.Errorf("%v: no error", tc.env)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", tc.env, err, w)
+			}
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.EnvVar == "" || e.Line != 0 {
+			t.Errorf("%v: not an *Error naming the variable: %#v", tc.env, e)
+		}
+	}
+
+	// An env driver next to the file's driver: two drivers.
+	_, err := Parse([]byte("storage:\n  inmemory: {}\n"), []string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/x"})
+	if err == nil || !strings.Contains(err.Error(), "more than one storage driver") {
+		t.Errorf("two drivers via env: %v", err)
+	}
+
+	// Variables naming no key warn; a near miss gets a suggestion;
+	// Kubernetes' service variables get none.
+	c, err := Parse([]byte(minimal), []string{
+		"REGISTRY_PORT=tcp://10.0.0.1:5000", "REGISTRY_SERVICE_HOST=10.0.0.1",
+		"REGISTRY_PORT_5000_TCP_ADDR=10.0.0.1", "REGISTRY_STORAGE_DELET_ENABLED=true",
+		"REGISTRY_HTTP_ADDR_PORT=1", "PATH=/bin", "REGISTRYX=1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"environment variable REGISTRY_HTTP_ADDR_PORT matches no configuration key",
+		"environment variable REGISTRY_PORT matches no configuration key",
+		"environment variable REGISTRY_PORT_5000_TCP_ADDR matches no configuration key",
+		"environment variable REGISTRY_SERVICE_HOST matches no configuration key",
+		"environment variable REGISTRY_STORAGE_DELET_ENABLED matches no configuration key (did you mean REGISTRY_STORAGE_DELETE_ENABLED?)",
+	}
+	if !reflect.DeepEqual(c.Warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(c.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+	if c.Storage.Delete.Enabled {
+		t.Error("a misspelt variable was applied")
 	}
 }
 
 func TestErrors(t *testing.T) {
 	cases := []struct {
-		name, yaml string
-		want       []string // substrings of the error
+		name, yml string
+		key       string
+		line      int
+		want      []string // substrings of the message
 	}{
-		{"unknown key", minimal + "  delete:\n    enabeld: true\n", []string{"config:6:", "storage.delete.enabeld", "unknown key"}},
-		{"unknown top key", "version: 0.1\nstorage:\n  filesystem: {}\nfoo: bar\n", []string{"config:4:", `foo`}},
-		{"wrong type bool", minimal + "  delete:\n    enabled: maybe\n", []string{"config:6:", "storage.delete.enabled", "true or false"}},
-		{"wrong type int", minimal + "catalog:\n  maxentries: lots\n", []string{"config:6:", "catalog.maxentries", "integer"}},
-		{"list for string", minimal + "http:\n  addr: [1]\n", []string{"config:6:", "http.addr", "string"}},
-		{"negative maxentries", minimal + "catalog:\n  maxentries: -1\n", []string{"catalog.maxentries", "positive"}},
-		{"bad duration", minimal + "  maintenance:\n    uploadpurging:\n      age: soon\n", []string{"config:7:", "uploadpurging.age", "duration"}},
-		{"bad level", "version: 0.1\nlog:\n  level: loud\nstorage:\n  inmemory: {}\n", []string{"config:3:", "log.level", "loud"}},
-		{"bad formatter", "version: 0.1\nlog:\n  formatter: xml\nstorage:\n  inmemory:\n", []string{"log.formatter", "xml"}},
-		{"bad tls", minimal + "http:\n  tls:\n    minimumtls: tls1.0\n", []string{"http.tls.minimumtls"}},
-		{"s3 driver", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n", []string{"storage.s3", "not supported yet"}},
-		{"two drivers", "version: 0.1\nstorage:\n  inmemory: {}\n  filesystem:\n    rootdirectory: /x\n", []string{"more than one storage driver"}},
-		{"no driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n", []string{"no storage driver"}},
-		{"version", "version: 0.2\nstorage:\n  inmemory:\n", []string{"version", "0.1"}},
-		{"host", minimal + "http:\n  host: registry.example.com\n", []string{"http.host", "absolute URL"}},
-		{"cert without key", minimal + "http:\n  tls:\n    certificate: /c.pem\n", []string{"http.tls", "together"}},
-		{"not yaml", "version: [", []string{"not valid YAML"}},
-		{"empty", "", []string{"empty"}},
+		{"unknown key", minimal + "  delete:\n    enabeld: true\n", "storage.delete.enabeld", 6, []string{`config.yml:6: unknown key "storage.delete.enabeld" (did you mean "storage.delete.enabled"?)`}},
+		{"unknown nested key", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\n", "storage.filesystem.rootdir", 4, []string{`config.yml:4: unknown key "storage.filesystem.rootdir"`, "rootdirectory"}},
+		{"unknown top key", "version: 0.1\nstorage: inmemory\nfoo: bar\n", "foo", 3, []string{`config.yml:3: unknown key "foo"`}},
+		{"unknown key in ignored section", minimal + "auth:\n  htpasswd:\n    reelm: x\n", "auth.htpasswd.reelm", 7, []string{"realm"}},
+		{"key case matters", minimal + "Catalog:\n  maxentries: 5\n", "Catalog", 5, []string{`did you mean "catalog"`}},
+		{"unknown driver", "storage:\n  filesytem:\n    rootdirectory: /x\n", "storage.filesytem", 2, []string{`unknown key "storage.filesytem"`, `"storage.filesystem"`}},
+		{"wrong type bool", minimal + "  delete:\n    enabled: maybe\n", "storage.delete.enabled", 6, []string{"config.yml:6: storage.delete.enabled: must be true or false", "maybe"}},
+		{"wrong type int", minimal + "catalog:\n  maxentries: lots\n", "catalog.maxentries", 6, []string{"catalog.maxentries: must be an integer", "lots"}},
+		{"list for string", minimal + "http:\n  addr: [1]\n", "http.addr", 6, []string{"http.addr: must be a string, got a list"}},
+		{"map for section value", minimal + "http: yes\n", "http", 5, []string{"http: must be a map of keys"}},
+		{"headers not lists", minimal + "http:\n  headers:\n    X-A: {b: c}\n", "http.headers", 7, []string{"header X-A"}},
+		{"duplicate key", minimal + "catalog:\n  maxentries: 5\n  maxentries: 6\n", "catalog.maxentries", 7, []string{"duplicate key (first at line 6)"}},
+		{"negative maxentries", minimal + "catalog:\n  maxentries: -1\n", "catalog.maxentries", 6, []string{"must be a positive number"}},
+		{"zero maxentries", minimal + "catalog:\n  maxentries: 0\n", "catalog.maxentries", 6, []string{"must be a positive number"}},
+		{"bad duration", minimal + "  maintenance:\n    uploadpurging:\n      age: soon\n", "storage.maintenance.uploadpurging.age", 7, []string{"must be a duration", "soon"}},
+		{"duration without unit", minimal + "health:\n  storagedriver:\n    interval: 10\n", "health.storagedriver.interval", 7, []string{"with a unit, such as 10s"}},
+		{"negative duration", minimal + "http:\n  draintimeout: -5s\n", "http.draintimeout", 6, []string{"must not be negative"}},
+		{"zero purge interval", minimal + "  maintenance:\n    uploadpurging:\n      interval: 0s\n", "storage.maintenance.uploadpurging.interval", 7, []string{"must be positive"}},
+		{"bad level", "version: 0.1\nlog:\n  level: loud\nstorage:\n  inmemory: {}\n", "log.level", 3, []string{`"loud" is not one of error, warn, info, debug`}},
+		{"bad formatter", "version: 0.1\nlog:\n  formatter: xml\nstorage:\n  inmemory:\n", "log.formatter", 3, []string{`"xml" is not one of`}},
+		{"tls1.0", minimal + "http:\n  tls:\n    minimumtls: tls1.0\n", "http.tls.minimumtls", 7, []string{"tls1.0 is not supported"}},
+		{"bad tls value", minimal + "http:\n  tls:\n    minimumtls: ssl3\n", "http.tls.minimumtls", 7, []string{`"ssl3" is not one of`}},
+		{"version", "version: 0.2\nstorage:\n  inmemory:\n", "version", 1, []string{`must be 0.1`, `"0.2"`}},
+		{"host not absolute", minimal + "http:\n  host: registry.example.com\n", "http.host", 6, []string{"absolute URL"}},
+		{"prefix slashes", minimal + "http:\n  prefix: registry\n", "http.prefix", 6, []string{"start and end with a slash"}},
+		{"addr without port", minimal + "http:\n  addr: localhost\n", "http.addr", 6, []string{"host:port"}},
+		{"debug addr", minimal + "http:\n  debug:\n    addr: nope\n", "http.debug.addr", 7, []string{"host:port"}},
+		{"prometheus path", minimal + "http:\n  debug:\n    prometheus:\n      path: metrics\n", "http.debug.prometheus.path", 8, []string{"start with a slash"}},
+		{"bad net", minimal + "http:\n  net: udp\n", "http.net", 6, []string{`"udp" is not one of tcp, unix`}},
+		{"certificate without key", minimal + "http:\n  tls:\n    certificate: /c.pem\n", "http.tls.certificate", 7, []string{"needs http.tls.key"}},
+		{"clientcas without tls", minimal + "http:\n  tls:\n    clientcas: [/ca.pem]\n", "http.tls.clientcas", 7, []string{"need TLS"}},
+		{"threshold", minimal + "health:\n  storagedriver:\n    threshold: 0\n", "health.storagedriver.threshold", 7, []string{"positive"}},
+		{"empty rootdirectory", "storage:\n  filesystem:\n    rootdirectory: \"\"\n", "storage.filesystem.rootdirectory", 3, []string{"must not be empty"}},
+		{"two auth providers", minimal + "auth:\n  silly: {realm: a, service: b}\n  htpasswd: {realm: a, path: /p}\n", "auth.silly", 6, []string{"one authentication provider", "authentication is not implemented yet"}},
+		{"ignored key type", minimal + "redis:\n  db: zero\n", "redis.db", 6, []string{"must be an integer"}},
+		{"list element", minimal + "notifications:\n  endpoints:\n    - name: a\n      timeout: soon\n", "notifications.endpoints[0].timeout", 8, []string{"duration"}},
+		{"s3 driver", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    secretkey: x\n", "storage.s3", 3, []string{`config.yml:3: storage.s3: storage driver "s3" is not supported yet`}},
+		{"storage names s3", "storage: s3\n", "storage.s3", 1, []string{`storage driver "s3" is not supported yet`}},
+		{"azure driver", "storage:\n  azure:\n    accountname: a\n", "storage.azure", 2, []string{`storage driver "azure" is not supported yet`}},
+		{"two drivers", "version: 0.1\nstorage:\n  inmemory: {}\n  filesystem:\n    rootdirectory: /x\n", "storage", 4, []string{"more than one storage driver is configured (inmemory, filesystem)"}},
+		{"no driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n", "storage", 2, []string{"no storage driver is configured"}},
+		{"no storage section", "version: 0.1\nhttp:\n  addr: :5000\n", "storage", 0, []string{"config.yml: storage: no storage driver is configured"}},
+		{"not yaml", "version: [\n", "", 1, []string{"config.yml:1: not valid YAML"}},
+		{"tab indentation", "storage:\n\tinmemory: {}\n", "", 2, []string{"not valid YAML"}},
+		{"empty", "", "", 0, []string{"empty"}},
+		{"only comments", "# nothing\n", "", 0, []string{"empty"}},
+		{"not a map", "- a\n- b\n", "", 1, []string{"must be a map of keys"}},
+		{"two documents", minimal + "---\nversion: 0.1\n", "", 5, []string{"second YAML document"}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse([]byte(c.yaml), nil)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yml), nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
-			for _, w := range c.want {
+			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%T is not an *Error", err)
+			}
+			if e.Key != tc.key || e.Line != tc.line {
+				t.Errorf("Error{Key: %q, Line: %d}, want %q, %d", e.Key, e.Line, tc.key, tc.line)
+			}
 		})
 	}
-	// several problems are all reported at once
-	_, err := Parse([]byte(minimal+"  delete:\n    enabled: maybe\ncatalog:\n  maxentries: x\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "storage.delete.enabled") || !strings.Contains(err.Error(), "catalog.maxentries") {
-		t.Fatalf("joined errors: %v", err)
+}
+
+func TestErrorsJoined(t *testing.T) {
+	_, err := Parse([]byte(`version: 0.1
+storage:
+  s3:
+    bucket: b
+  delete:
+    enabled: maybe
+catalog:
+  maxentries: x
+  extra: 1
+`), []string{"REGISTRY_HTTP_ADDR=[1]"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{
+		`config.yml:3: storage.s3: storage driver "s3" is not supported yet (registryd supports filesystem and inmemory)`,
+		`config.yml:6: storage.delete.enabled: must be true or false, got "maybe"`,
+		`config.yml:8: catalog.maxentries: must be an integer, got "x"`,
+		`config.yml:9: unknown key "catalog.extra"`,
+		`environment variable REGISTRY_HTTP_ADDR: http.addr: must be host:port or :port with http.net tcp, got "[1]"`,
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Fatalf("errors:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
 }
 
 func TestUnimplementedKeysWarn(t *testing.T) {
-	c, err := Parse([]byte(minimal+`auth:
-  htpasswd:
-    realm: basic-realm
-    path: /auth/htpasswd
-notifications:
-  endpoints:
-    - name: alistener
-      url: https://my.listener.com/event
-redis:
-  addr: localhost:6379
-  password: asecret
-proxy:
-  remoteurl: https://registry-1.docker.io
-http:
-  addr: :5000
-  debug:
-    addr: localhost:5001
-  http2:
-    disabled: false
-health:
-  storagedriver:
-    enabled: true
-validation:
-  disabled: true
-middleware:
-  registry:
-    - name: ARegistryMiddleware
-`), nil)
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		yml  string
+		want string
+	}{
+		{"notifications:\n  endpoints:\n    - name: l\n      url: https://l/event\n      headers:\n        Authorization: [Bearer x]\n      timeout: 1s\n      backoff: 1000\n", "notifications.endpoints"},
+		{"notifications:\n  events:\n    includereferences: true\n", "notifications.events"},
+		{"redis:\n  addrs: [localhost:6379]\n  password: x\n  pool:\n    maxidle: 16\n  routebylatency: true\n", "redis"},
+		{"proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n", "proxy (registryd is not a pull-through cache; it serves what is pushed to it)"},
+		{"middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: https://x/\n", "middleware"},
+		{"validation:\n  disabled: true\n", "validation"},
+		{"compatibility:\n  schema1:\n    enabled: true\n", "compatibility"},
+		{"reporting:\n  bugsnag:\n    apikey: k\n", "reporting"},
+		{"policy:\n  repository:\n    classes: [image]\n", "policy"},
+		{"loglevel: debug\n", "loglevel (deprecated by distribution; use log.level)"},
+		{"log:\n  hooks:\n    - type: mail\n      levels: [panic]\n", "log.hooks"},
+		{"log:\n  accesslog:\n    disabled: true\n", "log.accesslog"},
+		{"log:\n  reportcaller: true\n", "log.reportcaller"},
+		{"http:\n  http2:\n    disabled: true\n", "http.http2"},
+		{"http:\n  h2c:\n    enabled: true\n", "http.h2c"},
+		{"http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n      email: a@b\n", "http.tls.letsencrypt (no http.tls.certificate is set: the registry serves plain HTTP)"},
+		{"http:\n  tls:\n    certificate: /c\n    key: /k\n    clientauth: verify-client-cert-if-given\n", "http.tls.clientauth"},
+		{"http:\n  tls:\n    certificate: /c\n    key: /k\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n", "http.tls.ciphersuites"},
+		{"health:\n  http:\n    - uri: http://x/\n      statuscode: 200\n", "health.http"},
+		{"health:\n  tcp:\n    - addr: redis:6379\n", "health.tcp"},
+		{"health:\n  file:\n    - file: /down\n", "health.file"},
+		{"storage:\n  filesystem:\n    maxthreads: 100\n", "storage.filesystem.maxthreads"},
+		{"storage:\n  filesystem:\n  cache:\n    blobdescriptor: inmemory\n", "storage.cache"},
+		{"storage:\n  inmemory:\n  tag:\n    concurrencylimit: 8\n", "storage.tag"},
 	}
-	all := strings.Join(c.Warnings, "\n")
-	for _, k := range []string{"auth", "notifications", "redis", "proxy", "http.http2", "validation", "middleware"} {
-		if !strings.Contains(all, "configuration key "+k+" is not implemented yet") {
-			t.Errorf("no warning for %s in:\n%s", k, all)
-		}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			yml := tc.yml
+			if !strings.HasPrefix(yml, "storage:") {
+				yml = "version: 0.1\nstorage: inmemory\n" + yml
+			}
+			c := mustParse(t, yml)
+			want := []string{"not implemented yet, ignored: " + tc.want}
+			if !reflect.DeepEqual(c.Warnings, want) {
+				t.Fatalf("warnings %q, want %q", c.Warnings, want)
+			}
+			path, _, _ := strings.Cut(tc.want, " ")
+			if _, ok := c.Ignored[path]; !ok {
+				t.Fatalf("Ignored has no %s: %v", path, c.Ignored)
+			}
+		})
+	}
+	// auth.none means what registryd does: no warning.
+	if c := mustParse(t, minimal+"auth:\n  none: {}\n"); len(c.Warnings) != 0 {
+		t.Errorf("auth.none: %v", c.Warnings)
 	}
 }
 
-func TestExampleParses(t *testing.T) {
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(path, []byte(minimal+"catalog:\n  maxentries: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":6: catalog.maxentries") {
+		t.Fatalf("error does not name the file and line: %v", err)
+	}
+	_, err = Load(filepath.Join(dir, "missing.yml"), nil)
+	if err == nil || !strings.Contains(err.Error(), "missing.yml") {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(minimal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"REGISTRY_HTTP_ADDR=:6000"})
+	if err != nil || c.HTTP.Addr != ":6000" || c.Storage.Filesystem.RootDirectory != "/srv/registry" {
+		t.Fatalf("%v %+v", err, c)
+	}
+}
+
+// exampleFile is config.example.yml.
+func exampleFile(t *testing.T) string {
+	t.Helper()
 	data, err := os.ReadFile("../config.example.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return string(data)
+}
+
+func TestExampleFile(t *testing.T) {
+	example := exampleFile(t)
+	c := mustParse(t, example)
 	if len(c.Warnings) != 0 {
 		t.Fatalf("the example uses keys registryd does not implement: %v", c.Warnings)
 	}
+	// Every value in it is the default, as its comments say.
+	if want := mustParse(t, "storage:\n  filesystem:\n"); !reflect.DeepEqual(c, want) {
+		t.Fatalf("example:\n%+v\ndefaults:\n%+v", c, want)
+	}
+	// Every implemented key appears in it, at its place: a line with the
+	// key's name indented two spaces per level.
+	var missing []string
+	var visit func(path string, k *key)
+	visit = func(path string, k *key) {
+		if path != "" && !k.implemented || path == "storage.inmemory" {
+			return // inmemory is described in a comment: the file selects filesystem
+		}
+		if k.kind != kSection {
+			name := path[strings.LastIndex(path, ".")+1:]
+			if !strings.Contains(example, "\n"+strings.Repeat("  ", strings.Count(path, "."))+name+":") {
+				missing = append(missing, path)
+			}
+			return
+		}
+		for _, n := range childList(k) {
+			visit(joinPath(path, n), k.children[n])
+		}
+	}
+	visit("", schema())
+	if len(missing) > 0 {
+		t.Errorf("config.example.yml lacks %v", missing)
+	}
+
+	// The commented-out block of unimplemented keys parses too.
+	_, block, ok := strings.Cut(example, "# --- Accepted, not implemented yet")
+	if !ok {
+		t.Fatal("no block of unimplemented keys")
+	}
+	var yml strings.Builder
+	for _, line := range strings.Split(block, "\n")[1:] {
+		if strings.HasPrefix(line, "# ") {
+			yml.WriteString(line[2:] + "\n")
+		}
+	}
+	c = mustParse(t, yml.String())
+	warned := map[string]bool{}
+	for _, w := range c.Warnings {
+		path, _, _ := strings.Cut(strings.TrimPrefix(w, "not implemented yet, ignored: "), " ")
+		warned[path] = true
+	}
+	for _, k := range []string{"loglevel", "log.accesslog", "log.reportcaller", "log.hooks", "storage.filesystem.maxthreads",
+		"storage.cache", "storage.tag", "middleware", "reporting", "http.tls.clientauth", "http.tls.ciphersuites",
+		"http.tls.letsencrypt", "http.http2", "http.h2c", "notifications.events", "notifications.endpoints", "redis",
+		"health.file", "health.http", "health.tcp", "proxy", "compatibility", "validation", "policy"} {
+		if !warned[k] {
+			t.Errorf("the example's block does not show %s; warnings:\n%s", k, strings.Join(c.Warnings, "\n"))
+		}
+	}
 }
 
-func TestDumpMasksSecrets(t *testing.T) {
-	c, err := Parse([]byte(minimal+"http:\n  secret: hunter2\n"), nil)
-	if err != nil {
-		t.Fatal(err)
+func TestRedactedAndDump(t *testing.T) {
+	c := mustParse(t, minimal+`http:
+  secret: hunter2
+  headers:
+    Authorization: [Basic abc]
+redis:
+  password: redispw
+  addrs: [r:6379]
+proxy:
+  remoteurl: https://registry-1.docker.io
+  username: bob
+  password: proxypw
+notifications:
+  endpoints:
+    - name: l
+      url: https://l/
+      headers:
+        Authorization: [Bearer notifytoken]
+middleware:
+  storage:
+    - name: cloudfront
+      options:
+        privatekey: /pk.pem
+        apikey: mwkey
+`, "REGISTRY_PROXY_TTL=24h")
+	r := c.Redacted()
+	if r.HTTP.Secret != masked || r.HTTP.Headers.Get("Authorization") != masked {
+		t.Errorf("http secrets not masked: %+v", r.HTTP)
+	}
+	if c.HTTP.Secret != "hunter2" || c.HTTP.Headers.Get("Authorization") != "Basic abc" || c.Ignored["redis"].(map[string]any)["password"] != "redispw" {
+		t.Fatal("Redacted changed the config")
 	}
 	out, err := c.Dump()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "hunter2") || !strings.Contains(string(out), "rootdirectory: /srv/registry") {
-		t.Fatalf("dump:\n%s", out)
+	dump := string(out)
+	for _, secret := range []string{"hunter2", "redispw", "proxypw", "notifytoken", "Basic abc", "mwkey"} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("dump shows %q:\n%s", secret, dump)
+		}
 	}
-	if c.HTTP.Secret != "hunter2" {
-		t.Fatal("Dump changed the config")
+	for _, want := range []string{"rootdirectory: /srv/registry", "age: 168h", "username: bob", "remoteurl: https://registry-1.docker.io",
+		"redis: # not implemented yet, ignored", "ttl: 24h"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("dump lacks %q:\n%s", want, dump)
+		}
+	}
+	// s3 never parses (it is an error), but Redacted masks its secrets
+	// wherever a Config holds them.
+	s3 := &Config{Ignored: map[string]any{"storage.s3": map[string]any{"accesskey": "AK", "secretkey": "SK"}}}
+	if m := s3.Redacted().Ignored["storage.s3"].(map[string]any); m["secretkey"] != masked || m["accesskey"] != "AK" {
+		t.Errorf("s3 secretkey: %v", m)
+	}
+
+	// The dump parses back to the same configuration, secrets aside.
+	back, err := Parse(out, nil)
+	if err != nil {
+		t.Fatalf("dump does not parse: %v\n%s", err, dump)
+	}
+	sort.Strings(back.Warnings) // the dump orders ignored keys by name
+	want := c.Redacted()
+	sort.Strings(want.Warnings)
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v\ndump:\n%s", back, want, dump)
+	}
+	for _, cfg := range []*Config{Default(), mustParse(t, "storage: inmemory\n")} {
+		out, err := cfg.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out, nil)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(back, cfg) {
+			t.Errorf("round trip:\n%+v\nwant\n%+v", back, cfg)
+		}
+	}
+}
+
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 12; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	_, err := Parse([]byte(b.String()), nil)
+	if err == nil || !strings.Contains(err.Error(), "aliases expand too") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A config that asks for authentication must not start an open registry
+// while registryd has no provider: it is an error naming the key, from the
+// file or from the environment. auth.none asks for nothing and passes.
+func TestAuthConfiguredIsAnError(t *testing.T) {
+	cases := []struct{ yml, env, key string }{
+		{"auth:\n  htpasswd:\n    realm: basic-realm\n    path: /auth/htpasswd\n", "", "auth.htpasswd"},
+		{"auth:\n  token:\n    realm: r\n    service: s\n    issuer: i\n    rootcertbundle: /b\n", "", "auth.token"},
+		{"auth: silly\n", "", "auth.silly"},
+		{"", "REGISTRY_AUTH_HTPASSWD_PATH=/h", "auth.htpasswd"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key+tc.env, func(t *testing.T) {
+			var env []string
+			if tc.env != "" {
+				env = []string{tc.env}
+			}
+			_, err := Parse([]byte(minimal+tc.yml), env)
+			var e *Error
+			if !errors.As(err, &e) || e.Key != tc.key || !strings.Contains(err.Error(), "authentication is not implemented yet") {
+				t.Fatalf("got %v, want an error for %s", err, tc.key)
+			}
+		})
+	}
+	if _, err := Parse([]byte(minimal+"auth:\n  none:\n"), nil); err != nil {
+		t.Fatalf("auth.none: %v", err)
 	}
 }

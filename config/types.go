@@ -20,8 +20,16 @@ type Config struct {
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one
-	// at startup so nothing is silently dropped.
+	// at startup so nothing is silently dropped. It also names REGISTRY_*
+	// environment variables that match no key.
 	Warnings []string
+
+	// Ignored holds the values of those accepted-but-unimplemented keys,
+	// by dotted key ("auth.htpasswd", "redis", "http.tls.letsencrypt"), as
+	// YAML decodes them (map[string]any, []any, scalars). Nothing acts on
+	// them; Dump shows them, secrets masked, so that `config check` prints
+	// everything the file said.
+	Ignored map[string]any
 }
 
 // Log is the "log" section.
@@ -85,7 +93,7 @@ type HTTP struct {
 	RelativeURLs bool          // http.relativeurls
 	Secret       string        // http.secret
 	DrainTimeout time.Duration // http.draintimeout (default 0: wait for in-flight requests without limit... bounded by serve to 30s)
-	Headers      http.Header   // http.headers
+	Headers      http.Header   // http.headers (default X-Content-Type-Options: nosniff)
 	TLS          TLS           // http.tls
 	Debug        Debug         // http.debug
 }
@@ -95,7 +103,7 @@ type TLS struct {
 	Certificate string   // http.tls.certificate
 	Key         string   // http.tls.key
 	ClientCAs   []string // http.tls.clientcas
-	MinimumTLS  string   // http.tls.minimumtls (tls1.2 default)
+	MinimumTLS  string   // http.tls.minimumtls: tls1.2 or tls1.3 (default tls1.2)
 }
 
 // Debug is http.debug.

@@ -1,0 +1,271 @@
+package config
+
+import (
+	"net"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// fill sets c from the valid values collected by walk and checks what
+// types alone cannot: ranges, combinations, the storage driver.
+func (p *parser) fill(c *Config) {
+	str := func(path string, dst *string) {
+		if n := p.vals[path]; n != nil {
+			*dst = n.Value
+		}
+	}
+	boolean := func(path string, dst *bool) {
+		if n := p.vals[path]; n != nil {
+			_ = n.Decode(dst) // checked by walk
+		}
+	}
+	integer := func(path string, dst *int) {
+		if n := p.vals[path]; n != nil {
+			_ = n.Decode(dst)
+		}
+	}
+	duration := func(path string, dst *time.Duration) {
+		if n := p.vals[path]; n != nil {
+			*dst = 0
+			if n.Tag != "!!int" {
+				*dst, _ = time.ParseDuration(n.Value)
+			}
+		}
+	}
+	strList := func(path string, dst *[]string) {
+		if n := p.vals[path]; n != nil {
+			*dst = stringList(n)
+		}
+	}
+	bad := func(path string, format string, args ...any) {
+		n := p.vals[path]
+		if n == nil {
+			n = p.present[path]
+		}
+		p.fail(path, n, format, args...)
+	}
+
+	str("version", &c.Version)
+	if c.Version != "0.1" {
+		bad("version", "must be 0.1, the only configuration version, got %q", c.Version)
+	}
+
+	// log
+	str("log.level", &c.Log.Level)
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	str("log.formatter", &c.Log.Formatter)
+	switch c.Log.Formatter {
+	case "":
+		c.Log.Formatter = "text"
+	case "logstash":
+		c.Log.Formatter = "json"
+		p.warnings = append(p.warnings, "not implemented yet: log.formatter logstash; logging as json")
+	}
+	if n := p.vals["log.fields"]; n != nil {
+		var m map[string]any
+		_ = n.Decode(&m)
+		if len(m) > 0 {
+			c.Log.Fields = m
+		}
+	}
+
+	p.fillStorage(c, str, bad)
+	boolean("storage.delete.enabled", &c.Storage.Delete.Enabled)
+	boolean("storage.redirect.disable", &c.Storage.Redirect.Disable)
+	up := &c.Storage.Maintenance.UploadPurging
+	boolean("storage.maintenance.uploadpurging.enabled", &up.Enabled)
+	duration("storage.maintenance.uploadpurging.age", &up.Age)
+	duration("storage.maintenance.uploadpurging.interval", &up.Interval)
+	boolean("storage.maintenance.uploadpurging.dryrun", &up.DryRun)
+	if up.Enabled {
+		if up.Age <= 0 {
+			bad("storage.maintenance.uploadpurging.age", "must be positive when upload purging is enabled")
+		}
+		if up.Interval <= 0 {
+			bad("storage.maintenance.uploadpurging.interval", "must be positive when upload purging is enabled")
+		}
+	}
+	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+
+	// http
+	h := &c.HTTP
+	str("http.net", &h.Net)
+	if h.Net == "" {
+		h.Net = "tcp"
+	}
+	str("http.addr", &h.Addr)
+	switch {
+	case h.Addr == "":
+		bad("http.addr", "must not be empty (default :5000)")
+	case h.Net == "tcp":
+		if _, _, err := net.SplitHostPort(h.Addr); err != nil {
+			bad("http.addr", "must be host:port or :port with http.net tcp, got %q", h.Addr)
+		}
+	}
+	str("http.host", &h.Host)
+	if h.Host != "" {
+		u, err := url.Parse(h.Host)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("http.host", "must be an absolute URL such as https://registry.example.com, got %q", h.Host)
+		}
+	}
+	str("http.prefix", &h.Prefix)
+	if h.Prefix != "" && (!strings.HasPrefix(h.Prefix, "/") || !strings.HasSuffix(h.Prefix, "/")) {
+		bad("http.prefix", "must start and end with a slash, such as /registry/, got %q", h.Prefix)
+	}
+	str("http.secret", &h.Secret)
+	boolean("http.relativeurls", &h.RelativeURLs)
+	duration("http.draintimeout", &h.DrainTimeout)
+	if n := p.vals["http.headers"]; n != nil {
+		// The file's headers are added to the defaults; a header given
+		// an empty list is removed (X-Content-Type-Options: []).
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			name := canonicalHeader(n.Content[i].Value)
+			if vs := stringList(n.Content[i+1]); len(vs) > 0 {
+				h.Headers[name] = vs
+			} else {
+				delete(h.Headers, name)
+			}
+		}
+	}
+	t := &h.TLS
+	str("http.tls.certificate", &t.Certificate)
+	str("http.tls.key", &t.Key)
+	strList("http.tls.clientcas", &t.ClientCAs)
+	str("http.tls.minimumtls", &t.MinimumTLS)
+	switch t.MinimumTLS {
+	case "":
+		t.MinimumTLS = "tls1.2"
+	case "tls1.0", "tls1.1":
+		bad("http.tls.minimumtls", "%s is not supported; registryd serves tls1.2 or tls1.3", t.MinimumTLS)
+	}
+	switch {
+	case t.Certificate == "" && t.Key != "":
+		bad("http.tls.key", "needs http.tls.certificate too")
+	case t.Certificate != "" && t.Key == "":
+		bad("http.tls.certificate", "needs http.tls.key too")
+	case t.Certificate == "" && len(t.ClientCAs) > 0:
+		bad("http.tls.clientcas", "client certificates need TLS: set http.tls.certificate and http.tls.key")
+	}
+	str("http.debug.addr", &h.Debug.Addr)
+	if h.Debug.Addr != "" {
+		if _, _, err := net.SplitHostPort(h.Debug.Addr); err != nil {
+			bad("http.debug.addr", "must be host:port, such as localhost:5001, got %q", h.Debug.Addr)
+		}
+	}
+	boolean("http.debug.prometheus.enabled", &h.Debug.Prometheus.Enabled)
+	str("http.debug.prometheus.path", &h.Debug.Prometheus.Path)
+	if !strings.HasPrefix(h.Debug.Prometheus.Path, "/") {
+		bad("http.debug.prometheus.path", "must start with a slash, such as /metrics, got %q", h.Debug.Prometheus.Path)
+	}
+	if h.Debug.Prometheus.Enabled && h.Debug.Addr == "" {
+		p.warnings = append(p.warnings, "http.debug.prometheus.enabled has no effect without http.debug.addr: metrics are served on the debug listener")
+	}
+
+	// catalog
+	integer("catalog.maxentries", &c.Catalog.MaxEntries)
+	if c.Catalog.MaxEntries <= 0 {
+		bad("catalog.maxentries", "must be a positive number, got %d", c.Catalog.MaxEntries)
+	}
+
+	// health
+	hs := &c.Health.StorageDriver
+	boolean("health.storagedriver.enabled", &hs.Enabled)
+	duration("health.storagedriver.interval", &hs.Interval)
+	integer("health.storagedriver.threshold", &hs.Threshold)
+	if hs.Interval <= 0 {
+		bad("health.storagedriver.interval", "must be positive")
+	}
+	if hs.Threshold <= 0 {
+		bad("health.storagedriver.threshold", "must be a positive number, got %d", hs.Threshold)
+	}
+
+	// auth: distribution allows one provider.
+	if n := p.present["auth"]; n != nil && n.Kind == yaml.MappingNode && len(n.Content) > 2 {
+		var names []string
+		for i := 0; i < len(n.Content); i += 2 {
+			names = append(names, n.Content[i].Value)
+		}
+		p.fail("auth", n.Content[2], "configure one authentication provider, not %d (%s)", len(names), strings.Join(names, ", "))
+	}
+}
+
+// fillStorage selects the storage driver: exactly one driver section.
+func (p *parser) fillStorage(c *Config, str func(string, *string), bad func(string, string, ...any)) {
+	var drivers []string
+	if n := p.present["storage"]; n != nil && n.Kind == yaml.MappingNode {
+		sch := p.schema.children["storage"]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k, ok := sch.children[n.Content[i].Value]; ok && k.driver {
+				drivers = append(drivers, n.Content[i].Value)
+			}
+		}
+	}
+	switch {
+	case len(drivers) == 0 && p.unknowns["storage"]:
+		// Most likely the unknown key is the driver, misspelt: that
+		// error says enough.
+	case len(drivers) == 0 && p.fromFile:
+		p.fail("storage", p.keys["storage"], "no storage driver is configured: add storage.filesystem (with rootdirectory) or storage.inmemory")
+	case len(drivers) == 0:
+		c.Storage.Driver = "filesystem"
+		c.Storage.Filesystem.RootDirectory = "./data"
+	case len(drivers) > 1:
+		p.fail("storage", p.keys["storage."+drivers[1]], "more than one storage driver is configured (%s); configure exactly one", strings.Join(drivers, ", "))
+	default:
+		name := drivers[0]
+		c.Storage.Driver = name
+		switch name {
+		case "filesystem":
+			c.Storage.Filesystem.RootDirectory = defaultRootDirectory
+			if !p.fromFile {
+				c.Storage.Filesystem.RootDirectory = "./data"
+			}
+			str("storage.filesystem.rootdirectory", &c.Storage.Filesystem.RootDirectory)
+			if c.Storage.Filesystem.RootDirectory == "" {
+				bad("storage.filesystem.rootdirectory", "must not be empty")
+			}
+		case "inmemory":
+		default:
+			p.fail("storage."+name, p.keys["storage."+name], "storage driver %q is not supported yet (registryd supports %s)", name, supportedDrivers)
+		}
+	}
+}
+
+// stringList reads a kStrings value: a list, or a single string.
+func stringList(n *yaml.Node) []string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		return []string{n.Value}
+	}
+	var out []string
+	for _, e := range n.Content {
+		out = append(out, e.Value)
+	}
+	return out
+}
+
+func canonicalHeader(name string) string {
+	return textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))
+}
+
+// fmtDuration writes a duration the way an operator would: 168h, 10s, 1h30m.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
