@@ -160,12 +160,13 @@ func parse(file string, data []byte, env []string) (*Config, error) {
 
 	c := defaults()
 	p.fill(c)
-	// An operator who configured authentication must never get an open
-	// registry: until registryd implements a provider, naming one is an
-	// error, not a warning ("none" asks for what registryd does anyway).
+	// auth.silly lets any Authorization header through: an operator who
+	// configured it would get an open registry, so it stays an error
+	// rather than a warning (htpasswd and token are implemented; "none"
+	// asks for what registryd does without an auth section).
 	for _, path := range p.units {
-		if strings.HasPrefix(path, "auth.") && path != "auth.none" {
-			p.fail(path, p.present[path], "authentication is not implemented yet: starting would serve every repository to anyone; remove the auth section (or authenticate in a proxy in front) until registryd supports it")
+		if path == "auth.silly" {
+			p.fail(path, p.present[path], "auth.silly is not supported: it would let anyone in; use auth.htpasswd, or auth.token with a token server")
 		}
 	}
 	if len(p.errs) > 0 {
@@ -205,7 +206,7 @@ func (p *parser) hint(path string, c *Config) string {
 	switch {
 	case path == "loglevel":
 		return "deprecated by distribution; use log.level"
-	case strings.HasPrefix(path, "auth."):
+	case path == "auth.silly":
 		return "requests are NOT authenticated"
 	case path == "proxy":
 		return "registryd is not a pull-through cache; it serves what is pushed to it"

@@ -220,6 +220,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(child(root, "health"), "storagedriver", pairs("enabled", hs.Enabled,
 		"interval", fmtDuration(hs.Interval), "threshold", hs.Threshold))
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
+	dumpAuth(root, r) // auth.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

@@ -187,14 +187,7 @@ func (p *parser) fill(c *Config) {
 		bad("health.storagedriver.threshold", "must be a positive number, got %d", hs.Threshold)
 	}
 
-	// auth: distribution allows one provider.
-	if n := p.present["auth"]; n != nil && n.Kind == yaml.MappingNode && len(n.Content) > 2 {
-		var names []string
-		for i := 0; i < len(n.Content); i += 2 {
-			names = append(names, n.Content[i].Value)
-		}
-		p.fail("auth", n.Content[2], "configure one authentication provider, not %d (%s)", len(names), strings.Join(names, ", "))
-	}
+	p.fillAuth(c, str, strList, duration, bad) // auth.go
 }
 
 // fillStorage selects the storage driver: exactly one driver section.

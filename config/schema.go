@@ -175,18 +175,7 @@ func schema() *key {
 	}))
 	storage.nameForm = true
 
-	auth := section(map[string]*key{
-		"silly": section(map[string]*key{"realm": str(), "service": str()}),
-		"token": section(map[string]*key{
-			"realm": str(), "service": str(), "issuer": str(), "rootcertbundle": str(),
-			"autoredirect": boolean(), "autoredirectpath": str(), "jwks": str(),
-			"signingalgorithms": strs(),
-		}),
-		"htpasswd": section(map[string]*key{"realm": str(), "path": str()}),
-		"none":     impl(section(map[string]*key{})), // no authentication: what registryd does without auth
-	})
-	auth.perChild = true
-	auth.nameForm = true
+	auth := authSchema() // auth.go
 
 	notifications := section(map[string]*key{
 		"events": section(map[string]*key{"includereferences": boolean()}),
@@ -221,6 +210,7 @@ func schema() *key {
 		"loglevel":   logLevel(), // deprecated in distribution: "use log instead"
 		"storage":    storage,
 		"auth":       auth,
+		"access":     accessSchema(), // registryd only; auth.go
 		"middleware": section(map[string]*key{"registry": middlewares(), "repository": middlewares(), "storage": middlewares()}),
 		"reporting": section(map[string]*key{
 			"bugsnag":  section(map[string]*key{"apikey": secret(), "releasestage": str(), "endpoint": str()}),

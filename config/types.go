@@ -17,6 +17,10 @@ type Config struct {
 	HTTP    HTTP    // http
 	Catalog Catalog // catalog
 	Health  Health  // health
+	Auth    Auth    // auth
+	// Access is registryd's own "access" section (per-repository rules);
+	// nil when absent.
+	Access *Access
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/internal/httprec"
 )
@@ -27,6 +28,10 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set(RequestIDHeader, id)
+		// The authorizer records who the caller is here: the request it
+		// returns, with the identity, is not the one this function holds.
+		ctx, user := auth.TrackUser(r.Context())
+		r = r.WithContext(ctx)
 		rec := httprec.New(w)
 		defer func() {
 			if p := recover(); p != nil {
@@ -55,6 +60,9 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 			}
 			if r.ContentLength > 0 {
 				f["bytes_in"] = r.ContentLength
+			}
+			if u := user(); u != "" {
+				f["user"] = u
 			}
 			entry := log.WithFields(f)
 			if rec.Err != nil {

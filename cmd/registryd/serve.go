@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	v2 "github.com/registryd/registryd/api/v2"
+	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/config"
 	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/health"
@@ -113,6 +116,11 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		d = m.Driver(d)
 	}
 	reg := storage.New(d, storage.Options{})
+	// authz is nil (everyone may do everything) without an auth section.
+	authz, tokenServer, err := auth.New(authConfig(cfg), log)
+	if err != nil {
+		return err
+	}
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -122,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Headers:           cfg.HTTP.Headers,
 		Version:           version,
 		Logger:            log,
+		Authorizer:        authz,
 	})
 	var apiHandler http.Handler = api
 	if m != nil {
@@ -131,6 +140,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root := http.NewServeMux()
 	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
+	if tokenServer != nil {
+		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
 
@@ -151,22 +163,39 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          nil,
 	}
-	if cfg.HTTP.TLS.Certificate != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key)
+	var reloadTLS func() error
+	if t := cfg.HTTP.TLS; t.Certificate != "" {
+		srv.TLSConfig, reloadTLS, err = auth.TLSConfig(t.Certificate, t.Key, t.ClientCAs, t.MinimumTLS)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("http.tls: loading certificate %s and key %s: %w", cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key, err)
+			return err
 		}
-		minVersion := uint16(tls.VersionTLS12)
-		if cfg.HTTP.TLS.MinimumTLS == "tls1.3" {
-			minVersion = tls.VersionTLS13
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minVersion}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	if reloadTLS != nil {
+		// SIGHUP re-reads the certificate and key (renewed by certbot or
+		// cert-manager, say) without dropping a connection.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-hup:
+					if err := reloadTLS(); err != nil {
+						log.WithError(err).Error("TLS certificate not reloaded; still serving the previous one")
+					} else {
+						log.Info("TLS certificate reloaded")
+					}
+				}
+			}
+		}()
+	}
 	if hc := cfg.Health.StorageDriver; hc.Enabled {
 		go checker.Run(bg, hc.Interval)
 	}
@@ -233,6 +262,31 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// authConfig turns the auth and access sections into the auth package's
+// configuration; auth.New checks the combination.
+func authConfig(cfg *config.Config) auth.Config {
+	var ac auth.Config
+	if h := cfg.Auth.Htpasswd; h != nil {
+		ac.Htpasswd = &auth.HtpasswdConfig{Realm: h.Realm, Path: h.Path}
+	}
+	if t := cfg.Auth.Token; t != nil {
+		ac.Token = &auth.TokenConfig{Realm: t.Realm, Service: t.Service, Issuer: t.Issuer, RootCertBundle: t.RootCertBundle, JWKS: t.JWKS}
+	}
+	if s := cfg.Auth.TokenServer; s != nil {
+		ac.Issuer = &auth.IssuerConfig{Key: s.Key, Certificate: s.Certificate, Expiration: s.Expiration, Path: s.Path}
+	}
+	if a := cfg.Access; a != nil {
+		ac.Access = &auth.AccessConfig{Groups: a.Groups}
+		for _, r := range a.Rules {
+			ac.Access.Rules = append(ac.Access.Rules, auth.Rule{Repositories: r.Repositories, Users: r.Users, Groups: r.Groups, Actions: r.Actions})
+		}
+		for _, r := range a.Anonymous {
+			ac.Access.Anonymous = append(ac.Access.Anonymous, auth.AnonymousRule{Repositories: r.Repositories, Actions: r.Actions})
+		}
+	}
+	return ac
 }
 
 // purgeUploads removes abandoned uploads now and then every interval.

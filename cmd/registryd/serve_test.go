@@ -6,12 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/registryd/registryd/config"
 	"github.com/registryd/registryd/storage"
@@ -199,4 +202,50 @@ func TestServeRefusesWritesDuringGC(t *testing.T) {
 	// read-only is fine: it serves pulls while the collection runs
 	cfg.Storage.Maintenance.ReadOnly.Enabled = true
 	startServe(t, cfg)
+}
+
+func TestServeAuth(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.HTTP.Addr = freeAddr(t)
+	cfg.Storage.Driver = "inmemory"
+	cfg.Auth.Htpasswd = &config.AuthHtpasswd{Realm: "serve-test", Path: htpasswd}
+	base := startServe(t, cfg)
+	status, _, h := get(t, base+"/v2/")
+	if status != http.StatusUnauthorized || h.Get("WWW-Authenticate") != `Basic realm="serve-test"` {
+		t.Fatalf("GET /v2/ without credentials: %d %v", status, h)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v2/", nil)
+	req.SetBasicAuth("alice", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v2/ as alice: %d", resp.StatusCode)
+	}
+	// Health stays open to probes without credentials.
+	if status, _, _ := get(t, base+"/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz: %d", status)
+	}
+
+	// A configuration auth refuses stops serve before it listens.
+	bad := config.Default()
+	bad.HTTP.Addr = freeAddr(t)
+	bad.Storage.Driver = "inmemory"
+	bad.Auth.Htpasswd = &config.AuthHtpasswd{Path: filepath.Join(dir, "missing")}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	if err := serve(context.Background(), bad, log); err == nil || !strings.Contains(err.Error(), "auth.htpasswd") {
+		t.Fatalf("serve with a missing htpasswd file: %v", err)
+	}
 }
