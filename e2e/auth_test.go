@@ -53,6 +53,7 @@ type authServer struct {
 	Addr    string
 	LogPath string
 	TLS     *testCA // nil: plain HTTP
+	proc    *os.Process
 }
 
 func (s *authServer) URL(path string) string {
@@ -157,6 +158,7 @@ func (s *authServer) start(t *testing.T, cfgPath string) error {
 		logf.Close()
 		return err
 	}
+	s.proc = cmd.Process
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(exited) }()
 	stop := func() {

@@ -9,12 +9,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,4 +182,78 @@ func TestAuthTLS(t *testing.T) {
 		})
 	}
 	checkNoPasswordsLogged(t, srv)
+}
+
+// TestTLSReloadOnSIGHUP renews the certificate the way certbot does (new
+// files at the same paths) and sends SIGHUP: new connections get the new
+// certificate, a connection opened before keeps working, and a broken key
+// pair is refused while the old certificate goes on being served.
+func TestTLSReloadOnSIGHUP(t *testing.T) {
+	ca1 := newTestCA(t)
+	srv := startAuthRegistrydTLS(t, "htpasswd", ca1)
+	before := srv.client() // trusts ca1 only; keeps its connection alive
+	var reused bool        // whether the last ping went over an existing connection
+	ping := func(c *http.Client) error {
+		req, err := http.NewRequest(http.MethodGet, srv.URL("/v2/"), nil)
+		must(t, err)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		req.SetBasicAuth("alice", authUsers["alice"])
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}
+	must(t, ping(before))
+
+	ca2 := newTestCA(t)
+	fresh := func(ca *testCA) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, DisableKeepAlives: true}}
+	}
+	if err := ping(fresh(ca2)); err == nil {
+		t.Fatal("a client trusting only the new CA connected before the reload")
+	}
+	copyFile := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		must(t, err)
+		must(t, os.WriteFile(dst, b, 0o600))
+	}
+	copyFile(ca2.CertFile, ca1.CertFile)
+	copyFile(ca2.KeyFile, ca1.KeyFile)
+	must(t, srv.proc.Signal(syscall.SIGHUP))
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = ping(fresh(ca2)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after SIGHUP, the new certificate is not served: %v", err)
+	}
+	if err := ping(before); err != nil || !reused {
+		t.Errorf("a connection opened before the reload: %v (reused: %v)", err, reused)
+	}
+
+	// A mismatched pair (ca2's certificate with a fresh key) is refused
+	// and the server keeps the certificate it had.
+	ca3 := newTestCA(t)
+	copyFile(ca3.KeyFile, ca1.KeyFile)
+	must(t, srv.proc.Signal(syscall.SIGHUP))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(tail(srv.LogPath, 20), "not reloaded") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(tail(srv.LogPath, 20), "not reloaded") {
+		t.Errorf("a broken key pair on SIGHUP was not reported in the log:\n%s", tail(srv.LogPath, 20))
+	}
+	if err := ping(fresh(ca2)); err != nil {
+		t.Errorf("after a failed reload the previous certificate must still be served: %v", err)
+	}
 }
