@@ -400,7 +400,7 @@ func TestErrors(t *testing.T) {
 		{"empty rootdirectory", "storage:\n  filesystem:\n    rootdirectory: \"\"\n", "storage.filesystem.rootdirectory", 3, []string{"must not be empty"}},
 		{"two auth providers", minimal + "auth:\n  silly: {realm: a, service: b}\n  htpasswd: {realm: a, path: /p}\n", "auth.silly", 6, []string{"auth.silly is not supported"}},
 		{"ignored key type", minimal + "redis:\n  db: zero\n", "redis.db", 6, []string{"must be an integer"}},
-		{"list element", minimal + "notifications:\n  endpoints:\n    - name: a\n      timeout: soon\n", "notifications.endpoints[0].timeout", 8, []string{"duration"}},
+		{"list element", minimal + "notifications:\n  endpoints:\n    - name: a\n      url: http://h/\n      timeout: soon\n", "notifications.endpoints[0].timeout", 9, []string{"duration"}},
 		{"s3 driver", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    secretkey: x\n", "storage.s3", 3, []string{`config.yml:3: storage.s3: storage driver "s3" is not supported yet`}},
 		{"storage names s3", "storage: s3\n", "storage.s3", 1, []string{`storage driver "s3" is not supported yet`}},
 		{"azure driver", "storage:\n  azure:\n    accountname: a\n", "storage.azure", 2, []string{`storage driver "azure" is not supported yet`}},
@@ -468,8 +468,6 @@ func TestUnimplementedKeysWarn(t *testing.T) {
 		yml  string
 		want string
 	}{
-		{"notifications:\n  endpoints:\n    - name: l\n      url: https://l/event\n      headers:\n        Authorization: [Bearer x]\n      timeout: 1s\n      backoff: 1000\n", "notifications.endpoints"},
-		{"notifications:\n  events:\n    includereferences: true\n", "notifications.events"},
 		{"redis:\n  addrs: [localhost:6379]\n  password: x\n  pool:\n    maxidle: 16\n  routebylatency: true\n", "redis"},
 		{"proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n", "proxy (registryd is not a pull-through cache; it serves what is pushed to it)"},
 		{"middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: https://x/\n", "middleware"},
@@ -604,7 +602,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	for _, k := range []string{"loglevel", "log.accesslog", "log.reportcaller", "log.hooks", "storage.filesystem.maxthreads",
 		"storage.cache", "storage.tag", "middleware", "reporting", "http.tls.clientauth", "http.tls.ciphersuites",
-		"http.tls.letsencrypt", "http.http2", "http.h2c", "notifications.events", "notifications.endpoints", "redis",
+		"http.tls.letsencrypt", "http.http2", "http.h2c", "redis",
 		"health.file", "health.http", "health.tcp", "proxy", "compatibility", "validation", "policy"} {
 		if !warned[k] {
 			t.Errorf("the example's block does not show %s; warnings:\n%s", k, strings.Join(c.Warnings, "\n"))

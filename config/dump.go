@@ -23,6 +23,7 @@ func (c *Config) Redacted() *Config {
 	r.Log.Fields = cloneMap(c.Log.Fields)
 	r.HTTP.TLS.ClientCAs = slices.Clone(c.HTTP.TLS.ClientCAs)
 	r.Warnings = slices.Clone(c.Warnings)
+	r.Notifications = redactNotifications(c.Notifications)
 	if r.HTTP.Secret != "" {
 		r.HTTP.Secret = masked
 	}
@@ -220,7 +221,8 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(child(root, "health"), "storagedriver", pairs("enabled", hs.Enabled,
 		"interval", fmtDuration(hs.Interval), "threshold", hs.Threshold))
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
-	dumpAuth(root, r) // auth.go
+	dumpAuth(root, r)          // auth.go
+	dumpNotifications(root, r) // notifications.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

@@ -187,7 +187,8 @@ func (p *parser) fill(c *Config) {
 		bad("health.storagedriver.threshold", "must be a positive number, got %d", hs.Threshold)
 	}
 
-	p.fillAuth(c, str, strList, duration, bad) // auth.go
+	p.fillAuth(c, str, strList, duration, bad)                            // auth.go
+	p.fillNotifications(c, str, boolean, integer, duration, strList, bad) // notifications.go
 }
 
 // fillStorage selects the storage driver: exactly one driver section.

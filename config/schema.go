@@ -177,16 +177,15 @@ func schema() *key {
 
 	auth := authSchema() // auth.go
 
-	notifications := section(map[string]*key{
-		"events": section(map[string]*key{"includereferences": boolean()}),
-		"endpoints": list(section(map[string]*key{
-			"name": str(), "disabled": boolean(), "url": str(), "headers": requestHeaders(),
-			"timeout": duration(), "threshold": integer(), "backoff": duration(),
-			"ignoredmediatypes": strs(),
-			"ignore":            section(map[string]*key{"mediatypes": strs(), "actions": strs()}),
-		})),
-	})
-	notifications.perChild = true
+	notifications := impl(section(map[string]*key{
+		"events": impl(section(map[string]*key{"includereferences": impl(boolean())})),
+		"endpoints": impl(list(impl(section(map[string]*key{
+			"name": impl(str()), "disabled": impl(boolean()), "url": impl(str()), "headers": impl(requestHeaders()),
+			"timeout": impl(duration()), "threshold": impl(integer()), "backoff": impl(duration()),
+			"ignoredmediatypes": impl(strs()),
+			"ignore":            impl(section(map[string]*key{"mediatypes": impl(strs()), "actions": impl(strs())})),
+		})))),
+	}))
 
 	return impl(section(map[string]*key{
 		"version": impl(str()),

@@ -21,6 +21,8 @@ type Config struct {
 	// Access is registryd's own "access" section (per-repository rules);
 	// nil when absent.
 	Access *Access
+	// Notifications are the webhooks that receive events.
+	Notifications Notifications
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one
@@ -138,3 +140,42 @@ type HealthStorageDriver struct {
 	Interval  time.Duration // default 10s
 	Threshold int           // default 3
 }
+
+// Notifications is the "notifications" section: webhooks that receive an
+// event for every push, pull and delete.
+type Notifications struct {
+	Events    NotificationEvents // notifications.events
+	Endpoints []Endpoint         // notifications.endpoints
+}
+
+// NotificationEvents is notifications.events.
+type NotificationEvents struct {
+	// IncludeReferences adds the descriptors a manifest references (its
+	// config and layers, or an index's manifests) to manifest events.
+	IncludeReferences bool
+}
+
+// Endpoint is one element of notifications.endpoints.
+type Endpoint struct {
+	Name     string        // name: names the endpoint in logs and metrics; required, unique
+	Disabled bool          // disabled: configured but sent nothing
+	URL      string        // url: where events are POSTed; required, http or https
+	Headers  http.Header   // headers: added to every request (masked by Dump)
+	Timeout  time.Duration // timeout: of one delivery attempt (default 5s)
+	// Threshold is the number of consecutive failures after which the
+	// endpoint is reported as failing and the wait between attempts
+	// starts to grow (default 5).
+	Threshold int
+	Backoff   time.Duration // backoff: wait after a failed attempt (default 1s)
+	// IgnoredMediaTypes is ignoredmediatypes and ignore.mediatypes
+	// together: events whose target has one of them are not sent.
+	IgnoredMediaTypes []string
+	IgnoredActions    []string // ignore.actions: push, pull, delete, mount
+}
+
+// Endpoint defaults, for keys an endpoint leaves out.
+const (
+	DefaultEndpointTimeout   = 5 * time.Second
+	DefaultEndpointThreshold = 5
+	DefaultEndpointBackoff   = time.Second
+)
