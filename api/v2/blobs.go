@@ -11,6 +11,7 @@ import (
 
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -61,7 +62,12 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 	w.WriteHeader(status)
 	// io.CopyN wraps rc in an io.LimitedReader; net/http's ReadFrom sees
 	// through it to the *os.File and sends with sendfile.
-	_, _ = io.CopyN(w, rc, length)
+	_, err = io.CopyN(w, rc, length)
+	// A download is one pull: a Range request that resumes it is not
+	// another, nor is a download the client broke off.
+	if err == nil && start == 0 {
+		a.notify(w, r, notifications.ActionPull, a.blobTarget(r, repo, desc))
+	}
 	return nil
 }
 
@@ -125,6 +131,7 @@ func (a *API) deleteBlob(w http.ResponseWriter, r *http.Request, repo *storage.R
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	a.notify(w, r, notifications.ActionDelete, notifications.Target{Digest: d.String(), Repository: repo.Name()})
 	return nil
 }
 
@@ -149,7 +156,13 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 			}
 			if mountable {
 				if desc, err := repo.MountBlob(ctx, from, d); err == nil {
-					return a.blobCreated(w, r, repo, desc)
+					a.blobCreated(w, r, repo, desc)
+					t := a.blobTarget(r, repo, desc)
+					if from != nil {
+						t.FromRepository = from.Name()
+					}
+					a.notify(w, r, notifications.ActionMount, t)
+					return nil
 				} else if !errcode.Is(err, errcode.BlobUnknown) {
 					return err
 				}
@@ -172,7 +185,7 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 			_ = up.Cancel(ctx)
 			return err
 		}
-		return a.blobCreated(w, r, repo, desc)
+		return a.blobPushed(w, r, repo, desc)
 	}
 	var alg digest.Algorithm
 	if s := q.Get("digest-algorithm"); s != "" {
@@ -187,12 +200,18 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 	return nil
 }
 
-func (a *API) blobCreated(w http.ResponseWriter, r *http.Request, repo *storage.Repository, desc storage.Descriptor) error {
+func (a *API) blobCreated(w http.ResponseWriter, r *http.Request, repo *storage.Repository, desc storage.Descriptor) {
 	h := w.Header()
 	h.Set("Location", a.location(r, "/v2/"+repo.Name()+"/blobs/"+desc.Digest.String()))
 	h.Set("Docker-Content-Digest", desc.Digest.String())
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+}
+
+// blobPushed answers a completed upload and sends its push event.
+func (a *API) blobPushed(w http.ResponseWriter, r *http.Request, repo *storage.Repository, desc storage.Descriptor) error {
+	a.blobCreated(w, r, repo, desc)
+	a.notify(w, r, notifications.ActionPush, a.blobTarget(r, repo, desc))
 	return nil
 }
 
@@ -295,7 +314,7 @@ func (a *API) putUpload(w http.ResponseWriter, r *http.Request, repo *storage.Re
 	if err != nil {
 		return err
 	}
-	return a.blobCreated(w, r, repo, desc)
+	return a.blobPushed(w, r, repo, desc)
 }
 
 func (a *API) cancelUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -34,6 +35,11 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(m.Content)
+		tag := ""
+		if !storage.IsDigest(ref) {
+			tag = ref
+		}
+		a.notify(w, r, notifications.ActionPull, a.manifestTarget(r, repo, m, tag))
 	}
 	return nil
 }
@@ -71,19 +77,45 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, repo *storage.
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	// One event per tag applied (the reference if it is a tag, and each
+	// ?tag=); one without a tag for a push by digest alone.
+	var applied []string
+	if !storage.IsDigest(ref) {
+		applied = append(applied, ref)
+	}
+	for _, t := range tags {
+		if t != ref {
+			applied = append(applied, t)
+		}
+	}
+	if len(applied) == 0 {
+		applied = []string{""}
+	}
+	for _, t := range applied {
+		a.notify(w, r, notifications.ActionPush, a.manifestTarget(r, repo, m, t))
+	}
 	return nil
 }
 
 func (a *API) deleteManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
 	ref := mux.Vars(r)["reference"]
+	target := notifications.Target{Repository: repo.Name()}
 	var err error
 	if storage.IsDigest(ref) {
 		d, perr := storage.ParseDigest(ref)
 		if perr != nil {
 			return perr
 		}
+		target.Digest = d.String()
 		err = repo.DeleteManifest(r.Context(), d)
 	} else {
+		target.Tag = ref
+		if a.opts.Notifier.Enabled() {
+			// The event names what the tag pointed at, when it can.
+			if m, gerr := repo.GetManifest(r.Context(), ref); gerr == nil {
+				target.Digest, target.MediaType = m.Digest.String(), m.MediaType
+			}
+		}
 		err = repo.DeleteTag(r.Context(), ref)
 	}
 	if err != nil {
@@ -91,6 +123,7 @@ func (a *API) deleteManifest(w http.ResponseWriter, r *http.Request, repo *stora
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	a.notify(w, r, notifications.ActionDelete, target)
 	return nil
 }
 

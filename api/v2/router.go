@@ -14,6 +14,7 @@ import (
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/internal/httprec"
+	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Authorizer decides who may do what; nil lets everyone do everything.
 	Authorizer auth.Authorizer
+	// Notifier receives an event for every push, pull, mount and delete;
+	// nil sends none.
+	Notifier *notifications.Notifier
 }
 
 // API is the registry's HTTP handler.
