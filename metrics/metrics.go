@@ -33,6 +33,8 @@ type Metrics struct {
 	served        *prometheus.CounterVec
 	driverLatency *prometheus.HistogramVec
 	driverErrors  *prometheus.CounterVec
+	notifEvents   *prometheus.CounterVec
+	notifFailures *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -74,9 +76,17 @@ func New() *Metrics {
 			Namespace: "registryd", Subsystem: "storage", Name: "operation_errors_total",
 			Help: "Storage driver operations that failed other than with path not found.",
 		}, []string{"driver", "op"}),
+		notifEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "notifications", Name: "events_total",
+			Help: "Events by notification endpoint and outcome: sent (accepted by the endpoint) or dropped (queue overflow, shutdown).",
+		}, []string{"endpoint", "outcome"}),
+		notifFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "notifications", Name: "delivery_failures_total",
+			Help: "Failed attempts to deliver events to a notification endpoint (errors, timeouts, non-2xx answers); the events are retried.",
+		}, []string{"endpoint"}),
 	}
 	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploads, m.served,
-		m.driverLatency, m.driverErrors,
+		m.driverLatency, m.driverErrors, m.notifEvents, m.notifFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -218,4 +228,26 @@ func (i *instrumented) Delete(ctx context.Context, p string) (err error) {
 func (i *instrumented) Walk(ctx context.Context, p string, fn driver.WalkFn) (err error) {
 	defer func(t time.Time) { i.observe("walk", t, err) }(time.Now())
 	return i.StorageDriver.Walk(ctx, p, fn)
+}
+
+// Notifications returns the observer of notification endpoints
+// (notifications.Observer): events sent and dropped, failed deliveries.
+func (m *Metrics) Notifications() *NotificationObserver { return &NotificationObserver{m: m} }
+
+// NotificationObserver counts what happens to events, per endpoint.
+type NotificationObserver struct{ m *Metrics }
+
+// Sent counts events an endpoint accepted.
+func (o *NotificationObserver) Sent(endpoint string, n int) {
+	o.m.notifEvents.WithLabelValues(endpoint, "sent").Add(float64(n))
+}
+
+// Failed counts a failed delivery attempt.
+func (o *NotificationObserver) Failed(endpoint string) {
+	o.m.notifFailures.WithLabelValues(endpoint).Inc()
+}
+
+// Dropped counts events given up on.
+func (o *NotificationObserver) Dropped(endpoint string, n int) {
+	o.m.notifEvents.WithLabelValues(endpoint, "dropped").Add(float64(n))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/health"
 	"github.com/registryd/registryd/metrics"
+	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
@@ -121,6 +122,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		return err
 	}
+	notifier := newNotifier(cfg, instanceID, m, log)
+	// Runs after the HTTP server has drained: the events of the last
+	// requests still get their chance to be sent.
+	defer flushNotifications(notifier, log)
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -131,6 +136,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Version:           version,
 		Logger:            log,
 		Authorizer:        authz,
+		Notifier:          notifier,
 	})
 	var apiHandler http.Handler = api
 	if m != nil {
@@ -262,6 +268,62 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// notificationFlush bounds how long a stopping server keeps trying to
+// deliver queued events.
+const notificationFlush = 5 * time.Second
+
+// newNotifier starts the senders of the enabled notification endpoints;
+// nil without any.
+func newNotifier(cfg *config.Config, instanceID string, m *metrics.Metrics, log logrus.FieldLogger) *notifications.Notifier {
+	nc := notifications.Config{
+		Source:            notifications.Source{Addr: sourceAddr(cfg.HTTP.Addr), InstanceID: instanceID},
+		IncludeReferences: cfg.Notifications.Events.IncludeReferences,
+	}
+	for _, e := range cfg.Notifications.Endpoints {
+		if e.Disabled {
+			log.WithField("endpoint", e.Name).Info("notifications: endpoint disabled")
+			continue
+		}
+		nc.Endpoints = append(nc.Endpoints, notifications.EndpointConfig{
+			Name: e.Name, URL: e.URL, Headers: e.Headers, Timeout: e.Timeout, Threshold: e.Threshold, Backoff: e.Backoff,
+			IgnoredMediaTypes: e.IgnoredMediaTypes, IgnoredActions: e.IgnoredActions,
+		})
+		log.WithFields(logrus.Fields{"endpoint": e.Name, "url": e.URL}).Info("notifications: sending events")
+	}
+	var obs notifications.Observer
+	if m != nil {
+		obs = m.Notifications()
+	}
+	return notifications.New(nc, log.WithField("component", "notifications"), obs)
+}
+
+// sourceAddr is the registry's host:port in events: http.addr, with this
+// host's name when the address has no host.
+func sourceAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// flushNotifications gives queued events a short time to be delivered.
+func flushNotifications(n *notifications.Notifier, log logrus.FieldLogger) {
+	if !n.Enabled() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), notificationFlush)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		log.WithError(err).Warn("notifications: events lost at shutdown")
+	}
 }
 
 // authConfig turns the auth and access sections into the auth package's
