@@ -1,30 +1,14 @@
 package main
 
 import (
-	"errors"
-	"flag"
+	"context"
 	"fmt"
 	"io"
 )
 
-// cmdConfig is "registryd config check [config.yml]".
-func cmdConfig(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprint(stderr, "Usage: registryd config check [config.yml]\n")
-		return 2
-	}
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: registryd config check [config.yml]\n\nValidates the configuration (REGISTRY_* variables applied) and prints\nthe effective settings with secrets masked. Exits 1 if it is invalid.\n")
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	cfg, ok := loadConfig(fs, stderr)
+// cmdConfigCheck is "registryd config check [config.yml]".
+func cmdConfigCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig("config check", args, stderr)
 	if !ok {
 		return 1
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,9 +12,7 @@ import (
 	"github.com/registryd/registryd/storage"
 )
 
-const gcUsage = `Usage: registryd garbage-collect [flags] [config.yml]
-
-Removes what no live manifest references: blobs, and the repositories'
+const gcAbout = `Removes what no live manifest references: blobs, and the repositories'
 links to them; with --delete-untagged also manifests that no tag reaches
 (not tagged, not in a tagged index, not a referrer of a live manifest).
 Uploads older than storage.maintenance.uploadpurging.age are removed too
@@ -25,49 +22,31 @@ are read as for serve.
 No registry may accept writes to the storage meanwhile: a push could rely
 on a blob being deleted. Registries announce themselves in the storage; the
 command refuses to run while one that is not read-only is live. Stop it, or
-set storage.maintenance.readonly.enabled: true and restart it (pulls go on).
+set storage.maintenance.readonly.enabled: true and restart it (pulls go on).`
 
-Flags:
-`
-
-// cmdGC is "registryd garbage-collect" (alias "gc").
+// cmdGC is "registryd garbage-collect" (alias "gc") with its flags.
 func cmdGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("garbage-collect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return mustCommand("garbage-collect").execute(ctx, args, stdout, stderr)
+}
+
+// gcFlags defines garbage-collect's flags and returns what runs it.
+func gcFlags(fs *flag.FlagSet) runFunc {
 	var dryRun, deleteUntagged, quiet, force bool
 	fs.BoolVar(&dryRun, "dry-run", false, "remove nothing; list what would be removed")
-	fs.BoolVar(&dryRun, "d", false, "short for --dry-run")
+	fs.BoolVar(&dryRun, "d", false, shortPrefix+"dry-run")
 	fs.BoolVar(&deleteUntagged, "delete-untagged", false, "also remove manifests that no tag reaches")
-	fs.BoolVar(&deleteUntagged, "m", false, "short for --delete-untagged")
+	fs.BoolVar(&deleteUntagged, "m", false, shortPrefix+"delete-untagged")
 	fs.BoolVar(&quiet, "quiet", false, "print no progress and no summary, only errors (and a dry run's list)")
-	fs.BoolVar(&quiet, "q", false, "short for --quiet")
+	fs.BoolVar(&quiet, "q", false, shortPrefix+"quiet")
 	fs.BoolVar(&force, "force", false, "run even while a registry accepting writes is serving the storage (unsafe)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, gcUsage)
-		fs.PrintDefaults()
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return runGC(ctx, args, dryRun, deleteUntagged, quiet, force, stdout, stderr)
 	}
-	// Flags may come before or after the config file, as with the
-	// reference's "garbage-collect config.yml --dry-run".
-	var positional []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	files := flag.NewFlagSet("garbage-collect", flag.ContinueOnError)
-	files.SetOutput(stderr)
-	if err := files.Parse(append([]string{"--"}, positional...)); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(files, stderr)
+}
+
+// runGC collects garbage in the storage of the config named by args.
+func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, force bool, stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig("garbage-collect", args, stderr)
 	if !ok {
 		return 1
 	}

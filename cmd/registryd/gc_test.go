@@ -188,12 +188,12 @@ func TestCmdGC(t *testing.T) {
 			wantStray: true,
 		},
 		{
-			name:       "help",
-			setup:      func(f *gcFixture) {},
-			args:       func(f *gcFixture) []string { return []string{"--help"} },
-			wantCode:   0,
-			wantStray:  true,
-			wantErrOut: []string{"Usage: registryd garbage-collect", "-delete-untagged", "-dry-run", "-force"},
+			name:      "help",
+			setup:     func(f *gcFixture) {},
+			args:      func(f *gcFixture) []string { return []string{"--help"} },
+			wantCode:  0,
+			wantStray: true,
+			wantOut:   []string{"Usage: registryd garbage-collect", "--delete-untagged, -m", "--dry-run, -d", "--force"},
 		},
 		{
 			name:       "missing config file",

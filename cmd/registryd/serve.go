@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -33,12 +31,16 @@ import (
 
 // loadConfig reads the config named by the only positional argument, or the
 // embedded default when there is none, with REGISTRY_* overrides applied.
-func loadConfig(fs *flag.FlagSet, stderr io.Writer) (*config.Config, bool) {
-	if fs.NArg() > 1 {
-		fmt.Fprintf(stderr, "registryd %s: expected at most one config file, got %d arguments\n", fs.Name(), fs.NArg())
+func loadConfig(cmd string, args []string, stderr io.Writer) (*config.Config, bool) {
+	if len(args) > 1 {
+		fmt.Fprintf(stderr, "registryd %s: expected at most one config file, got %d arguments\n", cmd, len(args))
 		return nil, false
 	}
-	cfg, err := config.Load(fs.Arg(0), os.Environ())
+	path := ""
+	if len(args) == 1 {
+		path = args[0]
+	}
+	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "registryd: configuration error:\n%v\n", err)
 		return nil, false
@@ -76,20 +78,9 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 	}
 }
 
+// cmdServe is "registryd serve [config.yml]".
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: registryd serve [config.yml]\n\nRuns the registry. Without a file it uses the embedded default\n(:5000, filesystem storage under ./data). REGISTRY_* variables override keys.\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	cfg, ok := loadConfig(fs, stderr)
+	cfg, ok := loadConfig("serve", args, stderr)
 	if !ok {
 		return 1
 	}
