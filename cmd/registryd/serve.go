@@ -28,6 +28,7 @@ import (
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
 	"github.com/registryd/registryd/storage/driver/inmemory"
+	"github.com/registryd/registryd/storage/driver/s3"
 )
 
 // loadConfig reads the config named by the only positional argument, or the
@@ -70,6 +71,15 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 		return filesystem.New(cfg.Storage.Filesystem.RootDirectory)
 	case "inmemory":
 		return inmemory.New(), nil
+	case "s3":
+		c := cfg.Storage.S3
+		return s3.New(s3.Parameters{
+			AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
+			Region: c.Region, RegionEndpoint: c.RegionEndpoint, Bucket: c.Bucket,
+			RootDirectory: c.RootDirectory, Secure: c.Secure, SkipVerify: c.SkipVerify,
+			ForcePathStyle: c.ForcePathStyle, ChunkSize: c.ChunkSize,
+			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, StorageClass: c.StorageClass,
+		})
 	default:
 		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
 	}
