@@ -202,7 +202,7 @@ func (c *Config) Dump() ([]byte, error) {
 		addNode(st, r.Storage.Driver, mapping())
 	}
 	addNode(st, "delete", pairs("enabled", r.Storage.Delete.Enabled))
-	addNode(st, "redirect", pairs("disable", r.Storage.Redirect.Disable))
+	addNode(st, "redirect", pairs("disable", r.Storage.Redirect.Disable, "enable", r.Storage.Redirect.Enable))
 	up := r.Storage.Maintenance.UploadPurging
 	mt := mapping()
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),

@@ -79,6 +79,7 @@ func (p *parser) fill(c *Config) {
 
 	p.fillStorage(c, str, boolean, bad)
 	boolean("storage.delete.enabled", &c.Storage.Delete.Enabled)
+	boolean("storage.redirect.enable", &c.Storage.Redirect.Enable)
 	boolean("storage.redirect.disable", &c.Storage.Redirect.Disable)
 	up := &c.Storage.Maintenance.UploadPurging
 	boolean("storage.maintenance.uploadpurging.enabled", &up.Enabled)

@@ -156,7 +156,7 @@ func schema() *key {
 		}),
 		// Not drivers.
 		"delete":   impl(section(map[string]*key{"enabled": impl(boolean())})),
-		"redirect": impl(section(map[string]*key{"disable": impl(boolean())})),
+		"redirect": impl(section(map[string]*key{"disable": impl(boolean()), "enable": impl(boolean())})),
 		"cache": section(map[string]*key{
 			"blobdescriptor":     oneOf("redis", "inmemory"),
 			"blobdescriptorsize": integer(),

@@ -105,7 +105,14 @@ type ReadOnly struct {
 
 // Redirect is storage.redirect.
 type Redirect struct {
+	// Disable (storage.redirect.disable, distribution's) turns redirects
+	// off whatever Enable says.
 	Disable bool
+	// Enable (storage.redirect.enable, registryd's own, default false)
+	// answers blob GETs with 307 to a presigned URL of the storage
+	// backend, where the driver has such URLs (s3). Off by default,
+	// unlike distribution: clients must be able to reach the backend.
+	Enable bool
 }
 
 // HTTP is the "http" section.

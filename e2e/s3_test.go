@@ -309,3 +309,49 @@ func TestS3Conformance(t *testing.T) {
 		})
 	}
 }
+
+// With storage.redirect.enable, blob GETs answer 307 to a presigned URL of
+// the bucket, which serves the bytes (and ranges); HEAD and manifests are
+// served by registryd. Off by default.
+func TestS3Redirect(t *testing.T) {
+	m := startMinio(t)
+	_, storageYAML := m.bucket(t)
+	plain := startRegistrydStorage(t, storageYAML)
+	redir := startRegistrydStorage(t, storageYAML, "REGISTRY_STORAGE_REDIRECT_ENABLE=true")
+	const repo = "redirect/app"
+	content := bytes.Repeat([]byte("redirected blob "), 1000)
+	d := pushBlobHTTP(t, plain, repo, content)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	get := func(s *Server, rng string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, s.URL("/v2/"+repo+"/blobs/"+d), nil)
+		must(t, err)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := noFollow.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(plain, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("without redirect: %s", resp.Status)
+	}
+	resp := get(redir, "")
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, m.endpoint+"/") {
+		t.Fatalf("with redirect: %s, Location %q", resp.Status, loc)
+	}
+	checkBlob(t, redir, repo, d, content) // the default client follows
+	r := doHTTP(t, http.MethodGet, redir.URL("/v2/"+repo+"/blobs/"+d), http.Header{"Range": {"bytes=16-31"}}, nil)
+	if r.Status != http.StatusPartialContent || string(r.Body) != "redirected blob " {
+		t.Fatalf("ranged GET through the redirect: %s", r)
+	}
+	if r := doHTTP(t, http.MethodHead, redir.URL("/v2/"+repo+"/blobs/"+d), nil, nil); r.Status != http.StatusOK || r.Header.Get("Content-Length") != fmt.Sprint(len(content)) {
+		t.Fatalf("HEAD: %s", r)
+	}
+	// unknown blobs are still 404, not a redirect
+	if resp := getBlob(t, redir, repo, sha256Digest([]byte("never pushed"))); resp.Status != http.StatusNotFound {
+		t.Fatalf("unknown blob: %s", resp)
+	}
+}

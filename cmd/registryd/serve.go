@@ -64,6 +64,15 @@ func newLogger(cfg *config.Config, out io.Writer) (*logrus.Logger, logrus.FieldL
 	return log, entry
 }
 
+// urlDriver is a driver that can hand out download URLs (s3).
+type urlDriver interface {
+	URLFor(ctx context.Context, path string, expiry time.Duration) (string, error)
+}
+
+// redirectExpiry is how long a presigned blob URL is valid, as
+// distribution's s3 driver.
+const redirectExpiry = 20 * time.Minute
+
 // newDriver builds the storage driver the config selects.
 func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 	switch cfg.Storage.Driver {
@@ -120,12 +129,22 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		return err
 	}
 	instanceID := uuid.NewString()
+	var opts storage.Options
+	if rd := cfg.Storage.Redirect; rd.Enable && !rd.Disable {
+		if u, ok := d.(urlDriver); ok {
+			opts.BlobURL = func(ctx context.Context, path string) (string, error) {
+				return u.URLFor(ctx, path, redirectExpiry)
+			}
+		} else {
+			log.Warnf("storage.redirect.enable: the %s driver has no URLs to redirect to; serving blobs directly", d.Name())
+		}
+	}
 	var m *metrics.Metrics
 	if cfg.HTTP.Debug.Prometheus.Enabled {
 		m = metrics.New()
 		d = m.Driver(d)
 	}
-	reg := storage.New(d, storage.Options{})
+	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
 	if err != nil {
