@@ -61,6 +61,9 @@ func findMinioE2E() string {
 func startMinio(t *testing.T) *minioE2E {
 	t.Helper()
 	bin := findMinioE2E()
+	if fi, err := os.Stat(bin); bin != "" && (err != nil || fi.IsDir()) {
+		bin = ""
+	}
 	if bin == "" {
 		if os.Getenv("REGISTRYD_S3_SKIP") == "1" {
 			t.Skip("!!! SKIPPING S3 TEST (REGISTRYD_S3_SKIP=1): no minio binary")

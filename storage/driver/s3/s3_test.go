@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,6 +127,8 @@ func startMinio(t testing.TB) *minioServer {
 		if err == nil {
 			cmd.Stdout, cmd.Stderr = logf, logf
 		}
+		// never outlive the test binary (a -timeout panic skips TestMain's cleanup)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			theMinio.err = err
 			return
