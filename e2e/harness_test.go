@@ -14,7 +14,10 @@
 //	                               /usr/bin/docker-registry to check the harness itself)
 //	REGISTRYD_E2E_REFERENCE=path   the reference registry (default /usr/bin/docker-registry)
 //	REGISTRYD_E2E_TOOLS_BIN=dir    where install-deps.sh put the tools (default .cache/bin)
-//	REGISTRYD_E2E_SKIP_DOCKER=1    skip the docker test (the only test that may be skipped)
+//	REGISTRYD_E2E_SKIP_DOCKER=1    skip the docker test
+//	REGISTRYD_MINIO=path           the minio binary for the S3 tests (default .cache/bin/minio,
+//	                               then $(go env GOPATH)/bin/minio, then $PATH)
+//	REGISTRYD_S3_SKIP=1            skip the S3 tests when no minio binary is found (else they fail)
 //	REGISTRYD_E2E_LOG_LEVEL=level  server log level (default error)
 //	REGISTRYD_E2E_RESULTS_DIR=dir  keep conformance results (report.html, junit.xml) there
 //	OCI_*                          passed on to the conformance suite, overriding the test's settings
