@@ -308,7 +308,7 @@ func TestEnvErrorsAndWarnings(t *testing.T) {
 		{[]string{"REGISTRY_LOG_LEVEL=loud"}, []string{"REGISTRY_LOG_LEVEL", "log.level", "loud"}},
 		{[]string{"REGISTRY_HTTP_TLS_CLIENTCAS_3=/x"}, []string{"REGISTRY_HTTP_TLS_CLIENTCAS_3", "past the end"}},
 		{[]string{"REGISTRY_HTTP_HEADERS=[unclosed"}, []string{"REGISTRY_HTTP_HEADERS", "not valid YAML"}},
-		{[]string{"REGISTRY_STORAGE_S3_BUCKET=b"}, []string{"environment variable REGISTRY_STORAGE_S3_BUCKET", `storage driver "s3" is not supported yet`}},
+		{[]string{"REGISTRY_STORAGE_GCS_BUCKET=b"}, []string{"environment variable REGISTRY_STORAGE_GCS_BUCKET", `storage driver "gcs" is not supported yet`}},
 	}
 	for _, tc := range errCases {
 		_, err := Load("", tc.env)
@@ -401,8 +401,12 @@ func TestErrors(t *testing.T) {
 		{"two auth providers", minimal + "auth:\n  silly: {realm: a, service: b}\n  htpasswd: {realm: a, path: /p}\n", "auth.silly", 6, []string{"auth.silly is not supported"}},
 		{"ignored key type", minimal + "redis:\n  db: zero\n", "redis.db", 6, []string{"must be an integer"}},
 		{"list element", minimal + "notifications:\n  endpoints:\n    - name: a\n      url: http://h/\n      timeout: soon\n", "notifications.endpoints[0].timeout", 9, []string{"duration"}},
-		{"s3 driver", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    secretkey: x\n", "storage.s3", 3, []string{`config.yml:3: storage.s3: storage driver "s3" is not supported yet`}},
-		{"storage names s3", "storage: s3\n", "storage.s3", 1, []string{`storage driver "s3" is not supported yet`}},
+		{"gcs driver", "version: 0.1\nstorage:\n  gcs:\n    bucket: b\n", "storage.gcs", 3, []string{`config.yml:3: storage.gcs: storage driver "gcs" is not supported yet`}},
+		{"storage names gcs", "storage: gcs\n", "storage.gcs", 1, []string{`storage driver "gcs" is not supported yet`}},
+		{"s3 without bucket", "version: 0.1\nstorage:\n  s3:\n    region: eu-west-1\n", "storage.s3.bucket", 3, []string{"storage.s3.bucket is required"}},
+		{"s3 chunksize", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    chunksize: 1024\n", "storage.s3.chunksize", 5, []string{"between 5242880 and"}},
+		{"s3 chunksize text", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    chunksize: big\n", "storage.s3.chunksize", 5, []string{"number of bytes"}},
+		{"s3 endpoint", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    regionendpoint: ftp://x\n", "storage.s3.regionendpoint", 5, []string{"http(s)://host"}},
 		{"azure driver", "storage:\n  azure:\n    accountname: a\n", "storage.azure", 2, []string{`storage driver "azure" is not supported yet`}},
 		{"two drivers", "version: 0.1\nstorage:\n  inmemory: {}\n  filesystem:\n    rootdirectory: /x\n", "storage", 4, []string{"more than one storage driver is configured (inmemory, filesystem)"}},
 		{"no driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n", "storage", 2, []string{"no storage driver is configured"}},
@@ -439,7 +443,7 @@ func TestErrors(t *testing.T) {
 func TestErrorsJoined(t *testing.T) {
 	_, err := Parse([]byte(`version: 0.1
 storage:
-  s3:
+  gcs:
     bucket: b
   delete:
     enabled: maybe
@@ -452,7 +456,7 @@ catalog:
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{
-		`config.yml:3: storage.s3: storage driver "s3" is not supported yet (registryd supports filesystem and inmemory)`,
+		`config.yml:3: storage.gcs: storage driver "gcs" is not supported yet (registryd supports filesystem, inmemory and s3)`,
 		`config.yml:6: storage.delete.enabled: must be true or false, got "maybe"`,
 		`config.yml:8: catalog.maxentries: must be an integer, got "x"`,
 		`config.yml:9: unknown key "catalog.extra"`,
@@ -562,9 +566,9 @@ func TestExampleFile(t *testing.T) {
 	var missing []string
 	var visit func(path string, k *key)
 	visit = func(path string, k *key) {
-		if path != "" && !k.implemented || path == "storage.inmemory" || path == "auth" || path == "access" {
-			// inmemory, auth and access are described in comments: the
-			// file selects filesystem and no authentication.
+		if path != "" && !k.implemented || path == "storage.inmemory" || path == "storage.s3" || path == "auth" || path == "access" {
+			// inmemory, s3, auth and access are described in comments:
+			// the file selects filesystem and no authentication.
 			return
 		}
 		if k.kind != kSection {
@@ -581,6 +585,33 @@ func TestExampleFile(t *testing.T) {
 	visit("", schema())
 	if len(missing) > 0 {
 		t.Errorf("config.example.yml lacks %v", missing)
+	}
+
+	// The commented-out s3 section parses in place of filesystem, with
+	// every implemented s3 key.
+	_, s3block, _ := strings.Cut(example, "# --- s3:")
+	s3block, _, ok := strings.Cut(s3block, "# --- end of s3")
+	if !ok {
+		t.Fatal("no commented s3 section")
+	}
+	var s3yml strings.Builder
+	s3yml.WriteString("version: 0.1\nstorage:\n")
+	for _, line := range strings.Split(s3block, "\n")[1:] {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "# ") {
+			s3yml.WriteString("  " + l[2:] + "\n")
+		}
+	}
+	s3c, err := Parse([]byte(s3yml.String()), nil)
+	if err != nil {
+		t.Fatalf("the s3 example:\n%s\n%v", s3yml.String(), err)
+	}
+	if len(s3c.Warnings) > 0 || s3c.Storage.Driver != "s3" || s3c.Storage.S3.Bucket != "registry" || s3c.Storage.S3.ChunkSize != 10<<20 {
+		t.Fatalf("the s3 example: %v %+v", s3c.Warnings, s3c.Storage.S3)
+	}
+	for name, k := range schema().children["storage"].children["s3"].children {
+		if k.implemented && !strings.Contains(s3block, "#   "+name+":") {
+			t.Errorf("the s3 example lacks %s", name)
+		}
 	}
 
 	// The commented-out block of unimplemented keys parses too.
@@ -726,5 +757,34 @@ func TestAuthSillyIsAnError(t *testing.T) {
 	}
 	if _, err := Parse([]byte(minimal+"auth:\n  none:\n"), nil); err != nil {
 		t.Fatalf("auth.none: %v", err)
+	}
+}
+
+func TestS3(t *testing.T) {
+	c, err := Parse([]byte("version: 0.1\nstorage:\n  s3:\n    bucket: b\n    regionendpoint: http://127.0.0.1:9000\n    secretkey: SUPERSECRET\n    chunksize: \"6291456\"\n    storageclass: NONE\n"),
+		[]string{"REGISTRY_STORAGE_S3_ACCESSKEY=AK", "REGISTRY_STORAGE_S3_FORCEPATHSTYLE=true", "REGISTRY_STORAGE_S3_MULTIPARTCOPYTHRESHOLDSIZE=1048576", "REGISTRY_STORAGE_S3_ROOTDIRECTORY=/reg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Storage.S3
+	if c.Storage.Driver != "s3" || s.Bucket != "b" || s.AccessKey != "AK" || s.SecretKey != "SUPERSECRET" || !s.ForcePathStyle || !s.Secure ||
+		s.ChunkSize != 6<<20 || s.MultipartCopyThresholdSize != 1<<20 || s.RootDirectory != "/reg" || s.StorageClass != "" || len(c.Warnings) > 0 {
+		t.Fatalf("%+v %v", s, c.Warnings)
+	}
+	dump, err := c.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(dump), "SUPERSECRET") || !strings.Contains(string(dump), "secretkey: '*****'") && !strings.Contains(string(dump), `secretkey: "*****"`) {
+		t.Fatalf("dump:\n%s", dump)
+	}
+	back, err := Parse(dump, nil)
+	if err != nil || back.Storage.S3.Bucket != "b" || back.Storage.S3.ChunkSize != 6<<20 {
+		t.Fatalf("dump does not parse back: %v\n%s", err, dump)
+	}
+	// the environment alone selects and configures the driver
+	c, err = Load("", []string{"REGISTRY_STORAGE_S3_BUCKET=b2", "REGISTRY_STORAGE_S3_REGIONENDPOINT=http://minio:9000"})
+	if err != nil || c.Storage.Driver != "s3" || c.Storage.S3.Bucket != "b2" || c.Storage.S3.ChunkSize != 10<<20 || c.Storage.S3.MultipartCopyThresholdSize != 32<<20 {
+		t.Fatalf("env only: %v %+v", err, c)
 	}
 }

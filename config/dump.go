@@ -27,6 +27,12 @@ func (c *Config) Redacted() *Config {
 	if r.HTTP.Secret != "" {
 		r.HTTP.Secret = masked
 	}
+	if r.Storage.S3.SecretKey != "" {
+		r.Storage.S3.SecretKey = masked
+	}
+	if r.Storage.S3.SessionToken != "" {
+		r.Storage.S3.SessionToken = masked
+	}
 	if c.HTTP.Headers != nil {
 		r.HTTP.Headers = c.HTTP.Headers.Clone()
 		for name, vs := range r.HTTP.Headers {
@@ -185,12 +191,19 @@ func (c *Config) Dump() ([]byte, error) {
 		fs := mapping()
 		add(fs, "rootdirectory", r.Storage.Filesystem.RootDirectory)
 		addNode(st, "filesystem", fs)
+	case "s3":
+		s := r.Storage.S3
+		addNode(st, "s3", pairs("accesskey", s.AccessKey, "secretkey", s.SecretKey, "sessiontoken", s.SessionToken,
+			"region", s.Region, "regionendpoint", s.RegionEndpoint, "bucket", s.Bucket,
+			"rootdirectory", s.RootDirectory, "secure", s.Secure, "skipverify", s.SkipVerify,
+			"forcepathstyle", s.ForcePathStyle, "chunksize", s.ChunkSize,
+			"multipartcopythresholdsize", s.MultipartCopyThresholdSize, "storageclass", s.StorageClass))
 	case "":
 	default:
 		addNode(st, r.Storage.Driver, mapping())
 	}
 	addNode(st, "delete", pairs("enabled", r.Storage.Delete.Enabled))
-	addNode(st, "redirect", pairs("disable", r.Storage.Redirect.Disable))
+	addNode(st, "redirect", pairs("disable", r.Storage.Redirect.Disable, "enable", r.Storage.Redirect.Enable))
 	up := r.Storage.Maintenance.UploadPurging
 	mt := mapping()
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,8 +77,9 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 
-	p.fillStorage(c, str, bad)
+	p.fillStorage(c, str, boolean, bad)
 	boolean("storage.delete.enabled", &c.Storage.Delete.Enabled)
+	boolean("storage.redirect.enable", &c.Storage.Redirect.Enable)
 	boolean("storage.redirect.disable", &c.Storage.Redirect.Disable)
 	up := &c.Storage.Maintenance.UploadPurging
 	boolean("storage.maintenance.uploadpurging.enabled", &up.Enabled)
@@ -192,7 +194,7 @@ func (p *parser) fill(c *Config) {
 }
 
 // fillStorage selects the storage driver: exactly one driver section.
-func (p *parser) fillStorage(c *Config, str func(string, *string), bad func(string, string, ...any)) {
+func (p *parser) fillStorage(c *Config, str func(string, *string), boolean func(string, *bool), bad func(string, string, ...any)) {
 	var drivers []string
 	if n := p.present["storage"]; n != nil && n.Kind == yaml.MappingNode {
 		sch := p.schema.children["storage"]
@@ -227,10 +229,58 @@ func (p *parser) fillStorage(c *Config, str func(string, *string), bad func(stri
 				bad("storage.filesystem.rootdirectory", "must not be empty")
 			}
 		case "inmemory":
+		case "s3":
+			p.fillS3(&c.Storage.S3, str, boolean, bad)
 		default:
 			p.fail("storage."+name, p.keys["storage."+name], "storage driver %q is not supported yet (registryd supports %s)", name, supportedDrivers)
 		}
 	}
+}
+
+// fillS3 reads storage.s3 with distribution's defaults.
+func (p *parser) fillS3(s3 *S3, str func(string, *string), boolean func(string, *bool), bad func(string, string, ...any)) {
+	const k = "storage.s3."
+	for name, dst := range map[string]*string{
+		"accesskey": &s3.AccessKey, "secretkey": &s3.SecretKey, "sessiontoken": &s3.SessionToken,
+		"region": &s3.Region, "regionendpoint": &s3.RegionEndpoint, "bucket": &s3.Bucket,
+		"rootdirectory": &s3.RootDirectory, "storageclass": &s3.StorageClass,
+	} {
+		str(k+name, dst)
+	}
+	s3.Secure = true
+	boolean(k+"secure", &s3.Secure)
+	boolean(k+"skipverify", &s3.SkipVerify)
+	boolean(k+"forcepathstyle", &s3.ForcePathStyle)
+	if s3.Bucket == "" {
+		p.fail(k+"bucket", p.keys["storage.s3"], "storage.s3.bucket is required")
+	}
+	if s3.RegionEndpoint != "" && strings.Contains(s3.RegionEndpoint, "://") {
+		if u, err := url.Parse(s3.RegionEndpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") {
+			bad(k+"regionendpoint", "must be http(s)://host[:port] or host[:port], got %q", s3.RegionEndpoint)
+		}
+	}
+	if strings.EqualFold(s3.StorageClass, "NONE") {
+		s3.StorageClass = "" // distribution's way to say "the bucket's default"
+	}
+	size := func(name string, dst *int64, def, lo, hi int64) {
+		*dst = def
+		n := p.vals[k+name]
+		if n == nil {
+			return
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
+		if err != nil || n.Kind != yaml.ScalarNode {
+			bad(k+name, "must be a number of bytes, got %q", n.Value)
+			return
+		}
+		if v < lo || v > hi {
+			bad(k+name, "must be between %d and %d bytes, got %d", lo, hi, v)
+			return
+		}
+		*dst = v
+	}
+	size("chunksize", &s3.ChunkSize, 10<<20, 5<<20, 1<<30)
+	size("multipartcopythresholdsize", &s3.MultipartCopyThresholdSize, 32<<20, 0, 5<<30)
 }
 
 // stringList reads a kStrings value: a list, or a single string.

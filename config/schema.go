@@ -78,7 +78,7 @@ func duration() *key { return leaf(kDuration) }
 func strs() *key     { return leaf(kStrings) }
 
 // supportedDrivers names the storage drivers registryd has, for messages.
-const supportedDrivers = "filesystem and inmemory"
+const supportedDrivers = "filesystem, inmemory and s3"
 
 // schema returns every key of distribution's configuration reference
 // (https://distribution.github.io/distribution/about/configuration/, and the
@@ -104,23 +104,23 @@ func schema() *key {
 	}
 	requestHeaders := func() *key { return &key{kind: kHeaders, secret: true} }
 	storage := impl(section(map[string]*key{
-		// Drivers (storage-drivers/*.md). Only filesystem and inmemory
-		// are implemented; selecting another is a startup error.
+		// Drivers (storage-drivers/*.md). Only filesystem, inmemory and
+		// s3 are implemented; selecting another is a startup error.
 		"filesystem": impl(driverSection(false, map[string]*key{
 			"rootdirectory": impl(str()),
 			"maxthreads":    integer(),
 		})),
 		"inmemory": impl(driverSection(false, map[string]*key{})), // "This driver takes no parameters"
-		"s3": driverSection(true, map[string]*key{
-			"accesskey": str(), "secretkey": secret(), "sessiontoken": secret(),
-			"region": str(), "regionendpoint": str(), "forcepathstyle": boolean(),
-			"accelerate": boolean(), "bucket": str(), "encrypt": boolean(), "keyid": str(),
-			"secure": boolean(), "skipverify": boolean(), "v4auth": boolean(),
-			"chunksize": leaf(kAny), "multipartcopychunksize": leaf(kAny),
-			"multipartcopymaxconcurrency": leaf(kAny), "multipartcopythresholdsize": leaf(kAny),
-			"rootdirectory": str(), "storageclass": str(), "useragent": str(),
+		"s3": impl(driverSection(true, map[string]*key{
+			"accesskey": impl(str()), "secretkey": impl(secret()), "sessiontoken": impl(secret()),
+			"region": impl(str()), "regionendpoint": impl(str()), "forcepathstyle": impl(boolean()),
+			"accelerate": boolean(), "bucket": impl(str()), "encrypt": boolean(), "keyid": str(),
+			"secure": impl(boolean()), "skipverify": impl(boolean()), "v4auth": boolean(),
+			"chunksize": impl(leaf(kAny)), "multipartcopychunksize": leaf(kAny),
+			"multipartcopymaxconcurrency": leaf(kAny), "multipartcopythresholdsize": impl(leaf(kAny)),
+			"rootdirectory": impl(str()), "storageclass": impl(str()), "useragent": str(),
 			"usedualstack": boolean(), "objectacl": str(), "loglevel": str(),
-		}),
+		})),
 		"azure": driverSection(true, map[string]*key{
 			"accountname": str(), "accountkey": secret(), "container": str(), "realm": str(),
 			"rootdirectory": str(), "serviceurl": str(),
@@ -156,7 +156,7 @@ func schema() *key {
 		}),
 		// Not drivers.
 		"delete":   impl(section(map[string]*key{"enabled": impl(boolean())})),
-		"redirect": impl(section(map[string]*key{"disable": impl(boolean())})),
+		"redirect": impl(section(map[string]*key{"disable": impl(boolean()), "enable": impl(boolean())})),
 		"cache": section(map[string]*key{
 			"blobdescriptor":     oneOf("redis", "inmemory"),
 			"blobdescriptorsize": integer(),

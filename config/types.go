@@ -48,9 +48,10 @@ type Log struct {
 // Storage is the "storage" section.
 type Storage struct {
 	// Driver is the name of the one driver section present:
-	// "filesystem" or "inmemory".
+	// "filesystem", "inmemory" or "s3".
 	Driver      string
 	Filesystem  Filesystem  // storage.filesystem
+	S3          S3          // storage.s3
 	Delete      Delete      // storage.delete
 	Maintenance Maintenance // storage.maintenance
 	Redirect    Redirect    // storage.redirect
@@ -59,6 +60,25 @@ type Storage struct {
 // Filesystem is storage.filesystem.
 type Filesystem struct {
 	RootDirectory string // storage.filesystem.rootdirectory (default /var/lib/registry in distribution; ./data in the embedded default)
+}
+
+// S3 is storage.s3, in distribution's names. Sizes are bytes.
+type S3 struct {
+	AccessKey      string // storage.s3.accesskey (default: $AWS_ACCESS_KEY_ID, ~/.aws/credentials, instance role)
+	SecretKey      string // storage.s3.secretkey (default: $AWS_SECRET_ACCESS_KEY, ...); masked by Dump
+	SessionToken   string // storage.s3.sessiontoken; masked by Dump
+	Region         string // storage.s3.region (default us-east-1)
+	RegionEndpoint string // storage.s3.regionendpoint: http(s)://host:port of an S3-compatible service (MinIO, Ceph)
+	Bucket         string // storage.s3.bucket (required)
+	RootDirectory  string // storage.s3.rootdirectory: key prefix (default: the bucket's root)
+	Secure         bool   // storage.s3.secure (default true): https when regionendpoint names no scheme
+	SkipVerify     bool   // storage.s3.skipverify (default false)
+	ForcePathStyle bool   // storage.s3.forcepathstyle (default false): path-style URLs, as MinIO wants
+	ChunkSize      int64  // storage.s3.chunksize (default 10 MiB, at least 5 MiB): multipart part size
+	// storage.s3.multipartcopythresholdsize (default 32 MiB, at most
+	// 5 GiB): larger objects are moved with a multipart copy.
+	MultipartCopyThresholdSize int64
+	StorageClass               string // storage.s3.storageclass (default: the bucket's; NONE means the same)
 }
 
 // Delete is storage.delete.
@@ -87,7 +107,14 @@ type ReadOnly struct {
 
 // Redirect is storage.redirect.
 type Redirect struct {
+	// Disable (storage.redirect.disable, distribution's) turns redirects
+	// off whatever Enable says.
 	Disable bool
+	// Enable (storage.redirect.enable, registryd's own, default false)
+	// answers blob GETs with 307 to a presigned URL of the storage
+	// backend, where the driver has such URLs (s3). Off by default,
+	// unlike distribution: clients must be able to reach the backend.
+	Enable bool
 }
 
 // HTTP is the "http" section.

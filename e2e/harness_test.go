@@ -14,7 +14,10 @@
 //	                               /usr/bin/docker-registry to check the harness itself)
 //	REGISTRYD_E2E_REFERENCE=path   the reference registry (default /usr/bin/docker-registry)
 //	REGISTRYD_E2E_TOOLS_BIN=dir    where install-deps.sh put the tools (default .cache/bin)
-//	REGISTRYD_E2E_SKIP_DOCKER=1    skip the docker test (the only test that may be skipped)
+//	REGISTRYD_E2E_SKIP_DOCKER=1    skip the docker test
+//	REGISTRYD_MINIO=path           the minio binary for the S3 tests (default .cache/bin/minio,
+//	                               then $(go env GOPATH)/bin/minio, then $PATH)
+//	REGISTRYD_S3_SKIP=1            skip the S3 tests when no minio binary is found (else they fail)
 //	REGISTRYD_E2E_LOG_LEVEL=level  server log level (default error)
 //	REGISTRYD_E2E_RESULTS_DIR=dir  keep conformance results (report.html, junit.xml) there
 //	OCI_*                          passed on to the conformance suite, overriding the test's settings
@@ -142,6 +145,9 @@ type Server struct {
 	Name    string // "registryd" or "reference"
 	Addr    string // 127.0.0.1:PORT
 	RootDir string // storage root directory
+	// Storage, when set, is the YAML of the storage driver section written
+	// in place of filesystem (indented for its place below storage:).
+	Storage string
 	Config  string // path of the config file
 	LogPath string // stdout+stderr of the process (all runs appended)
 
@@ -186,12 +192,28 @@ func startReference(t testing.TB, rootDir string, extraEnv ...string) *Server {
 	return startServer(t, "reference", bin, rootDir, extraEnv)
 }
 
+// startRegistrydStorage starts registryd with storageYAML as its storage
+// driver section (e.g. "  s3:\n    bucket: b\n..."), deletes enabled.
+func startRegistrydStorage(t testing.TB, storageYAML string, extraEnv ...string) *Server {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatalf("registryd does not build: %v", buildErr)
+	}
+	return startServerStorage(t, "registryd", registrydBin, "", storageYAML, extraEnv)
+}
+
 func startServer(t testing.TB, name, bin, rootDir string, extraEnv []string) *Server {
+	t.Helper()
+	return startServerStorage(t, name, bin, rootDir, "", extraEnv)
+}
+
+func startServerStorage(t testing.TB, name, bin, rootDir, storageYAML string, extraEnv []string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &Server{
 		Name:    name,
 		RootDir: rootDir,
+		Storage: storageYAML,
 		Config:  filepath.Join(dir, "config.yml"),
 		LogPath: filepath.Join(dir, name+".log"),
 		t:       t,
@@ -237,17 +259,19 @@ func serverEnv(extra []string) []string {
 }
 
 func (s *Server) writeConfig() error {
+	drv := s.Storage
+	if drv == "" {
+		drv = fmt.Sprintf("  filesystem:\n    rootdirectory: %s\n", s.RootDir)
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: %s
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
 http:
   addr: %s
-`, serverLogLvl, s.RootDir, s.Addr)
+`, serverLogLvl, drv, s.Addr)
 	return os.WriteFile(s.Config, []byte(cfg), 0o644)
 }
 

@@ -8,6 +8,10 @@
 #   - Go tools pinned in tools/go.mod (the OCI distribution-spec conformance
 #     suite, crane, oras, regctl), built into $REPO/.cache/bin. A tool is rebuilt
 #     only when its binary is missing or older than tools/go.mod / tools/go.sum.
+#   - MinIO (the S3 tests' server), version $minio_version below, as
+#     $REPO/.cache/bin/minio: copied from $(go env GOPATH)/bin/minio when that
+#     is the pinned version (a clean clone on the same machine reuses it),
+#     else built there with `go install` (~10 minutes cold) and copied.
 #
 # Environment:
 #   REGISTRYD_TOOLS_BIN   where to put the tools (default: $REPO/.cache/bin)
@@ -90,6 +94,35 @@ if ((stale)); then
 	log "built tools in $((SECONDS - start))s"
 else
 	log "tools up to date in $bin"
+fi
+
+# ---------------------------------------------------------------- MinIO
+# The one place the MinIO version is pinned. It is a main module of its own,
+# so `go install pkg@version` builds it with its own go.mod, outside ours.
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
+minio_stamp="$bin/.minio-version"
+if [[ -x "$bin/minio" && "$(cat "$minio_stamp" 2>/dev/null)" == "$minio_version" ]]; then
+	log "minio $minio_version present in $bin"
+else
+	mkdir -p "$bin"
+	gobin="$(go env GOPATH | cut -d: -f1)/bin"
+	have() {
+		[[ -x "$gobin/minio" ]] &&
+			go version -m "$gobin/minio" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/minio/minio[[:space:]]+$minio_version([[:space:]]|\$)"
+	}
+	if ! have; then
+		log "building minio $minio_version into $gobin (first time: ~10 minutes)"
+		start=$SECONDS
+		(cd / && go install "github.com/minio/minio@$minio_version")
+		log "built minio in $((SECONDS - start))s"
+	fi
+	if ! have; then
+		log "minio in $gobin is not $minio_version after go install"
+		exit 1
+	fi
+	cp "$gobin/minio" "$bin/minio.tmp" && mv "$bin/minio.tmp" "$bin/minio"
+	echo "$minio_version" >"$minio_stamp"
+	log "minio $minio_version copied to $bin"
 fi
 
 # Optional: distribution v3 (benchmarks). Its own module keeps its ~100

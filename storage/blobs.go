@@ -66,6 +66,23 @@ func (repo *Repository) OpenBlob(ctx context.Context, d digest.Digest, offset in
 	return rc, desc, nil
 }
 
+// BlobURL returns a URL to download the blob from the backend directly, or
+// "" when the registry has no such URLs (Options.BlobURL unset). The blob
+// must be linked into the repository, as for OpenBlob.
+func (repo *Repository) BlobURL(ctx context.Context, d digest.Digest) (string, error) {
+	if repo.reg.blobURL == nil {
+		return "", nil
+	}
+	if _, err := repo.StatBlob(ctx, d); err != nil {
+		return "", err
+	}
+	u, err := repo.reg.blobURL(ctx, blobDataPath(d))
+	if err != nil {
+		return "", storageErr(err)
+	}
+	return u, nil
+}
+
 // DeleteBlob unlinks a blob from the repository. The content stays in the
 // store until garbage collection finds nothing else references it.
 func (repo *Repository) DeleteBlob(ctx context.Context, d digest.Digest) error {

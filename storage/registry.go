@@ -27,6 +27,10 @@ type Options struct {
 	// MaxManifestBytes bounds a manifest body; 0 selects 4 MiB, the least
 	// the specification asks registries to accept.
 	MaxManifestBytes int64
+	// BlobURL, when set, gives a URL where a client can download the
+	// content at a driver path directly from the backend (a presigned S3
+	// URL); Repository.BlobURL uses it for redirects.
+	BlobURL func(ctx context.Context, path string) (string, error)
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -47,6 +51,8 @@ type Registry struct {
 
 	// lists caches the listings of large directories (see listcache.go).
 	lists *listCache
+
+	blobURL func(ctx context.Context, path string) (string, error)
 }
 
 // New returns a Registry over d.
@@ -64,6 +70,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		manifests:   newContentCache(cacheBytes),
 		maxManifest: maxManifest,
 		lists:       newListCache(2 << 20),
+		blobURL:     opts.BlobURL,
 	}
 }
 

@@ -52,6 +52,18 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 		w.WriteHeader(status)
 		return nil
 	}
+	if u, err := repo.BlobURL(ctx, d); err != nil {
+		return err
+	} else if u != "" {
+		// The backend serves the bytes (and the Range, which the client
+		// sends again to the new location).
+		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "Accept-Ranges", "Cache-Control", "ETag"} {
+			h.Del(k)
+		}
+		h.Set("Location", u)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return nil
+	}
 	rc, _, err := repo.OpenBlob(ctx, d, start)
 	if err != nil {
 		h.Del("Content-Length")

@@ -27,6 +27,7 @@ import (
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
 	"github.com/registryd/registryd/storage/driver/inmemory"
+	"github.com/registryd/registryd/storage/driver/s3"
 )
 
 // loadConfig reads the config named by the only positional argument, or the
@@ -66,6 +67,15 @@ func newLogger(cfg *config.Config, out io.Writer) (*logrus.Logger, logrus.FieldL
 	return log, entry
 }
 
+// urlDriver is a driver that can hand out download URLs (s3).
+type urlDriver interface {
+	URLFor(ctx context.Context, path string, expiry time.Duration) (string, error)
+}
+
+// redirectExpiry is how long a presigned blob URL is valid, as
+// distribution's s3 driver.
+const redirectExpiry = 20 * time.Minute
+
 // newDriver builds the storage driver the config selects.
 func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 	switch cfg.Storage.Driver {
@@ -73,6 +83,15 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 		return filesystem.New(cfg.Storage.Filesystem.RootDirectory)
 	case "inmemory":
 		return inmemory.New(), nil
+	case "s3":
+		c := cfg.Storage.S3
+		return s3.New(s3.Parameters{
+			AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
+			Region: c.Region, RegionEndpoint: c.RegionEndpoint, Bucket: c.Bucket,
+			RootDirectory: c.RootDirectory, Secure: c.Secure, SkipVerify: c.SkipVerify,
+			ForcePathStyle: c.ForcePathStyle, ChunkSize: c.ChunkSize,
+			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, StorageClass: c.StorageClass,
+		})
 	default:
 		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
 	}
@@ -102,12 +121,22 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		return err
 	}
 	instanceID := uuid.NewString()
+	var opts storage.Options
+	if rd := cfg.Storage.Redirect; rd.Enable && !rd.Disable {
+		if u, ok := d.(urlDriver); ok {
+			opts.BlobURL = func(ctx context.Context, path string) (string, error) {
+				return u.URLFor(ctx, path, redirectExpiry)
+			}
+		} else {
+			log.Warnf("storage.redirect.enable: the %s driver has no URLs to redirect to; serving blobs directly", d.Name())
+		}
+	}
 	var m *metrics.Metrics
 	if cfg.HTTP.Debug.Prometheus.Enabled {
 		m = metrics.New()
 		d = m.Driver(d)
 	}
-	reg := storage.New(d, storage.Options{})
+	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
 	if err != nil {

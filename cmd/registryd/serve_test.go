@@ -249,3 +249,22 @@ func TestServeAuth(t *testing.T) {
 		t.Fatalf("serve with a missing htpasswd file: %v", err)
 	}
 }
+
+// storage.s3 selects the s3 driver, for serve and garbage-collect alike.
+func TestNewDriverS3(t *testing.T) {
+	cfg, err := config.Parse([]byte("version: 0.1\nstorage:\n  s3:\n    bucket: b\n    regionendpoint: http://127.0.0.1:9\n    accesskey: a\n    secretkey: s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDriver(cfg)
+	if err != nil || d.Name() != "s3" {
+		t.Fatalf("newDriver: %v %v", d, err)
+	}
+	if _, ok := d.(urlDriver); !ok {
+		t.Fatal("the s3 driver has no URLs for redirects")
+	}
+	cfg.Storage.S3.ChunkSize = 1
+	if _, err := newDriver(cfg); err == nil {
+		t.Fatal("newDriver accepted a 1-byte chunk size")
+	}
+}
