@@ -9,20 +9,25 @@
 //
 // Writers stream into multipart uploads in parts of ChunkSize bytes, so a
 // writer holds one part in memory whatever the size of the blob. Close
-// (and Commit) complete the multipart upload into the object at the path,
-// so everything an upload has received is in the bucket between requests,
-// and a later appending Writer, in this process or another instance sharing
-// the bucket, continues it: its multipart upload begins with server-side
-// copies (UploadPartCopy) of the existing object, then the new bytes. S3
-// wants every part but the last to be at least 5 MiB, so an existing object
-// smaller than that is read back into the writer's buffer instead, as
-// distribution's s3-aws driver does with a small last part.
+// (and Commit) complete the multipart upload, so everything an upload has
+// received is in the bucket between requests, and a later appending
+// Writer, in this process or another instance sharing the bucket,
+// continues it. An appended object is stored as a base object at the
+// path's key plus segment objects at hidden keys (K~seg/<gen>/<offset>),
+// one per appending writer, so an append writes only its own bytes: a
+// chunked upload costs what it sends, not the square of it. A last piece
+// under S3's 5 MiB part minimum is read back and rewritten by the next
+// append, as distribution's s3-aws driver does with a small last part.
+// segments.go describes the layout and why every crash leaves a
+// consistent object; Stat, Reader and GetContent see the base and its
+// segments as one object, List and Walk never show hidden keys.
 //
 // Move is a server-side copy (CopyObject, or a multipart copy above
-// MultipartCopyThresholdSize, which is required above 5 GiB) followed by a
-// delete of the source: the destination shows its old content or all of
-// the new one, never a mix. List and Walk list one directory at a time with
-// the "/" delimiter, paginating through the listing.
+// MultipartCopyThresholdSize, which is required above 5 GiB; for a
+// segmented object a multipart copy of its pieces) followed by a delete of
+// the source: the destination shows its old content or all of the new
+// one, never a mix. List and Walk list one directory at a time with the
+// "/" delimiter, paginating through the listing.
 //
 // Semantics beyond the driver contract:
 //   - Cancel on a Writer removes the whole object, including content that
@@ -44,6 +49,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -100,6 +106,12 @@ type Driver struct {
 	copyThreshold  int64
 	storageClass   string
 	putContentOpts minio.PutObjectOptions
+
+	// maxParts is S3's limit of parts per upload (tests lower it).
+	maxParts int
+	// Bytes copied server-side or read back by appending writers, and
+	// copied server-side by Move; for tests.
+	appendCopied, appendReread, moveCopied atomic.Int64
 }
 
 // New returns a driver for the bucket the parameters name. It does not
@@ -186,6 +198,7 @@ func New(p Parameters) (*Driver, error) {
 		copyThreshold:  p.MultipartCopyThresholdSize,
 		storageClass:   p.StorageClass,
 		putContentOpts: minio.PutObjectOptions{StorageClass: p.StorageClass, ContentType: "application/octet-stream"},
+		maxParts:       maxParts,
 	}, nil
 }
 
@@ -200,6 +213,9 @@ func (d *Driver) Bucket() string { return d.bucket }
 
 func invalid(p string) error  { return driver.InvalidPathError{Path: p, DriverName: name} }
 func notFound(p string) error { return driver.PathNotFoundError{Path: p, DriverName: name} }
+func invalidOffset(p string, off int64) error {
+	return driver.InvalidOffsetError{Path: p, Offset: off, DriverName: name}
+}
 
 // key maps a valid path other than "/" to its object key.
 func (d *Driver) key(p string) string { return d.root + p[1:] }
@@ -251,12 +267,19 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	if p == "/" {
 		return nil, notFound(p)
 	}
-	rc, _, _, err := d.core.GetObject(ctx, d.bucket, d.key(p), minio.GetObjectOptions{})
+	rc, _, h, err := d.core.GetObject(ctx, d.bucket, d.key(p), minio.GetObjectOptions{})
 	if err != nil {
 		if isNoKey(err) {
 			return nil, notFound(p)
 		}
 		return nil, wrap("get", p, err)
+	}
+	if genOf(h) != "" {
+		// a base that may have segments
+		_ = rc.Close()
+		if rc, err = d.segReader(ctx, p, 0); err != nil {
+			return nil, err
+		}
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
@@ -276,7 +299,8 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	return wrap("put", p, err)
 }
 
-// Reader implements driver.StorageDriver with a ranged GET.
+// Reader implements driver.StorageDriver with a ranged GET, or a ranged GET
+// of each piece of a segmented object from the one holding offset on.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
 	if err := checkPath(p); err != nil {
 		return nil, err
@@ -285,7 +309,7 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 		return nil, notFound(p)
 	}
 	if offset < 0 {
-		return nil, driver.InvalidOffsetError{Path: p, Offset: offset, DriverName: name}
+		return nil, invalidOffset(p, offset)
 	}
 	var opts minio.GetObjectOptions
 	if offset > 0 {
@@ -293,25 +317,30 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 			return nil, err
 		}
 	}
-	rc, _, _, err := d.core.GetObject(ctx, d.bucket, d.key(p), opts)
+	rc, _, h, err := d.core.GetObject(ctx, d.bucket, d.key(p), opts)
 	if err == nil {
-		return rc, nil
+		if genOf(h) == "" {
+			return rc, nil
+		}
+		_ = rc.Close()
+		return d.segReader(ctx, p, offset)
 	}
 	if isNoKey(err) {
 		return nil, notFound(p)
 	}
 	if minio.ToErrorResponse(err).StatusCode == http.StatusRequestedRangeNotSatisfiable {
-		// The offset is at or past the end: at the end is an empty read.
-		oi, serr := d.client.StatObject(ctx, d.bucket, d.key(p), minio.StatObjectOptions{})
+		// The offset is at or past the end of the base: the end of the
+		// object is an empty read, segments are read from their start.
+		o, err := d.object(ctx, p)
 		switch {
-		case serr != nil && isNoKey(serr):
-			return nil, notFound(p)
-		case serr != nil:
-			return nil, wrap("stat", p, serr)
-		case oi.Size == offset:
+		case err != nil:
+			return nil, err
+		case o.size == offset:
 			return io.NopCloser(bytes.NewReader(nil)), nil
+		case offset < o.size:
+			return d.segReader(ctx, p, offset)
 		}
-		return nil, driver.InvalidOffsetError{Path: p, Offset: offset, DriverName: name}
+		return nil, invalidOffset(p, offset)
 	}
 	return nil, wrap("get", p, err)
 }
@@ -327,7 +356,11 @@ func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 	}
 	oi, err := d.client.StatObject(ctx, d.bucket, d.key(p), minio.StatObjectOptions{})
 	if err == nil {
-		return driver.FileInfoFields{P: p, Sz: oi.Size, MT: oi.LastModified}, nil
+		o, err := d.objectOf(ctx, p, d.key(p), oi)
+		if err != nil {
+			return nil, err
+		}
+		return driver.FileInfoFields{P: p, Sz: o.size, MT: o.mod}, nil
 	}
 	if !isNoKey(err) {
 		return nil, wrap("stat", p, err)
@@ -348,6 +381,9 @@ type entry struct {
 	dir  bool
 	size int64
 	mod  time.Time
+	// segmented: the object has hidden keys (K~seg/...) beside it, so its
+	// size and time are those of its chain, not of its base.
+	segmented bool
 }
 
 // children lists the direct children of directory p, sorted by name (an
@@ -358,6 +394,7 @@ func (d *Driver) children(ctx context.Context, p string) ([]entry, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var out []entry
+	var hidden map[string]bool // names with hidden keys beside them
 	for oi := range d.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
 		if oi.Err != nil {
 			return nil, wrap("list", p, oi.Err)
@@ -365,6 +402,14 @@ func (d *Driver) children(ctx context.Context, p string) ([]entry, error) {
 		rest := strings.TrimPrefix(oi.Key, prefix)
 		dir := strings.HasSuffix(rest, "/")
 		rest = strings.TrimSuffix(rest, "/")
+		if i := strings.Index(rest, hiddenSep); i >= 0 {
+			// hidden keys of an object: "name~seg/", never an entry
+			if hidden == nil {
+				hidden = map[string]bool{}
+			}
+			hidden[rest[:i]] = true
+			continue
+		}
 		if rest == "" || strings.Contains(rest, "/") {
 			continue // a "directory marker" object, or foreign junk
 		}
@@ -376,6 +421,9 @@ func (d *Driver) children(ctx context.Context, p string) ([]entry, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	for i := range out {
+		out[i].segmented = !out[i].dir && hidden[out[i].name]
 	}
 	// S3 sorts whole keys, where "a-b" comes before "a/"; the driver
 	// sorts names, where "a" comes before "a-b".
@@ -425,7 +473,10 @@ func childPrefix(p string) string {
 }
 
 // Move implements driver.StorageDriver: a server-side copy, then a delete
-// of the source.
+// of the source. A segmented source is composed into the destination by a
+// multipart upload of UploadPartCopy parts, one or more per piece (in
+// stages when there are more pieces than S3 allows parts); the destination
+// is a plain object either way.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if err := checkObject(src); err != nil {
 		return err
@@ -433,28 +484,38 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if err := checkObject(dst); err != nil {
 		return err
 	}
-	oi, err := d.client.StatObject(ctx, d.bucket, d.key(src), minio.StatObjectOptions{})
+	o, err := d.object(ctx, src)
 	if err != nil {
-		if isNoKey(err) {
-			return notFound(src)
-		}
-		return wrap("stat", src, err)
+		return err
 	}
 	if src == dst {
 		return nil
 	}
-	srcOpts := minio.CopySrcOptions{Bucket: d.bucket, Object: d.key(src), MatchETag: oi.ETag}
-	dstOpts := minio.CopyDestOptions{Bucket: d.bucket, Object: d.key(dst)}
-	if d.storageClass != "" {
-		dstOpts.UserMetadata = map[string]string{"x-amz-storage-class": d.storageClass}
-		dstOpts.ReplaceMetadata = true
-	}
-	if oi.Size > d.copyThreshold {
-		// ComposeObject splits a single source into UploadPartCopy parts
-		// of at most 5 GiB.
-		_, err = d.client.ComposeObject(ctx, dstOpts, srcOpts)
+	srcKey := d.key(src)
+	if o.gen == "" {
+		oi := o.pieces[0]
+		srcOpts := minio.CopySrcOptions{Bucket: d.bucket, Object: srcKey, MatchETag: oi.etag}
+		dstOpts := minio.CopyDestOptions{Bucket: d.bucket, Object: d.key(dst)}
+		if d.storageClass != "" {
+			dstOpts.UserMetadata = map[string]string{"x-amz-storage-class": d.storageClass}
+			dstOpts.ReplaceMetadata = true
+		}
+		if oi.size > d.copyThreshold {
+			// ComposeObject splits a single source into UploadPartCopy parts
+			// of at most 5 GiB.
+			_, err = d.client.ComposeObject(ctx, dstOpts, srcOpts)
+		} else {
+			_, err = d.client.CopyObject(ctx, dstOpts, srcOpts)
+		}
+		if err == nil {
+			d.moveCopied.Add(oi.size)
+		}
 	} else {
-		_, err = d.client.CopyObject(ctx, dstOpts, srcOpts)
+		// The destination gets no generation: it is a plain object.
+		err = d.compose(ctx, src+" to "+dst, d.key(dst), o.pieces, d.putContentOpts, srcKey+tmpDir)
+		if errors.Is(err, errSourceChanged) {
+			return fmt.Errorf("s3: move %s to %s: %w", src, dst, err)
+		}
 	}
 	if err != nil {
 		if isNoKey(err) {
@@ -462,60 +523,46 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		}
 		return wrap("copy", src+" to "+dst, err)
 	}
-	if err := d.client.RemoveObject(ctx, d.bucket, d.key(src), minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
+	// The base first: then the source is gone, whatever happens next.
+	if err := d.client.RemoveObject(ctx, d.bucket, srcKey, minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
 		return wrap("delete", src, err)
+	}
+	if o.gen != "" {
+		if _, err := d.removePrefix(ctx, src, srcKey+hiddenSep, nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// Delete implements driver.StorageDriver: the object at p and every object
-// below p/. Objects below are listed and deleted in batches as the listing
-// goes, so a large tree is never held in memory.
+// Delete implements driver.StorageDriver: the object at p (its base, then
+// its hidden keys) and every object below p/. Objects are listed and
+// deleted in batches as the listing goes, so a large tree is never held
+// in memory.
 func (d *Driver) Delete(ctx context.Context, p string) error {
 	if err := checkObject(p); err != nil {
 		return err
 	}
 	found := false
-	if _, err := d.client.StatObject(ctx, d.bucket, d.key(p), minio.StatObjectOptions{}); err == nil {
+	key := d.key(p)
+	if _, err := d.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{}); err == nil {
 		found = true
-		if err := d.client.RemoveObject(ctx, d.bucket, d.key(p), minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
+		if err := d.client.RemoveObject(ctx, d.bucket, key, minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
 			return wrap("delete", p, err)
 		}
 	} else if !isNoKey(err) {
 		return wrap("stat", p, err)
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	objs := make(chan minio.ObjectInfo)
-	var listErr error
-	go func() {
-		defer close(objs)
-		for oi := range d.client.ListObjects(lctx, d.bucket, minio.ListObjectsOptions{Prefix: d.dirPrefix(p), Recursive: true}) {
-			if oi.Err != nil {
-				listErr = oi.Err
-				return
-			}
-			found = true
-			select {
-			case objs <- oi:
-			case <-lctx.Done():
-				return
-			}
-		}
-	}()
-	var errs []error
-	for re := range d.client.RemoveObjects(lctx, d.bucket, objs, minio.RemoveObjectsOptions{}) {
-		if re.Err != nil && !isNoKey(re.Err) {
-			errs = append(errs, fmt.Errorf("%s: %w", re.ObjectName, re.Err))
-		}
+	// Segments (and debris of interrupted operations) without a base are
+	// removed too, but do not make p exist.
+	if _, err := d.removePrefix(ctx, p, key+hiddenSep, nil); err != nil {
+		return err
 	}
-	if listErr != nil {
-		return wrap("list", p, listErr)
+	below, err := d.removePrefix(ctx, p, d.dirPrefix(p), nil)
+	if err != nil {
+		return err
 	}
-	if len(errs) > 0 {
-		return wrap("delete", p, errors.Join(errs...))
-	}
-	if !found {
+	if !found && !below {
 		return notFound(p)
 	}
 	return nil
@@ -551,6 +598,16 @@ func (d *Driver) walk(ctx context.Context, p string, es []entry, fn driver.WalkF
 			return err
 		}
 		child := prefix + e.name
+		if e.segmented {
+			fi, err := d.Stat(ctx, child)
+			switch {
+			case errors.Is(err, driver.ErrPathNotFound):
+				continue // removed meanwhile
+			case err != nil:
+				return err
+			}
+			e.size, e.mod = fi.Size(), fi.ModTime()
+		}
 		err := fn(driver.FileInfoFields{P: child, Sz: e.size, MT: e.mod, Dir: e.dir})
 		if errors.Is(err, driver.ErrSkipDir) {
 			continue

@@ -13,14 +13,26 @@ import (
 
 // Writer implements driver.StorageDriver.
 //
-// Without append the writer starts empty and replaces the object when it
-// is closed or committed. With append it continues the object at the path:
-// one smaller than MinChunkSize is read back into the buffer (S3 refuses
-// parts below 5 MiB but for the last); a larger one becomes the first
-// part(s) of the writer's multipart upload by server-side copy, made only
-// when the writer has a part of its own to send. The copy is conditional
-// on the object's ETag, so an object replaced meanwhile fails the write
-// instead of mixing two contents.
+// Without append the writer starts empty and, when it is closed or
+// committed, replaces the object with a new base of a new generation (see
+// segments.go), then removes the segments of the old one.
+//
+// With append it continues the object at the path, writing one piece (see
+// segments.go for why every state in between is consistent):
+//   - After a last piece of at least MinChunkSize, a new segment holding
+//     only the new bytes. Nothing is copied or read back: appends cost
+//     what they send.
+//   - A last piece smaller than that (S3 refuses smaller parts but the
+//     last) is read back into the buffer, and the writer replaces it with
+//     its old bytes followed by the new ones.
+//   - An object without generation (written by PutContent, or by a
+//     version of this driver before segments) of at least MinChunkSize
+//     becomes the first part(s) of the writer's multipart upload by
+//     server-side copy, once: the result has a generation, so later
+//     appends add segments. The copy is conditional on the object's ETag,
+//     so an object replaced meanwhile fails the write instead of mixing
+//     two contents; a segment written after its base was replaced by
+//     another generation is removed again and fails the write likewise.
 //
 // The writer holds at most ChunkSize bytes: a full buffer is sent as a part
 // at once.
@@ -28,31 +40,62 @@ func (d *Driver) Writer(ctx context.Context, p string, appending bool) (driver.F
 	if err := checkObject(p); err != nil {
 		return nil, err
 	}
-	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: d.key(p), buf: make([]byte, 0, min(d.chunkSize, 1<<20))}
+	key := d.key(p)
+	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: key, target: key,
+		buf: make([]byte, 0, min(d.chunkSize, 1<<20))}
 	if !appending {
 		w.dirty = true // Close replaces (truncates) the object even if nothing is written
+		w.gen, w.newGen = newGen(), true
 		return w, nil
 	}
-	oi, err := d.client.StatObject(ctx, d.bucket, w.key, minio.StatObjectOptions{})
+	oi, err := d.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
 	switch {
 	case err != nil && isNoKey(err):
 		w.dirty = true // Close creates the object
+		w.gen, w.newGen = newGen(), true
+		return w, nil
 	case err != nil:
 		return nil, wrap("stat", p, err)
-	case oi.Size < MinChunkSize:
-		rc, _, _, err := d.core.GetObject(ctx, d.bucket, w.key, minio.GetObjectOptions{})
-		if err != nil {
-			return nil, wrap("get", p, err)
-		}
-		b, err := io.ReadAll(rc)
-		_ = rc.Close()
-		if err != nil {
-			return nil, wrap("get", p, err)
-		}
-		w.buf = append(w.buf[:0], b...)
-		w.size = int64(len(b))
+	}
+	o, err := d.objectOf(ctx, p, key, oi)
+	if err != nil {
+		return nil, err
+	}
+	w.size = o.size
+	last := o.last()
+	switch {
+	case o.gen == "" && last.size >= MinChunkSize:
+		w.gen, w.newGen = newGen(), true
+		w.existing, w.etag = last.size, last.etag
+	case last.size >= MinChunkSize:
+		w.gen = o.gen
+		w.target = segKey(key, o.gen, o.size)
 	default:
-		w.existing, w.etag, w.size = oi.Size, oi.ETag, oi.Size
+		w.gen, w.newGen = o.gen, o.gen == ""
+		if w.newGen {
+			w.gen = newGen()
+		}
+		w.target = last.key
+		if last.size > 0 {
+			var opts minio.GetObjectOptions
+			if err := opts.SetRange(0, last.size-1); err != nil {
+				return nil, err
+			}
+			if err := opts.SetMatchETag(last.etag); err != nil {
+				return nil, err
+			}
+			rc, _, _, err := d.core.GetObject(ctx, d.bucket, last.key, opts)
+			if err != nil {
+				return nil, wrap("get", p, err)
+			}
+			w.buf = make([]byte, last.size, d.chunkSize)
+			_, err = io.ReadFull(rc, w.buf)
+			_ = rc.Close()
+			if err != nil {
+				return nil, wrap("get", p, err)
+			}
+			d.appendReread.Add(last.size)
+		}
 	}
 	return w, nil
 }
@@ -61,12 +104,17 @@ type writer struct {
 	d    *Driver
 	ctx  context.Context // for Write, which has none; not cancelled with the request that opened the writer
 	path string
-	key  string
+	key  string // the base's key
+	// target is the key the writer writes: the base, a new segment, or
+	// the last segment it replaces.
+	target string
+	gen    string // the generation of the object being written
+	newGen bool   // the writer writes the base of a new generation
 
 	buf      []byte // bytes not yet sent, at most chunkSize
 	size     int64  // the object's size so far, existing content included
-	existing int64  // bytes of the existing object to copy as the first part(s)
-	etag     string // the existing object's ETag
+	existing int64  // bytes of an existing base without generation to copy as the first part(s)
+	etag     string // that base's ETag
 	dirty    bool   // the object must be written when the writer finishes
 
 	uploadID string
@@ -122,14 +170,24 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Size() int64 { return w.size }
 
+// putOpts are the options of the object the writer writes: a base
+// carries its generation.
+func (w *writer) putOpts() minio.PutObjectOptions {
+	opts := w.d.putContentOpts
+	if w.target == w.key {
+		opts.UserMetadata = map[string]string{genMetaKey: w.gen}
+	}
+	return opts
+}
+
 // startUpload begins the multipart upload, with the existing object's
-// content copied in as its first parts.
+// content copied in as its first parts when it has no generation yet.
 func (w *writer) startUpload(ctx context.Context) error {
 	if w.uploadID != "" {
 		return nil
 	}
 	d := w.d
-	id, err := d.core.NewMultipartUpload(ctx, d.bucket, w.key, minio.PutObjectOptions{StorageClass: d.storageClass})
+	id, err := d.core.NewMultipartUpload(ctx, d.bucket, w.target, w.putOpts())
 	if err != nil {
 		return wrap("start upload", w.path, err)
 	}
@@ -152,6 +210,7 @@ func (w *writer) startUpload(ctx context.Context) error {
 			return wrap("copy part", w.path, err)
 		}
 		w.parts = append(w.parts, minio.CompletePart{PartNumber: cp.PartNumber, ETag: cp.ETag})
+		d.appendCopied.Add(length)
 		off += length
 	}
 	return nil
@@ -163,7 +222,7 @@ func (w *writer) flushPart(ctx context.Context) error {
 		return err
 	}
 	d := w.d
-	part, err := d.core.PutObjectPart(ctx, d.bucket, w.key, w.uploadID, len(w.parts)+1,
+	part, err := d.core.PutObjectPart(ctx, d.bucket, w.target, w.uploadID, len(w.parts)+1,
 		bytes.NewReader(w.buf), int64(len(w.buf)), minio.PutObjectPartOptions{})
 	if err != nil {
 		return wrap("put part", w.path, err)
@@ -173,7 +232,8 @@ func (w *writer) flushPart(ctx context.Context) error {
 	return nil
 }
 
-// finish puts everything written into the object at the path.
+// finish puts everything written into the bucket with one atomic write
+// of the target key.
 func (w *writer) finish(ctx context.Context) error {
 	if !w.dirty {
 		return nil
@@ -181,30 +241,47 @@ func (w *writer) finish(ctx context.Context) error {
 	d := w.d
 	if w.uploadID == "" && w.existing == 0 {
 		// Everything is in the buffer: one PUT.
-		_, err := d.client.PutObject(ctx, d.bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), d.putContentOpts)
+		_, err := d.client.PutObject(ctx, d.bucket, w.target, bytes.NewReader(w.buf), int64(len(w.buf)), w.putOpts())
 		if err != nil {
 			return wrap("put", w.path, err)
 		}
-		w.buf, w.dirty = nil, false
-		return nil
-	}
-	if len(w.buf) > 0 || w.uploadID == "" {
-		if err := w.flushPart(ctx); err != nil {
+	} else {
+		if len(w.buf) > 0 || w.uploadID == "" {
+			if err := w.flushPart(ctx); err != nil {
+				w.abort(ctx)
+				return err
+			}
+		}
+		if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, w.target, w.uploadID, w.parts, minio.PutObjectOptions{}); err != nil {
 			w.abort(ctx)
-			return err
+			return wrap("complete upload", w.path, err)
 		}
 	}
-	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, w.key, w.uploadID, w.parts, minio.PutObjectOptions{}); err != nil {
-		w.abort(ctx)
-		return wrap("complete upload", w.path, err)
-	}
 	w.uploadID, w.parts, w.buf, w.dirty = "", nil, nil, false
+	if w.newGen {
+		// Segments of the previous generation are invisible already;
+		// failing to remove them leaves debris that Delete removes.
+		_ = d.removeStaleSegments(ctx, w.path, w.key, w.gen)
+		return nil
+	}
+	if w.target != w.key {
+		// A segment belongs to the object only while the base is of its
+		// generation.
+		oi, err := d.client.StatObject(ctx, d.bucket, w.key, minio.StatObjectOptions{})
+		if err != nil && !isNoKey(err) {
+			return wrap("stat", w.path, err)
+		}
+		if err != nil || genOf(oi.Metadata) != w.gen {
+			_ = d.client.RemoveObject(ctx, d.bucket, w.target, minio.RemoveObjectOptions{})
+			return errors.New("s3: " + w.path + " was replaced or removed while a writer appended to it")
+		}
+	}
 	return nil
 }
 
 func (w *writer) abort(ctx context.Context) {
 	if w.uploadID != "" {
-		_ = w.d.core.AbortMultipartUpload(ctx, w.d.bucket, w.key, w.uploadID)
+		_ = w.d.core.AbortMultipartUpload(ctx, w.d.bucket, w.target, w.uploadID)
 		w.uploadID, w.parts = "", nil
 	}
 }
@@ -229,7 +306,8 @@ func (w *writer) Close() error {
 	return err
 }
 
-// Cancel aborts the multipart upload and removes the object.
+// Cancel aborts the multipart upload and removes the object: its base,
+// then its segments.
 func (w *writer) Cancel(ctx context.Context) error {
 	if w.cancelled {
 		return errCancelled
@@ -243,7 +321,8 @@ func (w *writer) Cancel(ctx context.Context) error {
 	if err := w.d.client.RemoveObject(ctx, w.d.bucket, w.key, minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
 		return wrap("delete", w.path, err)
 	}
-	return nil
+	_, err := w.d.removePrefix(ctx, w.path, w.key+hiddenSep, nil)
+	return err
 }
 
 // Commit completes the object: once it returns, the content is stored.
