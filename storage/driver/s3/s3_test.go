@@ -228,8 +228,8 @@ func randomBytes(n int) []byte {
 }
 
 // An upload resumed three times, as three requests to three instances
-// would, with pieces below and above S3's 5 MiB part minimum: the small
-// object is read back into the buffer, the large one is copied server-side.
+// would, with pieces below and above S3's 5 MiB part minimum: a small
+// last piece is read back and replaced, a large one is followed by a segment.
 func TestWriterAppendAcrossCloses(t *testing.T) {
 	ctx := context.Background()
 	for _, sizes := range [][]int{
