@@ -13,7 +13,7 @@
 // received is in the bucket between requests, and a later appending
 // Writer, in this process or another instance sharing the bucket,
 // continues it. An appended object is stored as a base object at the
-// path's key plus segment objects at hidden keys (K~seg/<gen>/<offset>),
+// path's key plus segment objects at hidden keys (K!seg/<gen>/<offset>),
 // one per appending writer, so an append writes only its own bytes: a
 // chunked upload costs what it sends, not the square of it. A last piece
 // under S3's 5 MiB part minimum is read back and rewritten by the next
@@ -381,7 +381,7 @@ type entry struct {
 	dir  bool
 	size int64
 	mod  time.Time
-	// segmented: the object has hidden keys (K~seg/...) beside it, so its
+	// segmented: the object has hidden keys (K!seg/...) beside it, so its
 	// size and time are those of its chain, not of its base.
 	segmented bool
 }
@@ -403,7 +403,7 @@ func (d *Driver) children(ctx context.Context, p string) ([]entry, error) {
 		dir := strings.HasSuffix(rest, "/")
 		rest = strings.TrimSuffix(rest, "/")
 		if i := strings.Index(rest, hiddenSep); i >= 0 {
-			// hidden keys of an object: "name~seg/", never an entry
+			// hidden keys of an object: "name!seg/", never an entry
 			if hidden == nil {
 				hidden = map[string]bool{}
 			}

@@ -5,10 +5,11 @@ package s3
 // An object written by a Writer is its base object, at the path's key K,
 // followed by zero or more segment objects at hidden keys
 //
-//	K~seg/<gen>/<offset, 20 decimal digits>
+//	K!seg/<gen>/<offset, 20 decimal digits>
 //
-// No valid driver path contains "~", so no path maps to these keys, and
-// nothing a path names is ever below K~. A segment's key says where its
+// No valid driver path contains "!" (one of the characters S3 calls safe
+// in keys, unlike "~", one to avoid), so no path maps to these keys, and
+// nothing a path names is ever below K!. A segment's key says where its
 // bytes start in the object. <gen> is a random generation the base carries
 // in its metadata (x-amz-meta-registryd-seg-gen): only segments of the
 // base's generation belong to the object, so a base replaced by a
@@ -69,8 +70,8 @@ import (
 )
 
 const (
-	// hiddenSep starts the hidden keys of a path: K~...
-	hiddenSep = "~"
+	// hiddenSep starts the hidden keys of a path: K!...
+	hiddenSep = "!"
 	segDir    = hiddenSep + "seg/"
 	tmpDir    = hiddenSep + "tmp/"
 	// genHeader carries the generation of a segmented base.
