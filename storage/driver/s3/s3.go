@@ -630,6 +630,8 @@ func (d *Driver) walk(ctx context.Context, p string, es []entry, fn driver.WalkF
 }
 
 // URLFor returns a presigned GET URL for the object at p, valid for expiry.
+// It presigns the object's base: callers ask for blobs, which are plain
+// objects (Move composes a segmented upload into one), never for uploads.
 func (d *Driver) URLFor(ctx context.Context, p string, expiry time.Duration) (string, error) {
 	if err := checkObject(p); err != nil {
 		return "", err
