@@ -103,8 +103,10 @@ func untagAndDelete(root, repo, tag string, im diskImage) error {
 	return os.RemoveAll(tagDir(root, repo, tag))
 }
 
-// catalogFixture: repos repositories catalog/rNNNNNN with one shared image
-// tagged latest, and repository tags/many with tags tags (tNNNNNN).
+// catalogFixture: repos repositories catalog/rNNNNNN, each holding one
+// shared manifest revision tagged latest (the least that lists a repository
+// in every server's catalog, kept small so the fixture writes and copies
+// fast), and repository tags/many with tags tags (tNNNNNN) on one image.
 func catalogFixture(root string, repos, tags int) error {
 	cfg, layers := smallImage(7, 0)
 	im, err := writeImage(root, cfg, layers)
@@ -112,12 +114,20 @@ func catalogFixture(root string, repos, tags int) error {
 		return err
 	}
 	for i := 0; i < repos; i++ {
-		if err := linkImage(root, catalogRepo(i), "latest", im); err != nil {
+		repo := catalogRepo(i)
+		if err := writeLink(filepath.Join(revisionDir(root, repo, im.Manifest), "link"), im.Manifest); err != nil {
+			return err
+		}
+		if err := writeLink(filepath.Join(tagDir(root, repo, "latest"), "current", "link"), im.Manifest); err != nil {
 			return err
 		}
 	}
+	if err := linkImage(root, "tags/many", "", im); err != nil {
+		return err
+	}
 	for i := 0; i < tags; i++ {
-		if err := linkImage(root, "tags/many", fmt.Sprintf("t%06d", i), im); err != nil {
+		td := tagDir(root, "tags/many", fmt.Sprintf("t%06d", i))
+		if err := writeLink(filepath.Join(td, "current", "link"), im.Manifest); err != nil {
 			return err
 		}
 	}

@@ -199,11 +199,13 @@ func main() {
 		go func() { bb.D = prngDigest(bb.Seed, bb.Size); close(done) }()
 		a.D = prngDigest(a.Seed, a.Size)
 		<-done
+		logf("digests %s, %s", a.D, bb.D)
 	}
-	var catFixture, gcFixtureDir string
+	var catFixture string
 	var gcWantBlobs int
 	if want["catalog"] {
 		catFixture = filepath.Join(work, "fixture-catalog")
+		defer os.RemoveAll(catFixture)
 		t0 := time.Now()
 		if err := catalogFixture(catFixture, *repos, *tags); err != nil {
 			fatalf("catalog fixture: %v", err)
@@ -211,14 +213,7 @@ func main() {
 		logf("catalog fixture: %d repositories, %d tags in %.1fs", *repos, *tags, time.Since(t0).Seconds())
 	}
 	if want["gc"] {
-		gcFixtureDir = filepath.Join(work, "fixture-gc")
-		t0 := time.Now()
-		n, _, err := gcFixture(gcFixtureDir, *gcImages)
-		if err != nil {
-			fatalf("gc fixture: %v", err)
-		}
-		gcWantBlobs = n
-		logf("gc fixture: %d images, %d blobs to reclaim, in %.1fs", *gcImages, n, time.Since(t0).Seconds())
+		gcWantBlobs = 4 * (*gcImages / 2)
 	}
 
 	for rep := 0; rep < *reps; rep++ {
@@ -269,7 +264,14 @@ func main() {
 				b.stop(s)
 			}
 			if want["catalog"] {
-				s := b.start(t, fmt.Sprintf("%s-cat%d", slug(t.Name), rep), catFixture)
+				// Listing does not change the store: each server gets its
+				// own copy once and keeps it for every repetition.
+				catRoot := filepath.Join(work, slug(t.Name)+"-catalog")
+				if rep == 0 {
+					check(copyTree(catFixture, catRoot))
+				}
+				s, err := startServer(t, catRoot, work, false)
+				check(err)
 				items, pages, el, err := walk(s, "/v2/_catalog?n=100", "repositories")
 				b.check(s, err)
 				mCatWalk.add(t.Name, el.Seconds())
@@ -290,11 +292,19 @@ func main() {
 				mTagOne.add(t.Name, tel1.Seconds())
 				logf("rep %d %-20s catalog walk %.2fs (%d pages), one call %.3fs, first page %.1f ms; tags walk %.2fs (%d pages), whole %.3fs",
 					rep+1, t.Name, el.Seconds(), pages, el1.Seconds(), first.Seconds()*1000, tel.Seconds(), tpages, tel1.Seconds())
-				b.stop(s)
+				s.Stop()
+				if rep == *reps-1 {
+					os.RemoveAll(catRoot)
+				}
 			}
 			if want["gc"] {
+				// The same deterministic store, written afresh (faster than
+				// copying tens of thousands of small files).
 				root := filepath.Join(work, slug(t.Name)+"-gc")
-				check(copyTree(gcFixtureDir, root))
+				check(os.RemoveAll(root))
+				if _, _, err := gcFixture(root, *gcImages); err != nil {
+					fatalf("gc fixture: %v", err)
+				}
 				cfg := filepath.Join(work, slug(t.Name)+"-gc.yml")
 				check(writeConfig(cfg, root, "127.0.0.1:0", ""))
 				n0, s0, err := countBlobs(root)
