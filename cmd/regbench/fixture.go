@@ -104,9 +104,11 @@ func untagAndDelete(root, repo, tag string, im diskImage) error {
 }
 
 // catalogFixture: repos repositories catalog/rNNNNNN, each holding one
-// shared manifest revision tagged latest (the least that lists a repository
-// in every server's catalog, kept small so the fixture writes and copies
-// fast), and repository tags/many with tags tags (tNNNNNN) on one image.
+// shared manifest revision tagged latest and a link to its config blob
+// (the least that lists a repository in every server's catalog: 2.8 looks
+// for _layers, v3 for _manifests, registryd for a revision; kept small so
+// the fixture writes and copies fast), and repository tags/many with tags
+// tags (tNNNNNN) on one image.
 func catalogFixture(root string, repos, tags int) error {
 	cfg, layers := smallImage(7, 0)
 	im, err := writeImage(root, cfg, layers)
@@ -115,6 +117,9 @@ func catalogFixture(root string, repos, tags int) error {
 	}
 	for i := 0; i < repos; i++ {
 		repo := catalogRepo(i)
+		if err := writeLink(layerLink(root, repo, im.Blobs[0]), im.Blobs[0]); err != nil {
+			return err
+		}
 		if err := writeLink(filepath.Join(revisionDir(root, repo, im.Manifest), "link"), im.Manifest); err != nil {
 			return err
 		}

@@ -34,9 +34,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -104,7 +106,11 @@ func main() {
 	workDir := flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
+	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
 	flag.Parse()
+	if pprofDir != "" {
+		*debug = true
+	}
 
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
@@ -146,6 +152,15 @@ func main() {
 	}
 	if !*keep {
 		defer os.RemoveAll(work)
+		// Interrupted: the servers die with regbench (Pdeathsig); the
+		// work directory, gigabytes, goes too.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sigs
+			os.RemoveAll(work)
+			os.Exit(130)
+		}()
 	}
 	b := &bench{work: work, targets: targets, debug: *debug}
 	runStart := time.Now()
@@ -239,7 +254,7 @@ func main() {
 			if want["push"] || want["small"] || want["manifest"] {
 				s := b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
 				if want["push"] {
-					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk))
+					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk), rep+1)
 					b.check(s, err)
 					mPush.add(t.Name, mono)
 					mChunk.add(t.Name, ch)
@@ -248,13 +263,17 @@ func main() {
 					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, mono, ch, pull, rss)
 				}
 				if want["small"] {
+					wait := profile(s, fmt.Sprintf("small-rep%d", rep+1), *smallDur-time.Second)
 					ips, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
+					wait()
 					b.check(s, err)
 					mSmall.add(t.Name, ips)
 					logf("rep %d %-20s small images %.0f/s", rep+1, t.Name, ips)
 				}
 				if want["manifest"] {
+					wait := profile(s, fmt.Sprintf("manifest-rep%d", rep+1), *dur-time.Second)
 					rps, p50, p99, err := runManifest(s, *clients, *dur)
+					wait()
 					b.check(s, err)
 					mRPS.add(t.Name, rps)
 					mP50.add(t.Name, p50)
@@ -362,7 +381,7 @@ func main() {
 
 func warnCount(server, what string, got, want int) {
 	if got != want {
-		logf("note: %s %s returned %d entries, expected %d", server, what, got, want)
+		fatalf("%s: %s returned %d entries, expected %d: the figures would not compare", server, what, got, want)
 	}
 }
 

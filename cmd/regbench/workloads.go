@@ -26,19 +26,24 @@ type bigBlob struct {
 
 // runBigPush pushes blob a monolithically, blob b in chunks, reads the
 // server's peak RSS, then pulls a. Figures in MB/s and MiB.
-func runBigPush(s *server, a, b bigBlob, chunk int64) (mono, chunked, pull, rss float64, err error) {
+func runBigPush(s *server, a, b bigBlob, chunk int64, rep int) (mono, chunked, pull, rss float64, err error) {
 	base := s.URL("")
 	s.ResetHWM()
+	// Profiles (-pprof) cover the first second of each push.
+	wait := profile(s, fmt.Sprintf("push-rep%d", rep), time.Second)
 	start := time.Now()
 	if err = pushMonolithic(base, "big/mono", newPRNG(a.Seed, a.Size), a.Size, a.D); err != nil {
 		return
 	}
 	mono = mbps(a.Size, time.Since(start))
+	wait()
+	wait = profile(s, fmt.Sprintf("chunked-rep%d", rep), time.Second)
 	start = time.Now()
 	if err = pushChunked(base, "big/chunked", newPRNG(b.Seed, b.Size), b.Size, chunk, b.D); err != nil {
 		return
 	}
 	chunked = mbps(b.Size, time.Since(start))
+	wait()
 	rss = mib(s.HWM())
 	start = time.Now()
 	if err = pullBlob(base, "big/mono", a.D, a.Size); err != nil {
