@@ -233,6 +233,7 @@ func main() {
 
 	for rep := 0; rep < *reps; rep++ {
 		if want["limits"] {
+			syscall.Sync()
 			sha := limitSHA256(int64(size))
 			lSHA.add(subject, sha)
 			disk, file, err := limitDisk(work, int64(size))
@@ -242,6 +243,7 @@ func main() {
 			check(err)
 			lLoop.add(subject, loop)
 			os.Remove(file)
+			syscall.Sync()
 			ideal, err := limitIdealPush(work, int64(size))
 			check(err)
 			lIdeal.add(subject, ideal)
@@ -254,6 +256,9 @@ func main() {
 			if want["push"] || want["small"] || want["manifest"] {
 				s := b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
 				if want["push"] {
+					// Start from a clean page cache: neither server pays for
+					// the writeback of the previous one's gigabytes.
+					syscall.Sync()
 					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk), rep+1)
 					b.check(s, err)
 					mPush.add(t.Name, mono)
