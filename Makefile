@@ -8,6 +8,8 @@
 #   make conformance  the OCI conformance suite only; reports kept in .cache/conformance/
 #   make deps         scripts/install-deps.sh: Debian packages + tools in .cache/bin
 #   make tools-distribution  also distribution v3's registry as .cache/bin/registry-v3 (benchmarks)
+#   make bench        cmd/regbench: registryd vs distribution 2.8 and v3 (BENCH.md); not part of test
+#                     BENCH_FLAGS="-reps 5 -size 4GiB -only push,gc" for other runs
 #   make image        container image registryd:$(VERSION) from the Dockerfile (needs dockerd)
 #   make vet | fmt | fmt-check | clean | distclean
 
@@ -20,7 +22,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE    ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null && echo -race)
 GOFILES  = find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -path ./data -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: all build run test unit e2e conformance deps tools-distribution vet fmt fmt-check image clean distclean
+.PHONY: all build run test unit e2e conformance deps tools-distribution bench vet fmt fmt-check image clean distclean
 
 all: build
 
@@ -35,6 +37,16 @@ deps:
 
 tools-distribution:
 	REGISTRYD_TOOLS_DISTRIBUTION=1 bash scripts/install-deps.sh
+
+# The load generator; registry-v3 comes from tools-distribution. Not part of
+# test: it takes minutes and its figures depend on the machine.
+# REGBENCH_V3=path uses a registry-v3 built elsewhere instead.
+BENCH_FLAGS ?=
+REGBENCH_V3 ?= .cache/bin/registry-v3
+bench: build
+	@if [ "$(REGBENCH_V3)" = .cache/bin/registry-v3 ]; then $(MAKE) --no-print-directory tools-distribution; fi
+	$(GO) build -o bin/regbench ./cmd/regbench
+	./bin/regbench -registryd bin/registryd -v3 $(REGBENCH_V3) $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet ./...

@@ -21,6 +21,10 @@ type contentCache struct {
 type cacheEntry struct {
 	d digest.Digest
 	b []byte
+	// What GetManifest reads from b, once it has parsed it (parsed set).
+	parsed    bool
+	mediaType string
+	subject   digest.Digest
 }
 
 func newContentCache(maxBytes int64) *contentCache {
@@ -60,6 +64,36 @@ func (c *contentCache) add(d digest.Digest, b []byte) {
 		c.ll.Remove(e)
 		delete(c.items, ce.d)
 		c.size -= int64(len(ce.b))
+	}
+}
+
+// manifestInfo returns the media type and subject recorded for cached
+// content d by setManifestInfo.
+func (c *contentCache) manifestInfo(d digest.Digest) (mediaType string, subject digest.Digest, ok bool) {
+	if c == nil {
+		return "", "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, found := c.items[d]; found {
+		ce := e.Value.(*cacheEntry)
+		return ce.mediaType, ce.subject, ce.parsed
+	}
+	return "", "", false
+}
+
+// setManifestInfo records what parsing cached content d gave, so that the
+// next read of the same immutable bytes need not parse them again. It does
+// nothing when d is not cached.
+func (c *contentCache) setManifestInfo(d digest.Digest, mediaType string, subject digest.Digest) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, found := c.items[d]; found {
+		ce := e.Value.(*cacheEntry)
+		ce.parsed, ce.mediaType, ce.subject = true, mediaType, subject
 	}
 }
 

@@ -121,6 +121,16 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastPart
 // manifest revision, so that a repository whose manifests were all deleted
 // leaves the catalog.
 func (r *Registry) hasRevisions(ctx context.Context, repoDir string) (bool, error) {
+	// Nearly every revision is sha256: one listing answers for most
+	// repositories, where listing the algorithms first takes two (the
+	// catalog's main cost).
+	hs, err := r.driver.List(ctx, path.Join(repoDir, "_manifests", "revisions", "sha256"))
+	if err == nil && len(hs) > 0 {
+		return true, nil
+	}
+	if err != nil && !isNotFound(err) {
+		return false, err
+	}
 	algs, err := r.driver.List(ctx, path.Join(repoDir, "_manifests", "revisions"))
 	if isNotFound(err) {
 		return false, nil

@@ -161,6 +161,11 @@ func (repo *Repository) GetManifest(ctx context.Context, ref string) (*Manifest,
 	if err != nil {
 		return nil, storageErr(err)
 	}
+	// The bytes are immutable: their media type and subject are parsed
+	// once while they stay in the cache.
+	if mt, subject, ok := repo.reg.manifests.manifestInfo(d); ok {
+		return &Manifest{Digest: d, MediaType: mt, Content: b, Subject: subject}, nil
+	}
 	m, mt, err := parseStored(b)
 	if err != nil {
 		return nil, err
@@ -169,6 +174,7 @@ func (repo *Repository) GetManifest(ctx context.Context, ref string) (*Manifest,
 	if m.Subject != nil {
 		out.Subject = m.Subject.Digest
 	}
+	repo.reg.manifests.setManifestInfo(d, out.MediaType, out.Subject)
 	return out, nil
 }
 

@@ -286,3 +286,34 @@ func TestCatalogFilter(t *testing.T) {
 		t.Fatalf("page 2: %v %v", got, more)
 	}
 }
+
+// A repository is listed while it has a revision of any algorithm: not once
+// its manifests are deleted (an empty sha256 directory stays), and also when
+// its only revision is sha512.
+func TestCatalogRevisionAlgorithms(t *testing.T) {
+	ctx := context.Background()
+	r := New(inmemory.New(), Options{})
+	cfg := []byte("{}")
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[]}`, digest.FromBytes(cfg)))
+	for _, n := range []string{"gone", "kept", "s512"} {
+		repo := mustRepo(t, r, n)
+		up, _ := repo.NewUpload(ctx, "")
+		if _, err := up.Commit(ctx, bytes.NewReader(cfg), -1, digest.FromBytes(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		ref := "latest"
+		if n == "s512" {
+			ref = digest.SHA512.FromBytes(m).String()
+		}
+		if _, err := repo.PutManifest(ctx, ref, "", m, nil); err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	if err := mustRepo(t, r, "gone").DeleteManifest(ctx, digest.FromBytes(m)); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := r.Catalog(ctx, "", -1, nil)
+	if err != nil || strings.Join(got, ",") != "kept,s512" {
+		t.Fatalf("catalog = %v, %v; want kept,s512", got, err)
+	}
+}

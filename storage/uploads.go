@@ -166,17 +166,32 @@ func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, 
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
-// copyHashing copies r into w and h with one large buffer, so the socket,
-// the hash and the file each see big reads and writes.
+// copyHashing copies r into w and h with large buffers, so the socket, the
+// hash and the file each see big reads and writes. The hash of a buffer runs
+// on another goroutine while it is written and the next one is read: sha256
+// and write(2) each take a good part of a core, and overlapping them is
+// most of what an upload can gain on a multi-core machine.
 func copyHashing(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	var bufs [2]*[]byte
+	for i := range bufs {
+		bufs[i] = copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bufs[i])
+	}
+	hashed := make(chan struct{}, 1)
+	hashed <- struct{}{} // no hash running
+	defer func() { <-hashed }()
 	var n int64
-	for {
+	for i := 0; ; i ^= 1 {
+		buf := *bufs[i]
 		k, rerr := io.ReadFull(r, buf)
 		if k > 0 {
-			h.Write(buf[:k])
+			// The previous buffer's hash must be done before the next
+			// starts (order) and before that buffer is read into again.
+			<-hashed
+			go func(p []byte) {
+				h.Write(p)
+				hashed <- struct{}{}
+			}(buf[:k])
 			if _, err := w.Write(buf[:k]); err != nil {
 				return n, err
 			}

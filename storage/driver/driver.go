@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
 	"time"
 )
 
@@ -152,20 +150,31 @@ func (f FileInfoFields) Size() int64        { return f.Sz }
 func (f FileInfoFields) ModTime() time.Time { return f.MT }
 func (f FileInfoFields) IsDir() bool        { return f.Dir }
 
-var pathRE = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
-
-// ValidPath reports whether p is a path a driver accepts. "/" alone is
-// accepted as the root. Components "." and ".." are refused even though the
-// character class allows them, so no path can climb out of a driver's root.
+// ValidPath reports whether p is a path a driver accepts: "/" alone (the
+// root), or one or more components, each "/" followed by one or more of
+// [A-Za-z0-9._-], at most 4096 bytes in all. Components "." and ".." are
+// refused even though the character class allows them, so no path can climb
+// out of a driver's root. It runs on every storage call, so it is a plain
+// loop rather than a regular expression.
 func ValidPath(p string) bool {
 	if p == "/" {
 		return true
 	}
-	if len(p) > 4096 || !pathRE.MatchString(p) {
+	if len(p) < 2 || len(p) > 4096 || p[0] != '/' {
 		return false
 	}
-	for _, c := range strings.Split(p[1:], "/") {
-		if c == "." || c == ".." {
+	start := 1 // first byte of the current component
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			if c := p[start:i]; c == "" || c == "." || c == ".." {
+				return false
+			}
+			start = i + 1
+			continue
+		}
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
 			return false
 		}
 	}

@@ -1,0 +1,478 @@
+// Command regbench is registryd's load generator: it starts registryd, the
+// reference registry (Debian's docker-registry, distribution 2.8) and
+// distribution v3, each on its own loopback port with its own temporary
+// config (filesystem storage, deletes enabled, log level error) and storage,
+// runs the same workloads against all three, interleaved and repeated, and
+// prints one table: the median per server, registryd over the best
+// reference, the machine's physical limit where there is one, and the
+// target.
+//
+//	go run ./cmd/regbench [flags]      (make bench builds and runs it)
+//
+// Workloads (-only takes a comma-separated subset):
+//
+//	push      1 GiB blob streamed from a PRNG: monolithic PUT and 8 MiB
+//	          PATCH chunks (MB/s), then a pull verified by digest (MB/s) and
+//	          the server's peak RSS during the pushes (VmHWM)
+//	small     16 clients pushing small images (config, 2×4 KiB layers,
+//	          manifest, tag): images/s
+//	manifest  64 clients alternating HEAD and GET of a manifest by tag:
+//	          requests/s, p50, p99
+//	catalog   10,000 repositories and a repository with 10,000 tags written
+//	          on disk: catalog walk n=100, one n=10000 call, tags walk n=100
+//	          and whole
+//	gc        a store of 2,000 images, half deleted: garbage-collect time,
+//	          peak RSS, blobs reclaimed; live images checked afterwards
+//	limits    sha256 on one core, disk write+fsync, loopback sendfile, an
+//	          ideal push handler (hash, write, fsync, rename)
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// byteSize is a flag value like 1GiB, 256MiB, 8M or 1048576.
+type byteSize int64
+
+func (b *byteSize) String() string { return fmtBytes(int64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	v, err := parseSize(s)
+	*b = byteSize(v)
+	return err
+}
+
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suf) {
+			s, mult = strings.TrimSuffix(s, u.suf), u.m
+			break
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
+}
+
+const subject = "registryd"
+
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == execRusageArg {
+		execRusage(os.Args[2:])
+	}
+	size := byteSize(1 << 30)
+	chunk := byteSize(8 << 20)
+	flag.Var(&size, "size", "big blob size for the push and pull workloads")
+	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
+	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
+	only := flag.String("only", "push,small,manifest,catalog,gc,limits", "workloads to run, comma-separated")
+	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
+	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
+	clients := flag.Int("clients", 64, "clients of the manifest workload")
+	smallClients := flag.Int("small-clients", 16, "clients of the small-image workload")
+	repos := flag.Int("repos", 10000, "repositories in the catalog fixture")
+	tags := flag.Int("tags", 10000, "tags in the tags/list fixture")
+	gcImages := flag.Int("gc-images", 2000, "images in the GC fixture (half are deleted)")
+	regBin := flag.String("registryd", "bin/registryd", "registryd binary")
+	refBin := flag.String("reference", "/usr/bin/docker-registry", "reference registry (distribution 2.8)")
+	v3Bin := flag.String("v3", envOr("REGBENCH_V3", ".cache/bin/registry-v3"), "distribution v3 registry binary (env REGBENCH_V3); skipped when missing")
+	workDir := flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
+	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
+	flag.Parse()
+	if pprofDir != "" {
+		*debug = true
+	}
+
+	want := map[string]bool{}
+	for _, w := range strings.Split(*only, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "push", "small", "manifest", "catalog", "gc", "limits":
+			want[w] = true
+		case "":
+		default:
+			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits)", w)
+		}
+	}
+
+	targets := []target{{subject, abs(*regBin)}, {"docker-registry 2.8", *refBin}}
+	if fi, err := os.Stat(*v3Bin); err == nil && !fi.IsDir() {
+		targets = append(targets, target{"distribution v3", abs(*v3Bin)})
+	} else {
+		fmt.Fprintf(os.Stderr, "regbench: distribution v3 not found at %s (make tools-distribution, or -v3/REGBENCH_V3): skipped\n", *v3Bin)
+	}
+	for _, t := range targets {
+		if _, err := os.Stat(t.Bin); err != nil {
+			fatalf("%s: %v", t.Name, err)
+		}
+	}
+	var refs []string
+	for _, t := range targets[1:] {
+		refs = append(refs, t.Name)
+	}
+
+	work := *workDir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "regbench-"); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	work = abs(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	if !*keep {
+		defer os.RemoveAll(work)
+		// Interrupted: the servers die with regbench (Pdeathsig); the
+		// work directory, gigabytes, goes too.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sigs
+			os.RemoveAll(work)
+			os.Exit(130)
+		}()
+	}
+	b := &bench{work: work, targets: targets, debug: *debug}
+	runStart := time.Now()
+
+	// Metrics, in table order.
+	sz := fmtBytes(int64(size))
+	mPush := &metric{Name: "push " + sz + " monolithic", Unit: "MB/s", Higher: true, TargetRatio: 1.3}
+	mChunk := &metric{Name: "push " + sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true, TargetRatio: 1.3}
+	mPull := &metric{Name: "pull " + sz + ", digest checked", Unit: "MB/s", Higher: true, TargetRatio: 1}
+	mRSS := &metric{Name: "peak RSS during pushes", Unit: "MiB", TargetAbs: 32}
+	mSmall := &metric{Name: fmt.Sprintf("small images, %d pushers", *smallClients), Unit: "images/s", Higher: true, TargetRatio: 1.5}
+	mRPS := &metric{Name: fmt.Sprintf("manifest HEAD+GET, %d clients", *clients), Unit: "req/s", Higher: true, TargetRatio: 2}
+	mP50 := &metric{Name: "manifest p50", Unit: "ms"}
+	mP99 := &metric{Name: "manifest p99", Unit: "ms", TargetRatio: 0.5}
+	mCatWalk := &metric{Name: fmt.Sprintf("catalog walk n=100, %d repos", *repos), Unit: "s", TargetRatio: 0.1}
+	mCatOne := &metric{Name: fmt.Sprintf("catalog n=%d, one call", *repos), Unit: "s", TargetRatio: 0.1}
+	mCatPage := &metric{Name: "catalog first page n=100", Unit: "ms"}
+	mTagWalk := &metric{Name: fmt.Sprintf("tags walk n=100, %d tags", *tags), Unit: "s", TargetRatio: 0.1}
+	mTagOne := &metric{Name: "tags list whole, one call", Unit: "s", TargetRatio: 0.1}
+	mGC := &metric{Name: fmt.Sprintf("GC %d images, half deleted", *gcImages), Unit: "s", TargetRatio: 0.2}
+	mGCRSS := &metric{Name: "GC peak RSS", Unit: "MiB"}
+	mGCBlobs := &metric{Name: "GC blobs reclaimed", Unit: "blobs", Higher: true}
+	var metrics []*metric
+	if want["push"] {
+		metrics = append(metrics, mPush, mChunk, mPull, mRSS)
+	}
+	if want["small"] {
+		metrics = append(metrics, mSmall)
+	}
+	if want["manifest"] {
+		metrics = append(metrics, mRPS, mP50, mP99)
+	}
+	if want["catalog"] {
+		metrics = append(metrics, mCatWalk, mCatOne, mCatPage, mTagWalk, mTagOne)
+	}
+	if want["gc"] {
+		metrics = append(metrics, mGC, mGCRSS, mGCBlobs)
+	}
+	lSHA := &metric{Name: "sha256, one core", Unit: "MB/s", Higher: true}
+	lDisk := &metric{Name: "disk write " + sz + " + fsync", Unit: "MB/s", Higher: true}
+	lLoop := &metric{Name: "loopback HTTP, sendfile " + sz, Unit: "MB/s", Higher: true}
+	lIdeal := &metric{Name: "ideal push " + sz + " (hash, write, fsync, rename)", Unit: "MB/s", Higher: true}
+	limits := []*metric{lSHA, lDisk, lLoop, lIdeal}
+
+	var a, bb bigBlob
+	if want["push"] || want["limits"] {
+		a = bigBlob{Seed: 1001, Size: int64(size)}
+		bb = bigBlob{Seed: 1002, Size: int64(size)}
+		logf("computing the digests of two %s PRNG streams", sz)
+		done := make(chan struct{})
+		go func() { bb.D = prngDigest(bb.Seed, bb.Size); close(done) }()
+		a.D = prngDigest(a.Seed, a.Size)
+		<-done
+		logf("digests %s, %s", a.D, bb.D)
+	}
+	var catFixture string
+	var gcWantBlobs int
+	if want["catalog"] {
+		catFixture = filepath.Join(work, "fixture-catalog")
+		defer os.RemoveAll(catFixture)
+		t0 := time.Now()
+		if err := catalogFixture(catFixture, *repos, *tags); err != nil {
+			fatalf("catalog fixture: %v", err)
+		}
+		logf("catalog fixture: %d repositories, %d tags in %.1fs", *repos, *tags, time.Since(t0).Seconds())
+	}
+	if want["gc"] {
+		gcWantBlobs = 4 * (*gcImages / 2)
+	}
+
+	for rep := 0; rep < *reps; rep++ {
+		if want["limits"] {
+			syscall.Sync()
+			sha := limitSHA256(int64(size))
+			lSHA.add(subject, sha)
+			disk, file, err := limitDisk(work, int64(size))
+			check(err)
+			lDisk.add(subject, disk)
+			loop, err := limitLoopback(file)
+			check(err)
+			lLoop.add(subject, loop)
+			os.Remove(file)
+			syscall.Sync()
+			ideal, err := limitIdealPush(work, int64(size))
+			check(err)
+			lIdeal.add(subject, ideal)
+			logf("rep %d limits: sha256 %.0f, disk %.0f, loopback %.0f, ideal push %.0f MB/s", rep+1, sha, disk, loop, ideal)
+		}
+		// Interleaved: every repetition runs each server in turn, starting
+		// with a different one.
+		for k := range targets {
+			t := targets[(k+rep)%len(targets)]
+			if want["push"] || want["small"] || want["manifest"] {
+				s := b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
+				if want["push"] {
+					// Start from a clean page cache: neither server pays for
+					// the writeback of the previous one's gigabytes.
+					syscall.Sync()
+					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk), rep+1)
+					b.check(s, err)
+					mPush.add(t.Name, mono)
+					mChunk.add(t.Name, ch)
+					mPull.add(t.Name, pull)
+					mRSS.add(t.Name, rss)
+					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, mono, ch, pull, rss)
+				}
+				if want["small"] {
+					wait := profile(s, fmt.Sprintf("small-rep%d", rep+1), *smallDur-time.Second)
+					ips, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
+					wait()
+					b.check(s, err)
+					mSmall.add(t.Name, ips)
+					logf("rep %d %-20s small images %.0f/s", rep+1, t.Name, ips)
+				}
+				if want["manifest"] {
+					wait := profile(s, fmt.Sprintf("manifest-rep%d", rep+1), *dur-time.Second)
+					rps, p50, p99, err := runManifest(s, *clients, *dur)
+					wait()
+					b.check(s, err)
+					mRPS.add(t.Name, rps)
+					mP50.add(t.Name, p50)
+					mP99.add(t.Name, p99)
+					logf("rep %d %-20s manifest %.0f req/s, p50 %.2f ms, p99 %.2f ms", rep+1, t.Name, rps, p50, p99)
+				}
+				b.stop(s)
+			}
+			if want["catalog"] {
+				// Listing does not change the store: each server gets its
+				// own copy once and keeps it for every repetition.
+				catRoot := filepath.Join(work, slug(t.Name)+"-catalog")
+				if rep == 0 {
+					check(copyTree(catFixture, catRoot))
+				}
+				s, err := startServer(t, catRoot, work, false)
+				check(err)
+				items, pages, el, err := walk(s, "/v2/_catalog?n=100", "repositories")
+				b.check(s, err)
+				mCatWalk.add(t.Name, el.Seconds())
+				warnCount(t.Name, "catalog walk", items, *repos+1)
+				_, _, first, err := walk1(s, "/v2/_catalog?n=100")
+				b.check(s, err)
+				mCatPage.add(t.Name, first.Seconds()*1000)
+				items1, _, el1, err := walk1(s, fmt.Sprintf("/v2/_catalog?n=%d", *repos))
+				b.check(s, err)
+				mCatOne.add(t.Name, el1.Seconds())
+				warnCount(t.Name, "catalog one call", items1, *repos)
+				titems, tpages, tel, err := walk(s, "/v2/tags/many/tags/list?n=100", "tags")
+				b.check(s, err)
+				mTagWalk.add(t.Name, tel.Seconds())
+				warnCount(t.Name, "tags walk", titems, *tags)
+				_, _, tel1, err := walk1(s, "/v2/tags/many/tags/list")
+				b.check(s, err)
+				mTagOne.add(t.Name, tel1.Seconds())
+				logf("rep %d %-20s catalog walk %.2fs (%d pages), one call %.3fs, first page %.1f ms; tags walk %.2fs (%d pages), whole %.3fs",
+					rep+1, t.Name, el.Seconds(), pages, el1.Seconds(), first.Seconds()*1000, tel.Seconds(), tpages, tel1.Seconds())
+				s.Stop()
+				if rep == *reps-1 {
+					os.RemoveAll(catRoot)
+				}
+			}
+			if want["gc"] {
+				// The same deterministic store, written afresh (faster than
+				// copying tens of thousands of small files).
+				root := filepath.Join(work, slug(t.Name)+"-gc")
+				check(os.RemoveAll(root))
+				if _, _, err := gcFixture(root, *gcImages); err != nil {
+					fatalf("gc fixture: %v", err)
+				}
+				cfg := filepath.Join(work, slug(t.Name)+"-gc.yml")
+				check(writeConfig(cfg, root, "127.0.0.1:0", ""))
+				n0, s0, err := countBlobs(root)
+				check(err)
+				secs, rss, err := runGC(t.Bin, cfg)
+				check(err)
+				n1, s1, err := countBlobs(root)
+				check(err)
+				live, err := verifyLive(root)
+				if err != nil {
+					fatalf("%s garbage-collect lost live data: %v", t.Name, err)
+				}
+				if live != *gcImages-*gcImages/2 {
+					fatalf("%s: %d live tags after garbage-collect, want %d", t.Name, live, *gcImages-*gcImages/2)
+				}
+				mGC.add(t.Name, secs)
+				mGCRSS.add(t.Name, rss)
+				mGCBlobs.add(t.Name, float64(n0-n1))
+				if n0-n1 != gcWantBlobs {
+					logf("note: %s reclaimed %d blobs, %d were unreferenced", t.Name, n0-n1, gcWantBlobs)
+				}
+				logf("rep %d %-20s gc %.2fs, peak RSS %.1f MiB, reclaimed %d blobs / %d bytes, %d live images intact",
+					rep+1, t.Name, secs, rss, n0-n1, s0-s1, live)
+				os.RemoveAll(root)
+			}
+		}
+	}
+
+	if want["limits"] {
+		// Limits of the table's rows.
+		lim := func(ms ...*metric) float64 {
+			v := 0.0
+			for _, m := range ms {
+				x := median(m.Vals[subject])
+				if v == 0 || x < v {
+					v = x
+				}
+			}
+			return v
+		}
+		mPush.Limit = lim(lIdeal)
+		mChunk.Limit = lim(lIdeal)
+		mPull.Limit = lim(lLoop, lSHA)
+	}
+	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n\n",
+		*reps, time.Since(runStart).Round(time.Second))
+	fmt.Print(formatTable(metrics, subject, refs))
+	if want["limits"] {
+		fmt.Println("\nphysical limits (medians):")
+		for _, m := range limits {
+			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
+		}
+	}
+}
+
+func warnCount(server, what string, got, want int) {
+	if got != want {
+		fatalf("%s: %s returned %d entries, expected %d: the figures would not compare", server, what, got, want)
+	}
+}
+
+// walk1 is one GET (no Link following).
+func walk1(s *server, path string) (items, pages int, el time.Duration, err error) {
+	start := time.Now()
+	req, _ := http.NewRequest("GET", s.URL(path), nil)
+	resp, err := do(req, http.StatusOK)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var body map[string]any
+	if err = decodeJSON(resp, &body); err != nil {
+		return
+	}
+	for _, k := range []string{"repositories", "tags"} {
+		if l, ok := body[k].([]any); ok {
+			items = len(l)
+		}
+	}
+	return items, 1, time.Since(start), nil
+}
+
+type bench struct {
+	work    string
+	targets []target
+	debug   bool
+}
+
+// start starts t over a new storage root work/name (a copy of fixture when
+// set).
+func (b *bench) start(t target, name, fixture string) *server {
+	root := filepath.Join(b.work, name)
+	if fixture != "" {
+		check(copyTree(fixture, root))
+	}
+	s, err := startServer(t, root, b.work, b.debug && t.Name == subject)
+	check(err)
+	if s.Debug != "" {
+		logf("registryd pprof: http://%s/debug/pprof/", s.Debug)
+	}
+	return s
+}
+
+func (b *bench) stop(s *server) {
+	s.Stop()
+	os.RemoveAll(s.Root)
+}
+
+func (b *bench) check(s *server, err error) {
+	if err != nil {
+		s.Stop()
+		fatalf("%s: %v\nserver log:\n%s", s.t.Name, err, tailFile(s.logPath, 20))
+	}
+}
+
+func slug(s string) string {
+	return strings.NewReplacer(" ", "-", ".", "").Replace(s)
+}
+
+func abs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func check(err error) {
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "regbench: "+format+"\n", args...)
+	os.Exit(1)
+}

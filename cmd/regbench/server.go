@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// target is one registry implementation under test.
+type target struct {
+	Name string // column header
+	Bin  string // run as BIN serve config.yml, BIN garbage-collect config.yml
+}
+
+// server is a running registry process over a storage root.
+type server struct {
+	t       target
+	Addr    string
+	Root    string
+	Config  string
+	Debug   string // registryd's debug listener (pprof), when set
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logPath string
+}
+
+func (s *server) URL(p string) string { return "http://" + s.Addr + p }
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// writeConfig writes the config every server gets: filesystem storage,
+// deletes enabled, log level error, catalog pages up to 100,000 entries.
+func writeConfig(path, root, addr, debugAddr string) error {
+	debug := ""
+	if debugAddr != "" {
+		debug = fmt.Sprintf("  debug:\n    addr: %s\n", debugAddr)
+	}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %s
+%scatalog:
+  maxentries: 100000
+`, root, addr, debug)
+	return os.WriteFile(path, []byte(cfg), 0o644)
+}
+
+// startServer starts t over root (created if missing) on a free loopback port.
+func startServer(t target, root, work string, debug bool) (*server, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		s := &server{t: t, Addr: addr, Root: root,
+			Config:  filepath.Join(work, t.Name+".yml"),
+			logPath: filepath.Join(work, t.Name+".log")}
+		if debug {
+			if s.Debug, err = freeAddr(); err != nil {
+				return nil, err
+			}
+		}
+		if err := writeConfig(s.Config, root, addr, s.Debug); err != nil {
+			return nil, err
+		}
+		if lastErr = s.start(); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func (s *server) start() error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.t.Bin, "serve", s.Config)
+	cmd.Env = cleanEnv()
+	cmd.Dir = filepath.Dir(s.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	s.cmd = cmd
+	s.exited = make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(s.exited) }()
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%s exited at startup:\n%s", s.t.Name, tailFile(s.logPath, 20))
+		default:
+		}
+		resp, err := c.Get(s.URL("/v2/"))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	s.Stop()
+	return fmt.Errorf("%s not ready in 20s:\n%s", s.t.Name, tailFile(s.logPath, 20))
+}
+
+// Stop ends the process (SIGTERM, then SIGKILL after 10 s).
+func (s *server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// HWM is the process's peak resident set (VmHWM) in bytes.
+func (s *server) HWM() int64 {
+	return procStatusKB(s.cmd.Process.Pid, "VmHWM:") * 1024
+}
+
+// ResetHWM clears the peak resident set (writing 5 to clear_refs), so the
+// next HWM covers only what follows. Reports whether that worked.
+func (s *server) ResetHWM() bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0) == nil
+}
+
+func procStatusKB(pid int, key string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), key) {
+			fields := strings.Fields(sc.Text()[len(key):])
+			if len(fields) > 0 {
+				v, _ := strconv.ParseInt(fields[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGISTRY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func tailFile(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

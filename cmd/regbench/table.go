@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// metric is one line of the result table: samples per server (one per
+// repetition), reported as the median.
+type metric struct {
+	Name   string
+	Unit   string
+	Higher bool                 // higher is better (throughput), else lower (time, latency, memory)
+	Vals   map[string][]float64 // server name -> samples
+	Limit  float64              // physical limit in Unit, 0 when none
+	// Target, when set, is met when ratio (registryd / best reference, the
+	// best being the highest or lowest) is at least (Higher) or at most
+	// (!Higher) TargetRatio, or, with TargetAbs set, when registryd's own
+	// figure is at most TargetAbs.
+	TargetRatio float64
+	TargetAbs   float64
+	Note        string
+}
+
+func (m *metric) add(server string, v float64) {
+	if m.Vals == nil {
+		m.Vals = map[string][]float64{}
+	}
+	m.Vals[server] = append(m.Vals[server], v)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ratio is registryd's median over the best reference's median.
+func (m *metric) ratio(subject string, refs []string) float64 {
+	reg := median(m.Vals[subject])
+	best := math.NaN()
+	for _, r := range refs {
+		v := median(m.Vals[r])
+		if math.IsNaN(v) {
+			continue
+		}
+		if math.IsNaN(best) || (m.Higher && v > best) || (!m.Higher && v < best) {
+			best = v
+		}
+	}
+	if math.IsNaN(reg) || math.IsNaN(best) || best == 0 {
+		return math.NaN()
+	}
+	return reg / best
+}
+
+// verdict is "pass", "FAIL" or "" (no target).
+func (m *metric) verdict(subject string, refs []string) string {
+	reg := median(m.Vals[subject])
+	switch {
+	case m.TargetAbs > 0:
+		if math.IsNaN(reg) {
+			return "?"
+		}
+		if reg <= m.TargetAbs {
+			return "pass"
+		}
+		return "FAIL"
+	case m.TargetRatio > 0:
+		r := m.ratio(subject, refs)
+		if math.IsNaN(r) {
+			return "?"
+		}
+		if (m.Higher && r >= m.TargetRatio) || (!m.Higher && r <= m.TargetRatio) {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	return ""
+}
+
+func (m *metric) target() string {
+	switch {
+	case m.TargetAbs > 0:
+		return "≤ " + num(m.TargetAbs) + " " + m.Unit
+	case m.TargetRatio > 0 && m.Higher:
+		return "≥ " + num(m.TargetRatio) + "×"
+	case m.TargetRatio > 0:
+		return "≤ " + num(m.TargetRatio) + "×"
+	}
+	return ""
+}
+
+// num formats a figure with about three significant digits.
+func num(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3g", v)
+	}
+}
+
+// formatTable renders the metrics as a Markdown table: one column per server
+// (medians), the ratio subject / best reference, the physical limit and the
+// target with its verdict.
+func formatTable(ms []*metric, subject string, refs []string) string {
+	header := []string{"workload", "unit", subject}
+	header = append(header, refs...)
+	header = append(header, subject+" / best ref", "limit", "target")
+	rows := [][]string{header}
+	for _, m := range ms {
+		r := []string{m.Name, m.Unit, num(median(m.Vals[subject]))}
+		for _, ref := range refs {
+			r = append(r, num(median(m.Vals[ref])))
+		}
+		ratio := m.ratio(subject, refs)
+		rs := "–"
+		if !math.IsNaN(ratio) {
+			rs = num(ratio) + "×"
+		}
+		lim := ""
+		if m.Limit > 0 {
+			lim = num(m.Limit)
+		}
+		tg := m.target()
+		if v := m.verdict(subject, refs); v != "" {
+			tg += " " + v
+		}
+		if m.Note != "" {
+			tg = strings.TrimSpace(tg + " (" + m.Note + ")")
+		}
+		r = append(r, rs, lim, tg)
+		rows = append(rows, r)
+	}
+	widths := make([]int, len(header))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	var b strings.Builder
+	line := func(r []string) {
+		b.WriteString("|")
+		for i, c := range r {
+			pad := widths[i] - len([]rune(c))
+			if i >= 2 && i < len(r)-1 { // figures right-aligned
+				b.WriteString(" " + strings.Repeat(" ", pad) + c + " |")
+			} else {
+				b.WriteString(" " + c + strings.Repeat(" ", pad) + " |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(rows[0])
+	sep := make([]string, len(header))
+	for i := range sep {
+		sep[i] = strings.Repeat("-", widths[i])
+		if i >= 2 && i < len(header)-1 {
+			sep[i] = strings.Repeat("-", widths[i]-1) + ":"
+		}
+	}
+	line(sep)
+	for _, r := range rows[1:] {
+		line(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Fatalf("median odd = %v", got)
+	}
+	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Fatalf("median even = %v", got)
+	}
+}
+
+func TestFormatTable(t *testing.T) {
+	push := &metric{Name: "push", Unit: "MB/s", Higher: true, Limit: 900, TargetRatio: 1.3}
+	for _, v := range []float64{300, 310, 290} {
+		push.add("registryd", v)
+	}
+	push.add("ref", 200)
+	push.add("v3", 250)
+	p99 := &metric{Name: "p99", Unit: "ms", TargetRatio: 0.5}
+	p99.add("registryd", 2)
+	p99.add("ref", 3)
+	p99.add("v3", 5)
+	rss := &metric{Name: "rss", Unit: "MiB", TargetAbs: 32}
+	rss.add("registryd", 20)
+	got := formatTable([]*metric{push, p99, rss}, "registryd", []string{"ref", "v3"})
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("got %d lines:\n%s", len(lines), got)
+	}
+	for i, want := range [][]string{
+		{"workload", "registryd / best ref", "limit", "target"},
+		{"---"},
+		{"| push ", " 300 ", " 200 ", " 250 ", " 1.20× ", " 900 ", "≥ 1.30× FAIL"},
+		{"| p99 ", " 0.667× ", "≤ 0.5× FAIL"},
+		{"| rss ", " 20.0 ", " – ", "≤ 32.0 MiB pass"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d %q lacks %q", i, lines[i], w)
+			}
+		}
+	}
+	// Columns line up.
+	for _, l := range lines[1:] {
+		if len([]rune(l)) != len([]rune(lines[0])) {
+			t.Errorf("ragged table:\n%s", got)
+			break
+		}
+	}
+}

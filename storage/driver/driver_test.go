@@ -1,0 +1,53 @@
+package driver
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// validPathRE is the definition ValidPath implements without a regexp.
+func validPathRE(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) > 4096 || !regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`).MatchString(p) {
+		return false
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func TestValidPath(t *testing.T) {
+	for _, p := range []string{
+		"", "/", "//", "a", "/a", "/a/", "/a//b", "/a/b", "/.", "/..", "/a/./b", "/a/../b",
+		"/.a", "/a..", "/...", "/a b", "/a:b", "/A-Z_0.9", "/a/b/c/d", "\x00", "/\xff",
+		"/docker/registry/v2/repositories/library/alpine/_manifests/tags/latest/current/link",
+		"/" + strings.Repeat("a", 4095), "/" + strings.Repeat("a", 4096),
+	} {
+		if got, want := ValidPath(p), validPathRE(p); got != want {
+			t.Errorf("ValidPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+	// Random paths over an alphabet of the interesting bytes.
+	const alphabet = "/a.Z-_9 :\x00\xe9"
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, r.IntN(12))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		p := string(b)
+		if r.IntN(2) == 0 {
+			p = "/" + p
+		}
+		if got, want := ValidPath(p), validPathRE(p); got != want {
+			t.Fatalf("ValidPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
