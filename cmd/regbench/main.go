@@ -226,6 +226,7 @@ func main() {
 	// bucket per server and repetition, and registryd on the filesystem.
 	s3sz := fmtBytes(int64(s3Size))
 	s3Fs := subject + " filesystem"
+	s3Direct := "MinIO direct"
 	s3Push := &metric{Name: "push " + s3sz + " monolithic", Unit: "MB/s", Higher: true}
 	s3Chunk := &metric{Name: "push " + s3sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true}
 	s3Pull := &metric{Name: "pull " + s3sz + ", digest checked", Unit: "MB/s", Higher: true}
@@ -394,6 +395,12 @@ func main() {
 				}
 				runS3(b, mio, t, t.Name == s3Fs, rep, s3a, s3b, int64(chunk), s3NA, s3Push, s3Chunk, s3Pull, s3RSS)
 			}
+			syscall.Sync()
+			put, get, err := mio.direct(bucketName("direct", rep+1), s3a)
+			check(err)
+			s3Push.add(s3Direct, put)
+			s3Pull.add(s3Direct, get)
+			logf("rep %d %-20s put %.0f, get %.0f MB/s", rep+1, s3Direct, put, get)
 		}
 	}
 
@@ -420,7 +427,7 @@ func main() {
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
-		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, refs, []string{s3Fs}, s3NA))
+		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, refs, []string{s3Fs, s3Direct}, s3NA))
 		for _, r := range refs {
 			if s3NA[r] != "" {
 				fmt.Printf("\nn/a: %s: %s\n", r, s3NA[r])
