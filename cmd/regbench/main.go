@@ -95,7 +95,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -117,6 +117,8 @@ func main() {
 	if pprofDir != "" {
 		*debug = true
 	}
+	onlySet := false
+	flag.Visit(func(f *flag.Flag) { onlySet = onlySet || f.Name == "only" })
 
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
@@ -221,6 +223,13 @@ func main() {
 		a.D = prngDigest(a.Seed, a.Size)
 		<-done
 		logf("digests %s, %s", a.D, bb.D)
+	}
+	if want["s3"] && !onlySet {
+		// By default the s3 workload runs when MinIO is there, as v3 does.
+		if fi, err := os.Stat(*minioBin); err != nil || fi.IsDir() {
+			fmt.Fprintf(os.Stderr, "regbench: minio not found at %s (make deps, or -minio/REGBENCH_MINIO): s3 workload skipped\n", *minioBin)
+			delete(want, "s3")
+		}
 	}
 	// The s3 workload: registryd and each reference on the S3 driver, one
 	// bucket per server and repetition, and registryd on the filesystem.
