@@ -434,6 +434,12 @@ func main() {
 	if len(metrics) > 0 {
 		fmt.Print(formatTable(metrics, subject, refs))
 	}
+	if want["limits"] {
+		fmt.Println("\nphysical limits (medians):")
+		for _, m := range limits {
+			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
+		}
+	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
 		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, refs, []string{s3Fs, s3Direct}, s3NA))
@@ -441,12 +447,6 @@ func main() {
 			if s3NA[r] != "" {
 				fmt.Printf("\nn/a: %s: %s\n", r, s3NA[r])
 			}
-		}
-	}
-	if want["limits"] {
-		fmt.Println("\nphysical limits (medians):")
-		for _, m := range limits {
-			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
 	}
 }
