@@ -463,7 +463,8 @@ func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, 
 			}
 			fatalf("%s (s3 workload): %v", t.Name, err)
 		}
-		na[t.Name] = firstLine(err)
+		log, _ := os.ReadFile(filepath.Join(b.work, t.Name+".log"))
+		na[t.Name] = failReason(err, string(log))
 		logf("rep %d %-20s s3: n/a: %v", rep+1, t.Name, err)
 	}
 	var s *server

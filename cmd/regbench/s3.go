@@ -207,14 +207,27 @@ func (m *minioServer) Stop() {
 	<-m.exited
 }
 
-// firstLine shortens an error for a table footnote.
-func firstLine(err error) string {
+// failReason shortens a failure for the S3 table's footnote: the error's
+// first line and, when the server's log has one, its last panic or fatal
+// line (a startup panic's message is above the stack trace that the
+// error's tail of the log shows).
+func failReason(err error, log string) string {
 	s := strings.TrimSpace(err.Error())
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
+	why := ""
+	for _, l := range strings.Split(log, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "panic:") || strings.Contains(l, "level=fatal") || strings.HasPrefix(l, "fatal") {
+			why = l
+		}
+	}
+	if why != "" && !strings.Contains(s, why) {
+		s = strings.TrimSuffix(s, ":") + ": " + why
+	}
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "..."
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -94,5 +95,19 @@ func TestFormatCompare(t *testing.T) {
 `
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestFailReason(t *testing.T) {
+	err := errors.New("docker-registry 2.8 exited at startup:\ngoroutine 1 [running]:\nmain.main()")
+	log := "time=x level=info msg=start\npanic: failed to create new session with aws config: LoadCustomCABundleError\n\ngoroutine 1 [running]:\n"
+	if got, want := failReason(err, log), "docker-registry 2.8 exited at startup: panic: failed to create new session with aws config: LoadCustomCABundleError"; got != want {
+		t.Errorf("failReason = %q, want %q", got, want)
+	}
+	if got, want := failReason(errors.New("PUT /v2/x: 500\nserver log:\n..."), "level=info\n"), "PUT /v2/x: 500"; got != want {
+		t.Errorf("failReason = %q, want %q", got, want)
+	}
+	if got := failReason(errors.New(strings.Repeat("x", 400)), ""); len(got) != 303 {
+		t.Errorf("failReason did not shorten: %d", len(got))
 	}
 }
