@@ -5,7 +5,8 @@
 // runs the same workloads against all three, interleaved and repeated, and
 // prints one table: the median per server, registryd over the best
 // reference, the machine's physical limit where there is one, and the
-// target.
+// target; the s3 workload adds a second table (the three on their S3
+// drivers over one MinIO that regbench starts).
 //
 //	go run ./cmd/regbench [flags]      (make bench builds and runs it)
 //
