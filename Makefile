@@ -8,7 +8,7 @@
 #   make conformance  the OCI conformance suite only; reports kept in .cache/conformance/
 #   make deps         scripts/install-deps.sh: Debian packages + tools in .cache/bin
 #   make tools-distribution  also distribution v3's registry as .cache/bin/registry-v3 (benchmarks)
-#   make bench        cmd/regbench: registryd vs distribution 2.8 and v3 (BENCH.md); not part of test
+#   make bench        cmd/regbench: registryd vs distribution 2.8 and v3, on disk and on S3 (MinIO) (BENCH.md); not part of test
 #                     BENCH_FLAGS="-reps 5 -size 4GiB -only push,gc" for other runs
 #   make image        container image registryd:$(VERSION) from the Dockerfile (needs dockerd)
 #   make vet | fmt | fmt-check | clean | distclean

@@ -5,7 +5,8 @@
 // runs the same workloads against all three, interleaved and repeated, and
 // prints one table: the median per server, registryd over the best
 // reference, the machine's physical limit where there is one, and the
-// target.
+// target; the s3 workload adds a second table (the three on their S3
+// drivers over one MinIO that regbench starts).
 //
 //	go run ./cmd/regbench [flags]      (make bench builds and runs it)
 //
@@ -25,6 +26,9 @@
 //	          peak RSS, blobs reclaimed; live images checked afterwards
 //	limits    sha256 on one core, disk write+fsync, loopback sendfile, an
 //	          ideal push handler (hash, write, fsync, rename)
+//	s3        the push workload with a smaller blob (-s3-size) against
+//	          each server's S3 driver over one MinIO on loopback, and
+//	          registryd on the filesystem for comparison: a separate table
 package main
 
 import (
@@ -92,7 +96,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -106,20 +110,25 @@ func main() {
 	workDir := flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
+	s3Size := byteSize(256 << 20)
+	flag.Var(&s3Size, "s3-size", "blob size of the s3 workload")
+	minioBin := flag.String("minio", envOr("REGBENCH_MINIO", ".cache/bin/minio"), "MinIO server binary for the s3 workload (env REGBENCH_MINIO)")
 	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
 	flag.Parse()
 	if pprofDir != "" {
 		*debug = true
 	}
+	onlySet := false
+	flag.Visit(func(f *flag.Flag) { onlySet = onlySet || f.Name == "only" })
 
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "gc", "limits":
+		case "push", "small", "manifest", "catalog", "gc", "limits", "s3":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3)", w)
 		}
 	}
 
@@ -215,6 +224,36 @@ func main() {
 		a.D = prngDigest(a.Seed, a.Size)
 		<-done
 		logf("digests %s, %s", a.D, bb.D)
+	}
+	if want["s3"] && !onlySet {
+		// By default the s3 workload runs when MinIO is there, as v3 does.
+		if fi, err := os.Stat(*minioBin); err != nil || fi.IsDir() {
+			fmt.Fprintf(os.Stderr, "regbench: minio not found at %s (make deps, or -minio/REGBENCH_MINIO): s3 workload skipped\n", *minioBin)
+			delete(want, "s3")
+		}
+	}
+	// The s3 workload: registryd and each reference on the S3 driver, one
+	// bucket per server and repetition, and registryd on the filesystem.
+	s3sz := fmtBytes(int64(s3Size))
+	s3Fs := subject + " filesystem"
+	s3Direct := "MinIO direct"
+	s3Push := &metric{Name: "push " + s3sz + " monolithic", Unit: "MB/s", Higher: true}
+	s3Chunk := &metric{Name: "push " + s3sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true}
+	s3Pull := &metric{Name: "pull " + s3sz + ", digest checked", Unit: "MB/s", Higher: true}
+	s3RSS := &metric{Name: "peak RSS during pushes", Unit: "MiB"}
+	s3NA := map[string]string{} // reference -> why it has no figures
+	var s3a, s3b bigBlob
+	var mio *minioServer
+	if want["s3"] {
+		s3a = bigBlob{Seed: 2001, Size: int64(s3Size)}
+		s3b = bigBlob{Seed: 2002, Size: int64(s3Size)}
+		s3a.D, s3b.D = prngDigest(s3a.Seed, s3a.Size), prngDigest(s3b.Seed, s3b.Size)
+		var err error
+		if mio, err = startMinio(abs(*minioBin), filepath.Join(work, "minio")); err != nil {
+			fatalf("s3 workload: %v (-minio PATH; scripts/install-deps.sh installs .cache/bin/minio)", err)
+		}
+		defer mio.Stop()
+		logf("minio at %s", mio.Endpoint)
 	}
 	var catFixture string
 	var gcWantBlobs int
@@ -355,6 +394,24 @@ func main() {
 				os.RemoveAll(root)
 			}
 		}
+		if want["s3"] {
+			// Interleaved as the others: registryd on S3 and on the
+			// filesystem, then each reference on S3.
+			runs := append([]target{targets[0], {s3Fs, targets[0].Bin}}, targets[1:]...)
+			for k := range runs {
+				t := runs[(k+rep)%len(runs)]
+				if s3NA[t.Name] != "" {
+					continue
+				}
+				runS3(b, mio, t, t.Name == s3Fs, rep, s3a, s3b, int64(chunk), s3NA, s3Push, s3Chunk, s3Pull, s3RSS)
+			}
+			syscall.Sync()
+			put, get, err := mio.direct(bucketName("direct", rep+1), s3a)
+			check(err)
+			s3Push.add(s3Direct, put)
+			s3Pull.add(s3Direct, get)
+			logf("rep %d %-20s put %.0f, get %.0f MB/s", rep+1, s3Direct, put, get)
+		}
 	}
 
 	if want["limits"] {
@@ -375,13 +432,79 @@ func main() {
 	}
 	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n\n",
 		*reps, time.Since(runStart).Round(time.Second))
-	fmt.Print(formatTable(metrics, subject, refs))
+	if len(metrics) > 0 {
+		fmt.Print(formatTable(metrics, subject, refs))
+	}
 	if want["limits"] {
 		fmt.Println("\nphysical limits (medians):")
 		for _, m := range limits {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
 	}
+	if want["s3"] {
+		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
+		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, refs, []string{s3Fs, s3Direct}, s3NA))
+		for _, r := range refs {
+			if s3NA[r] != "" {
+				fmt.Printf("\nn/a: %s: %s\n", r, s3NA[r])
+			}
+		}
+	}
+}
+
+// runS3 runs the big push and pull (blobs a and b) against t: on the
+// filesystem when fs, else on the S3 driver over a new bucket of m, which
+// is removed afterwards. A reference that fails gets a reason in na
+// instead of figures; registryd failing ends the run.
+func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, chunk int64, na map[string]string, push, chunked, pull, rss *metric) {
+	fail := func(s *server, err error) {
+		if t.Name == subject || fs {
+			if s != nil {
+				s.Stop()
+			}
+			fatalf("%s (s3 workload): %v", t.Name, err)
+		}
+		log, _ := os.ReadFile(filepath.Join(b.work, t.Name+".log"))
+		na[t.Name] = failReason(err, string(log))
+		logf("rep %d %-20s s3: n/a: %v", rep+1, t.Name, err)
+	}
+	var s *server
+	var err error
+	if fs {
+		s = b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
+	} else {
+		bucket := bucketName(t.Name, rep+1)
+		if err = m.MakeBucket(bucket); err != nil {
+			fatalf("minio: make bucket %s: %v", bucket, err)
+		}
+		defer func() {
+			if err := m.RemoveBucket(bucket); err != nil {
+				logf("minio: remove bucket %s: %v", bucket, err)
+			}
+		}()
+		p := s3Params{Endpoint: m.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
+		if s, err = startServerWith(t, "", b.work, false, s3Storage(flavorOf(t.Name), p)); err != nil {
+			fail(nil, err)
+			return
+		}
+	}
+	defer b.stop(s)
+	syscall.Sync()
+	mono, ch, pl, r, err := runBigPush(s, a, bb, chunk, rep+1)
+	if err != nil {
+		err = fmt.Errorf("%v\nserver log:\n%s", err, tailFile(s.logPath, 20))
+		fail(s, err)
+		return
+	}
+	push.add(t.Name, mono)
+	chunked.add(t.Name, ch)
+	pull.add(t.Name, pl)
+	rss.add(t.Name, r)
+	where := "s3"
+	if fs {
+		where = "fs"
+	}
+	logf("rep %d %-20s %s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, where, mono, ch, pl, r)
 }
 
 func warnCount(server, what string, got, want int) {

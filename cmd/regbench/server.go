@@ -47,17 +47,26 @@ func freeAddr() (string, error) {
 // writeConfig writes the config every server gets: filesystem storage,
 // deletes enabled, log level error, catalog pages up to 100,000 entries.
 func writeConfig(path, root, addr, debugAddr string) error {
+	return os.WriteFile(path, []byte(configYAML(filesystemStorage(root), addr, debugAddr)), 0o644)
+}
+
+// filesystemStorage is the storage driver section for a filesystem root.
+func filesystemStorage(root string) string {
+	return fmt.Sprintf("  filesystem:\n    rootdirectory: %s\n", root)
+}
+
+// configYAML is a server's whole config around a storage driver section
+// (indented under storage:, see filesystemStorage and s3Storage).
+func configYAML(driver, addr, debugAddr string) string {
 	debug := ""
 	if debugAddr != "" {
 		debug = fmt.Sprintf("  debug:\n    addr: %s\n", debugAddr)
 	}
-	cfg := fmt.Sprintf(`version: 0.1
+	return fmt.Sprintf(`version: 0.1
 log:
   level: error
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
   maintenance:
     uploadpurging:
@@ -66,8 +75,7 @@ http:
   addr: %s
 %scatalog:
   maxentries: 100000
-`, root, addr, debug)
-	return os.WriteFile(path, []byte(cfg), 0o644)
+`, driver, addr, debug)
 }
 
 // startServer starts t over root (created if missing) on a free loopback port.
@@ -75,6 +83,12 @@ func startServer(t target, root, work string, debug bool) (*server, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
+	return startServerWith(t, root, work, debug, filesystemStorage(root))
+}
+
+// startServerWith starts t with the given storage driver section; root is
+// only recorded (removed by bench.stop when set).
+func startServerWith(t target, root, work string, debug bool, driver string) (*server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr, err := freeAddr()
@@ -89,7 +103,7 @@ func startServer(t target, root, work string, debug bool) (*server, error) {
 				return nil, err
 			}
 		}
-		if err := writeConfig(s.Config, root, addr, s.Debug); err != nil {
+		if err := os.WriteFile(s.Config, []byte(configYAML(driver, addr, s.Debug)), 0o644); err != nil {
 			return nil, err
 		}
 		if lastErr = s.start(); lastErr == nil {
@@ -182,10 +196,13 @@ func procStatusKB(pid int, key string) int64 {
 	return 0
 }
 
+// cleanEnv is the servers' environment: regbench's, without REGISTRY_*
+// (config overrides) and AWS_* (credentials, and AWS_CA_BUNDLE, which makes
+// distribution 2.8's s3 driver panic at startup with its own transport).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGISTRY_") {
+		if !strings.HasPrefix(kv, "REGISTRY_") && !strings.HasPrefix(kv, "AWS_") {
 			env = append(env, kv)
 		}
 	}

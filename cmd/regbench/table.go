@@ -150,6 +150,47 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 		r = append(r, rs, lim, tg)
 		rows = append(rows, r)
 	}
+	return renderTable(rows, 2, len(header)-1)
+}
+
+// formatCompare renders metrics as a Markdown table without limits and
+// targets: one column per server in refs (medians; "n/a" for a server that
+// has no samples and a reason in na), subject / best reference, then extra
+// columns shown for comparison only (not part of the ratio).
+func formatCompare(ms []*metric, subject string, refs, extras []string, na map[string]string) string {
+	header := []string{"workload", "unit", subject}
+	header = append(header, refs...)
+	header = append(header, subject+" / best ref")
+	header = append(header, extras...)
+	cell := func(m *metric, server string) string {
+		if len(m.Vals[server]) == 0 && na[server] != "" {
+			return "n/a"
+		}
+		return num(median(m.Vals[server]))
+	}
+	rows := [][]string{header}
+	for _, m := range ms {
+		r := []string{m.Name, m.Unit, cell(m, subject)}
+		for _, ref := range refs {
+			r = append(r, cell(m, ref))
+		}
+		rs := "–"
+		if ratio := m.ratio(subject, refs); !math.IsNaN(ratio) {
+			rs = num(ratio) + "×"
+		}
+		r = append(r, rs)
+		for _, e := range extras {
+			r = append(r, cell(m, e))
+		}
+		rows = append(rows, r)
+	}
+	return renderTable(rows, 2, len(header))
+}
+
+// renderTable aligns rows (the first is the header) as Markdown, columns
+// [right, end) right-aligned.
+func renderTable(rows [][]string, right, end int) string {
+	header := rows[0]
 	widths := make([]int, len(header))
 	for _, r := range rows {
 		for i, c := range r {
@@ -161,7 +202,7 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 		b.WriteString("|")
 		for i, c := range r {
 			pad := widths[i] - len([]rune(c))
-			if i >= 2 && i < len(r)-1 { // figures right-aligned
+			if i >= right && i < end { // figures right-aligned
 				b.WriteString(" " + strings.Repeat(" ", pad) + c + " |")
 			} else {
 				b.WriteString(" " + c + strings.Repeat(" ", pad) + " |")
@@ -173,7 +214,7 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 	sep := make([]string, len(header))
 	for i := range sep {
 		sep[i] = strings.Repeat("-", widths[i])
-		if i >= 2 && i < len(header)-1 {
+		if i >= right && i < end {
 			sep[i] = strings.Repeat("-", widths[i]-1) + ":"
 		}
 	}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/opencontainers/go-digest"
+)
+
+// The s3 workload runs the big push and pull against each server's S3
+// driver over one MinIO on loopback, started by regbench.
+
+const (
+	minioUser     = "regbench"
+	minioPassword = "regbench-secret-key"
+)
+
+// s3Flavor says which dialect of storage.s3 a server reads.
+type s3Flavor int
+
+const (
+	flavorRegistryd s3Flavor = iota // registryd: forcepathstyle, endpoint scheme decides TLS
+	flavor28                        // distribution 2.8 (s3-aws): v4auth, secure; path style is implied by regionendpoint
+	flavorV3                        // distribution v3 (s3-aws): forcepathstyle, secure
+)
+
+// flavorOf maps a target's column name to its dialect.
+func flavorOf(name string) s3Flavor {
+	switch {
+	case strings.Contains(name, "2.8"):
+		return flavor28
+	case strings.Contains(name, "v3"):
+		return flavorV3
+	}
+	return flavorRegistryd
+}
+
+// s3Params is one server's bucket on the benchmark's MinIO.
+type s3Params struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	RootDir   string // key prefix, "" for none
+}
+
+// s3Storage is the storage driver section (indented under storage:) for a
+// server of the given flavor: the same bucket, credentials and prefix for
+// every flavor, each driver's default chunk size (10 MiB for all three),
+// and redirects off, so that pulls go through the registry rather than
+// straight to MinIO (distribution redirects by default, registryd does not).
+func s3Storage(f s3Flavor, p s3Params) string {
+	var b strings.Builder
+	b.WriteString("  s3:\n")
+	kv := func(k, v string) { fmt.Fprintf(&b, "    %s: %s\n", k, v) }
+	kv("region", "us-east-1")
+	kv("regionendpoint", p.Endpoint)
+	kv("bucket", p.Bucket)
+	kv("accesskey", p.AccessKey)
+	kv("secretkey", p.SecretKey)
+	switch f {
+	case flavorRegistryd:
+		kv("forcepathstyle", "true")
+	case flavor28:
+		kv("secure", "false")
+		kv("v4auth", "true")
+	case flavorV3:
+		kv("secure", "false")
+		kv("forcepathstyle", "true")
+	}
+	if p.RootDir != "" {
+		kv("rootdirectory", p.RootDir)
+	}
+	b.WriteString("  redirect:\n    disable: true\n")
+	return b.String()
+}
+
+// bucketName is a valid S3 bucket name (3-63 lowercase letters, digits and
+// hyphens) for server name in repetition rep.
+func bucketName(name string, rep int) string {
+	var b strings.Builder
+	b.WriteString("regbench-")
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	s := strings.TrimSuffix(b.String(), "-")
+	suffix := fmt.Sprintf("-r%d", rep)
+	if len(s)+len(suffix) > 63 {
+		s = strings.TrimSuffix(s[:63-len(suffix)], "-")
+	}
+	return s + suffix
+}
+
+// minioServer is the benchmark's MinIO.
+type minioServer struct {
+	Endpoint string // http://127.0.0.1:PORT
+	Dir      string
+	client   *minio.Client
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logPath  string
+}
+
+// startMinio starts bin as a single-drive MinIO over dir on loopback.
+func startMinio(bin, dir string) (*minioServer, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "minio.log")
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		console, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "server", filepath.Join(dir, "data"), "--quiet", "--address", addr, "--console-address", console)
+		cmd.Env = append(cleanEnv(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword,
+			"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+		cmd.Stdout, cmd.Stderr = lf, lf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			lf.Close()
+			return nil, err
+		}
+		lf.Close()
+		m := &minioServer{Endpoint: "http://" + addr, Dir: dir, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
+		go func() { cmd.Wait(); close(m.exited) }()
+		if lastErr = m.waitLive(60 * time.Second); lastErr == nil {
+			m.client, err = minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(minioUser, minioPassword, "")})
+			if err != nil {
+				m.Stop()
+				return nil, err
+			}
+			return m, nil
+		}
+		m.Stop()
+	}
+	return nil, fmt.Errorf("minio did not start: %v\n%s", lastErr, tailFile(logPath, 20))
+}
+
+func (m *minioServer) waitLive(timeout time.Duration) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-m.exited:
+			return fmt.Errorf("minio exited")
+		default:
+		}
+		resp, err := c.Get(m.Endpoint + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("not live within %s", timeout)
+}
+
+// MakeBucket creates a bucket.
+func (m *minioServer) MakeBucket(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return m.client.MakeBucket(ctx, name, minio.MakeBucketOptions{})
+}
+
+// RemoveBucket deletes a bucket with everything in it (MinIO's force
+// delete: objects and incomplete multipart uploads).
+func (m *minioServer) RemoveBucket(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return m.client.RemoveBucketWithOptions(ctx, name, minio.RemoveBucketOptions{ForceDelete: true})
+}
+
+// Stop kills MinIO (its data is scratch).
+func (m *minioServer) Stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	m.cmd.Process.Kill()
+	<-m.exited
+}
+
+// failReason shortens a failure for the S3 table's footnote: the error's
+// first line and, when the server's log has one, its last panic or fatal
+// line (a startup panic's message is above the stack trace that the
+// error's tail of the log shows).
+func failReason(err error, log string) string {
+	s := strings.TrimSpace(err.Error())
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	why := ""
+	for _, l := range strings.Split(log, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "panic:") || strings.Contains(l, "level=fatal") || strings.HasPrefix(l, "fatal") {
+			why = l
+		}
+	}
+	if why != "" && !strings.Contains(s, why) {
+		s = strings.TrimSuffix(s, ":") + ": " + why
+	}
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "..."
+	}
+	return s
+}
+
+// direct is MinIO's own rate for the blob, the ceiling of the S3 rows: a
+// PutObject streamed in 10 MiB parts (the drivers' default chunk size) and
+// a GetObject with the digest checked, in MB/s, in a bucket of its own.
+func (m *minioServer) direct(bucket string, a bigBlob) (put, get float64, err error) {
+	if err = m.MakeBucket(bucket); err != nil {
+		return
+	}
+	defer m.RemoveBucket(bucket)
+	ctx := context.Background()
+	start := time.Now()
+	if _, err = m.client.PutObject(ctx, bucket, "blob", newPRNG(a.Seed, a.Size), a.Size,
+		minio.PutObjectOptions{PartSize: 10 << 20, ContentType: "application/octet-stream"}); err != nil {
+		return
+	}
+	put = mbps(a.Size, time.Since(start))
+	start = time.Now()
+	obj, err := m.client.GetObject(ctx, bucket, "blob", minio.GetObjectOptions{})
+	if err != nil {
+		return
+	}
+	defer obj.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, obj, make([]byte, 1<<20))
+	if err != nil {
+		return
+	}
+	if n != a.Size || digest.NewDigest(digest.SHA256, h) != a.D {
+		return 0, 0, fmt.Errorf("minio returned %d bytes, digest %s; want %d, %s", n, digest.NewDigest(digest.SHA256, h), a.Size, a.D)
+	}
+	get = mbps(a.Size, time.Since(start))
+	return put, get, nil
+}
