@@ -30,7 +30,14 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if last != "" {
 		lastParts = strings.Split(last, "/")
 	}
-	err := r.walkCatalog(ctx, reposRoot(), nil, lastParts, func(name string) error {
+	root, err := r.list(ctx, reposRoot())
+	if isNotFound(err) {
+		return []string{}, false, nil
+	}
+	if err != nil {
+		return nil, false, storageErr(err)
+	}
+	err = r.walkCatalog(ctx, reposRoot(), root, nil, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -57,15 +64,9 @@ func (stopWalk) Error() string { return "stop" }
 var errStopWalk error = stopWalk{}
 
 // walkCatalog visits the repositories below dir (whose name components so
-// far are prefix) in catalog order, skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastParts []string, fn func(string) error) error {
-	children, err := r.list(ctx, dir)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// far are prefix, whose sorted children are children) in catalog order,
+// skipping those not after lastParts.
+func (r *Registry) walkCatalog(ctx context.Context, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
 	depth := len(prefix)
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
@@ -99,19 +100,19 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastPart
 		// hold further repositories below it ("a" and "a/b" both exist).
 		// On last's path the name is last or a prefix of it, so it comes
 		// before last and is not listed; only its subtree may follow.
-		if childLast == nil {
-			has, err := r.hasRevisions(ctx, c)
-			if err != nil {
+		subdirs, has, err := r.repoDir(ctx, c)
+		if err != nil {
+			return err
+		}
+		if childLast == nil && has {
+			if err := fn(strings.Join(name, "/")); err != nil {
 				return err
 			}
-			if has {
-				if err := fn(strings.Join(name, "/")); err != nil {
-					return err
-				}
-			}
 		}
-		if err := r.walkCatalog(ctx, c, name, childLast, fn); err != nil {
-			return err
+		if len(subdirs) > 0 {
+			if err := r.walkCatalog(ctx, c, subdirs, name, childLast, fn); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
