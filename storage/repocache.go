@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // repoCache speeds up the catalog: per directory below repositories/ it
@@ -89,30 +91,34 @@ func (r *Registry) repoDir(ctx context.Context, dir string) (subdirs []string, h
 	if r.noDirTimes.Load() {
 		return r.repoDirUncached(ctx, dir)
 	}
-	fi, err := r.driver.Stat(ctx, dir)
-	if isNotFound(err) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if !fi.IsDir() {
-		return nil, false, nil
-	}
-	mod := fi.ModTime()
-	if mod.IsZero() {
-		r.noDirTimes.Store(true)
-		return r.repoDirUncached(ctx, dir)
-	}
 	e := c.get(dir)
 	changed := false
-	if e.dirMod == 0 || e.dirMod != mod.UnixNano() {
-		children, err := r.driver.List(ctx, dir)
+	valid := false
+	if e.dirMod != 0 {
+		fi, err := r.driver.Stat(ctx, dir)
 		if isNotFound(err) {
+			c.put(dir, repoEntry{})
 			return nil, false, nil
 		}
 		if err != nil {
 			return nil, false, err
+		}
+		valid = fi.IsDir() && fi.ModTime().UnixNano() == e.dirMod
+	}
+	if !valid {
+		children, mod, err := r.listDir(ctx, dir)
+		if isNotFound(err) {
+			if e.dirMod != 0 || e.revMod != 0 {
+				c.put(dir, repoEntry{})
+			}
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if mod.IsZero() {
+			r.noDirTimes.Store(true)
+			return r.repoDirUncached(ctx, dir)
 		}
 		e.subdirs, e.manifests = splitRepoDir(children)
 		e.dirMod = 0
@@ -136,34 +142,56 @@ func (r *Registry) repoDir(ctx context.Context, dir string) (subdirs []string, h
 	return e.subdirs, has, nil
 }
 
+// listDir lists the directory p with its modification time, read before
+// the listing: in one call where the driver can (DirLister), else a Stat
+// then a List.
+func (r *Registry) listDir(ctx context.Context, p string) ([]string, time.Time, error) {
+	if dl, ok := r.driver.(driver.DirLister); ok {
+		children, fi, err := dl.ListDir(ctx, p)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return children, fi.ModTime(), nil
+	}
+	fi, err := r.driver.Stat(ctx, p)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !fi.IsDir() {
+		return nil, time.Time{}, driver.PathNotFoundError{Path: p, DriverName: r.driver.Name()}
+	}
+	children, err := r.driver.List(ctx, p)
+	return children, fi.ModTime(), err
+}
+
 // cachedHasRevisions is hasRevisions through e's cached verdict.
 func (r *Registry) cachedHasRevisions(ctx context.Context, dir string, e *repoEntry, changed *bool) (bool, error) {
 	c := r.repos
 	sha := path.Join(dir, "_manifests", "revisions", "sha256")
-	fi, err := r.driver.Stat(ctx, sha)
-	if err == nil && fi.IsDir() {
-		mod := fi.ModTime()
-		if e.revMod != 0 && e.revMod == mod.UnixNano() {
+	if e.revMod != 0 {
+		fi, err := r.driver.Stat(ctx, sha)
+		if err == nil && fi.IsDir() && fi.ModTime().UnixNano() == e.revMod {
 			return true, nil
 		}
-		// Listed after the stat: a change in between gives the directory
-		// a later time than the one the verdict is kept under.
-		hs, err := r.driver.List(ctx, sha)
 		if err != nil && !isNotFound(err) {
 			return false, err
 		}
-		if len(hs) > 0 {
-			rev := int64(0)
-			if c.settled(mod) {
-				rev = mod.UnixNano()
-			}
-			if rev != e.revMod {
-				e.revMod, *changed = rev, true
-			}
-			return true, nil
-		}
-	} else if err != nil && !isNotFound(err) {
+	}
+	// The time is read before the listing: a change in between gives the
+	// directory a later time than the one the verdict is kept under.
+	hs, mod, err := r.listDir(ctx, sha)
+	if err != nil && !isNotFound(err) {
 		return false, err
+	}
+	if err == nil && len(hs) > 0 {
+		rev := int64(0)
+		if c.settled(mod) {
+			rev = mod.UnixNano()
+		}
+		if rev != e.revMod {
+			e.revMod, *changed = rev, true
+		}
+		return true, nil
 	}
 	if e.revMod != 0 {
 		e.revMod, *changed = 0, true

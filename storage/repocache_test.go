@@ -269,6 +269,14 @@ func benchCatalog(b *testing.B, repos int) {
 			}
 		}
 	})
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			r := New(d, Options{})
+			if got, _, err := r.Catalog(ctx, "", -1, nil); err != nil || len(got) != repos {
+				b.Fatal(len(got), err)
+			}
+		}
+	})
 	b.Run("page", func(b *testing.B) {
 		last := fmt.Sprintf("catalog/r%06d", repos/2)
 		for b.Loop() {

@@ -202,3 +202,13 @@ func ScratchRoot(ctx context.Context) string {
 	root, _ := ctx.Value(scratchKey{}).(string)
 	return root
 }
+
+// DirLister is implemented by drivers that can list a directory together
+// with its description, read before the listing (so that a change made
+// while listing gives the directory a later modification time than the
+// one returned), more cheaply than Stat followed by List.
+type DirLister interface {
+	// ListDir is Stat and List of the directory at p. A p that is not a
+	// directory is PathNotFoundError.
+	ListDir(ctx context.Context, p string) ([]string, FileInfo, error)
+}

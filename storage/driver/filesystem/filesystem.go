@@ -478,18 +478,43 @@ func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 // per entry, so a directory of 100,000 repositories lists quickly. Listing
 // a file is PathNotFoundError.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
+	out, _, err := d.list(p, false)
+	return out, err
+}
+
+// ListDir implements driver.DirLister: the directory's description comes
+// from fstat of the descriptor it is then read through, which costs no
+// second path lookup.
+func (d *Driver) ListDir(ctx context.Context, p string) ([]string, driver.FileInfo, error) {
+	return d.list(p, true)
+}
+
+func (d *Driver) list(p string, stat bool) ([]string, driver.FileInfo, error) {
 	full, err := d.full(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.Open(full)
 	if err != nil {
-		return nil, d.mapReadErr(p, err)
+		return nil, nil, d.mapReadErr(p, err)
+	}
+	var info driver.FileInfo
+	if stat {
+		fi, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return nil, nil, err
+		}
+		if !fi.IsDir() {
+			_ = f.Close()
+			return nil, nil, d.notFound(p)
+		}
+		info = driver.FileInfoFields{P: p, Sz: fi.Size(), MT: fi.ModTime(), Dir: true}
 	}
 	names, err := f.Readdirnames(-1)
 	_ = f.Close()
 	if err != nil {
-		return nil, d.mapReadErr(p, err)
+		return nil, nil, d.mapReadErr(p, err)
 	}
 	prefix := childPrefix(p)
 	out := make([]string, 0, len(names))
@@ -500,7 +525,7 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 		out = append(out, prefix+n)
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, info, nil
 }
 
 // childPrefix is what a child's name is appended to: "/" for the root,

@@ -456,3 +456,29 @@ func TestScratchRoot(t *testing.T) {
 		}
 	}
 }
+
+// ListDir is List with the directory's Stat, and refuses files.
+func TestListDir(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/a/b", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutContent(ctx, "/a/c/d", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	names, fi, err := d.ListDir(ctx, "/a")
+	if err != nil || fmt.Sprint(names) != "[/a/b /a/c]" {
+		t.Fatalf("ListDir: %v %v", names, err)
+	}
+	st, _ := d.Stat(ctx, "/a")
+	if !fi.IsDir() || !fi.ModTime().Equal(st.ModTime()) || fi.Path() != "/a" {
+		t.Fatalf("ListDir info %+v, Stat %+v", fi, st)
+	}
+	if _, _, err := d.ListDir(ctx, "/a/b"); !errors.Is(err, driver.ErrPathNotFound) {
+		t.Fatalf("ListDir of a file: %v", err)
+	}
+	if _, _, err := d.ListDir(ctx, "/nope"); !errors.Is(err, driver.ErrPathNotFound) {
+		t.Fatalf("ListDir of nothing: %v", err)
+	}
+}
