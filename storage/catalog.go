@@ -33,6 +33,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if last != "" {
 		lastParts = strings.Split(last, "/")
 	}
+	since := r.repos.epoch()
 	root, err := r.list(ctx, reposRoot())
 	if isNotFound(err) {
 		return []string{}, false, nil
@@ -40,7 +41,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if err != nil {
 		return nil, false, storageErr(err)
 	}
-	err = r.walkCatalog(ctx, reposRoot(), root, nil, lastParts, func(name string) error {
+	err = r.walkCatalog(ctx, since, reposRoot(), root, nil, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -69,7 +70,7 @@ var errStopWalk error = stopWalk{}
 // walkCatalog visits the repositories below dir (whose name components so
 // far are prefix, whose sorted children are children) in catalog order,
 // skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
+func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
 	depth := len(prefix)
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
@@ -108,7 +109,7 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, children []strin
 			cands = append(cands, cand)
 		}
 		batch = min(batch*2, 256)
-		r.repoDirs(ctx, cands)
+		r.repoDirs(ctx, since, cands)
 		for _, cand := range cands {
 			if cand.err != nil {
 				return cand.err
@@ -125,7 +126,7 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, children []strin
 				}
 			}
 			if len(cand.subdirs) > 0 {
-				if err := r.walkCatalog(ctx, cand.dir, cand.subdirs, name, cand.last, fn); err != nil {
+				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, cand.last, fn); err != nil {
 					return err
 				}
 			}
@@ -146,12 +147,12 @@ type catalogCand struct {
 
 // repoDirs runs repoDir for every candidate, on as many goroutines as
 // there are processors when there are enough of them.
-func (r *Registry) repoDirs(ctx context.Context, cands []catalogCand) {
+func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCand) {
 	workers := min(runtime.GOMAXPROCS(0), len(cands)/8)
 	if workers <= 1 {
 		for i := range cands {
 			c := &cands[i]
-			c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir)
+			c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 		}
 		return
 	}
@@ -165,7 +166,7 @@ func (r *Registry) repoDirs(ctx context.Context, cands []catalogCand) {
 					return
 				}
 				c := &cands[i]
-				c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir)
+				c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 			}
 		})
 	}
@@ -177,6 +178,7 @@ func (r *Registry) repoDirs(ctx context.Context, cands []catalogCand) {
 // the first catalog request. It does nothing on drivers without directory
 // times, where nothing can be cached.
 func (r *Registry) WarmCatalog(ctx context.Context) error {
+	since := r.repos.epoch()
 	fi, err := r.driver.Stat(ctx, reposRoot())
 	if isNotFound(err) {
 		return nil
@@ -195,7 +197,7 @@ func (r *Registry) WarmCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.walkCatalog(ctx, reposRoot(), root, nil, nil, func(string) error { return nil })
+	return r.walkCatalog(ctx, since, reposRoot(), root, nil, nil, func(string) error { return nil })
 }
 
 // hasRevisions reports whether the repository directory holds at least one

@@ -42,6 +42,18 @@ type repoCache struct {
 	entries    map[string]repoEntry
 	maxEntries int
 	now        func() time.Time
+	// inflight holds the directories being read, so that concurrent walks
+	// (the warm-up at start and the first catalog requests) read each once.
+	inflight map[string]*repoFlight
+	seq      uint64 // flights started so far, under mu
+}
+
+type repoFlight struct {
+	seq     uint64 // c.seq when it started
+	done    chan struct{}
+	subdirs []string
+	has     bool
+	err     error
 }
 
 type repoEntry struct {
@@ -52,13 +64,20 @@ type repoEntry struct {
 }
 
 func newRepoCache(maxEntries int) *repoCache {
-	return &repoCache{entries: map[string]repoEntry{}, maxEntries: maxEntries, now: time.Now}
+	return &repoCache{entries: map[string]repoEntry{}, maxEntries: maxEntries, now: time.Now, inflight: map[string]*repoFlight{}}
 }
 
 // settled reports whether a modification time may key a cache entry: it
 // is set (the driver has directory times) and older than racyWindow.
 func (c *repoCache) settled(mod time.Time) bool {
 	return !mod.IsZero() && mod.UnixNano() != 0 && c.now().Sub(mod) >= racyWindow
+}
+
+// epoch marks the start of a request for repoDir's since.
+func (c *repoCache) epoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
 }
 
 func (c *repoCache) get(dir string) repoEntry {
@@ -86,11 +105,48 @@ func (c *repoCache) put(dir string, e repoEntry) {
 // children that may be nested names (full paths, sorted) and whether it is
 // a repository with at least one revision. A directory that is gone, or a
 // file, has neither.
-func (r *Registry) repoDir(ctx context.Context, dir string) (subdirs []string, has bool, err error) {
+//
+// since is what epoch returned when the caller's request began: a read of
+// the same directory that is under way is joined only if it started after
+// that, so that what it finds is as fresh as what this call would find (a
+// change that completed before the request began is seen). Its failure
+// (its context cancelled, say) is not trusted: the directory is read
+// again.
+func (r *Registry) repoDir(ctx context.Context, dir string, since uint64) (subdirs []string, has bool, err error) {
 	c := r.repos
 	if r.noDirTimes.Load() {
 		return r.repoDirUncached(ctx, dir)
 	}
+	c.mu.Lock()
+	if f, ok := c.inflight[dir]; ok && f.seq > since {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			if f.err == nil {
+				return f.subdirs, f.has, nil
+			}
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		return r.readRepoDir(ctx, dir)
+	}
+	c.seq++
+	f := &repoFlight{seq: c.seq, done: make(chan struct{})}
+	c.inflight[dir] = f // replaces an older flight, if any
+	c.mu.Unlock()
+	f.subdirs, f.has, f.err = r.readRepoDir(ctx, dir)
+	c.mu.Lock()
+	if c.inflight[dir] == f {
+		delete(c.inflight, dir)
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.subdirs, f.has, f.err
+}
+
+// readRepoDir is repoDir without the sharing of concurrent reads.
+func (r *Registry) readRepoDir(ctx context.Context, dir string) (subdirs []string, has bool, err error) {
+	c := r.repos
 	e := c.get(dir)
 	changed := false
 	valid := false

@@ -289,3 +289,44 @@ func benchCatalog(b *testing.B, repos int) {
 
 func BenchmarkCatalog10k(b *testing.B)  { benchCatalog(b, 10000) }
 func BenchmarkCatalog100k(b *testing.B) { benchCatalog(b, 100000) }
+
+// A read of a directory under way is shared only with requests that began
+// before it started: one that began earlier might have read the store
+// before a change the later request must see.
+func TestCatalogSharedReadsAreFresh(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, _ := filesystem.New(root)
+	r := New(d, Options{})
+	writeRepo(t, root, "x", 'a')
+	dir := repoPath("x")
+	c := r.repos
+
+	// a stale read, started before this request: never joined (its done
+	// channel is never closed, so joining it would hang)
+	c.mu.Lock()
+	c.seq++
+	c.inflight[dir] = &repoFlight{seq: c.seq, done: make(chan struct{}), has: false}
+	c.mu.Unlock()
+	since := c.epoch()
+	if _, has, err := r.repoDir(ctx, dir, since); err != nil || !has {
+		t.Fatalf("stale read joined: %v %v", has, err)
+	}
+
+	// a read that started after the request began is joined
+	since = c.epoch()
+	c.mu.Lock()
+	c.seq++
+	f := &repoFlight{seq: c.seq, done: make(chan struct{}), subdirs: []string{"/joined"}}
+	c.inflight[dir] = f
+	c.mu.Unlock()
+	close(f.done)
+	if sub, _, err := r.repoDir(ctx, dir, since); err != nil || fmt.Sprint(sub) != "[/joined]" {
+		t.Fatalf("fresh read not joined: %v %v", sub, err)
+	}
+	// unless it failed
+	f.err = context.Canceled
+	if sub, has, err := r.repoDir(ctx, dir, since); err != nil || !has || len(sub) != 0 {
+		t.Fatalf("failed read trusted: %v %v %v", sub, has, err)
+	}
+}
