@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/registryd/registryd/storage/driver"
@@ -372,12 +373,16 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 			return nil, err
 		}
 	}
-	return &writer{f: f, bw: bufio.NewWriterSize(f, writeBufferSize), size: size}, nil
+	return &writer{f: f, size: size}, nil
 }
+
+// writeBufs holds the Writers' buffers: a small upload would otherwise
+// allocate (and zero) a whole writeBufferSize for a few kilobytes.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
 type writer struct {
 	f         *os.File
-	bw        *bufio.Writer
+	bw        *bufio.Writer // from writeBufs, taken at the first Write
 	size      int64
 	closed    bool
 	committed bool
@@ -407,12 +412,32 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
+	if w.bw == nil {
+		w.bw = writeBufs.Get().(*bufio.Writer)
+		w.bw.Reset(w.f)
+	}
 	n, err := w.bw.Write(p)
 	w.size += int64(n)
 	return n, err
 }
 
 func (w *writer) Size() int64 { return w.size }
+
+func (w *writer) flush() error {
+	if w.bw == nil {
+		return nil
+	}
+	return w.bw.Flush()
+}
+
+// release returns the buffer to writeBufs, dropping what it still holds.
+func (w *writer) release() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		writeBufs.Put(w.bw)
+		w.bw = nil
+	}
+}
 
 // Close flushes what is buffered and closes the file. It is allowed after
 // Commit, and required.
@@ -424,7 +449,8 @@ func (w *writer) Close() error {
 		return errClosed
 	}
 	w.closed = true
-	ferr := w.bw.Flush()
+	ferr := w.flush()
+	w.release()
 	cerr := w.f.Close()
 	if ferr != nil {
 		return ferr
@@ -441,6 +467,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return errClosed
 	}
 	w.cancelled = true
+	w.release()
 	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -455,7 +482,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	w.committed = true
-	if err := w.bw.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		return err
 	}
 	return syncFile(w.f)
