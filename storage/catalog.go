@@ -3,8 +3,11 @@ package storage
 import (
 	"context"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/registryd/registryd/storage/driver"
 )
@@ -30,7 +33,15 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if last != "" {
 		lastParts = strings.Split(last, "/")
 	}
-	err := r.walkCatalog(ctx, reposRoot(), nil, lastParts, func(name string) error {
+	since := r.repos.epoch()
+	root, err := r.list(ctx, reposRoot())
+	if isNotFound(err) {
+		return []string{}, false, nil
+	}
+	if err != nil {
+		return nil, false, storageErr(err)
+	}
+	err = r.walkCatalog(ctx, since, reposRoot(), root, nil, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -57,15 +68,9 @@ func (stopWalk) Error() string { return "stop" }
 var errStopWalk error = stopWalk{}
 
 // walkCatalog visits the repositories below dir (whose name components so
-// far are prefix) in catalog order, skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastParts []string, fn func(string) error) error {
-	children, err := r.list(ctx, dir)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// far are prefix, whose sorted children are children) in catalog order,
+// skipping those not after lastParts.
+func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
 	depth := len(prefix)
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
@@ -77,44 +82,122 @@ func (r *Registry) walkCatalog(ctx context.Context, dir string, prefix, lastPart
 		i := sort.SearchStrings(children, prefix+lastParts[depth])
 		children = children[i:]
 	}
-	for _, c := range children {
+	// Repositories are examined in batches, several at once (each costs
+	// system calls, mostly stats), and then reported in order. Batches
+	// start small, so a short page examines few more than it shows.
+	batch := 16
+	for i := 0; i < len(children); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		base := path.Base(c)
-		if strings.HasPrefix(base, "_") || !nameComponentRE.MatchString(base) {
-			continue
-		}
-		var childLast []string
-		if onPath {
-			switch cmp := strings.Compare(base, lastParts[depth]); {
-			case cmp < 0:
+		var cands []catalogCand
+		for ; i < len(children) && len(cands) < batch; i++ {
+			c := children[i]
+			base := path.Base(c)
+			if strings.HasPrefix(base, "_") || !nameComponentRE.MatchString(base) {
 				continue
-			case cmp == 0:
-				childLast = lastParts
 			}
+			cand := catalogCand{dir: c, base: base}
+			if onPath {
+				switch cmp := strings.Compare(base, lastParts[depth]); {
+				case cmp < 0:
+					continue
+				case cmp == 0:
+					cand.last = lastParts
+				}
+			}
+			cands = append(cands, cand)
 		}
-		name := append(append([]string(nil), prefix...), base)
-		// A directory is a repository when it has revisions; it may also
-		// hold further repositories below it ("a" and "a/b" both exist).
-		// On last's path the name is last or a prefix of it, so it comes
-		// before last and is not listed; only its subtree may follow.
-		if childLast == nil {
-			has, err := r.hasRevisions(ctx, c)
-			if err != nil {
-				return err
+		batch = min(batch*2, 256)
+		r.repoDirs(ctx, since, cands)
+		for _, cand := range cands {
+			if cand.err != nil {
+				return cand.err
 			}
-			if has {
+			name := append(append([]string(nil), prefix...), cand.base)
+			// A directory is a repository when it has revisions; it may
+			// also hold further repositories below it ("a" and "a/b" both
+			// exist). On last's path the name is last or a prefix of it,
+			// so it comes before last and is not listed; only its subtree
+			// may follow.
+			if cand.last == nil && cand.has {
 				if err := fn(strings.Join(name, "/")); err != nil {
 					return err
 				}
 			}
-		}
-		if err := r.walkCatalog(ctx, c, name, childLast, fn); err != nil {
-			return err
+			if len(cand.subdirs) > 0 {
+				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, cand.last, fn); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// catalogCand is a directory the catalog walk examines, and what repoDir
+// found.
+type catalogCand struct {
+	dir, base string
+	last      []string // lastParts when the directory is on last's path
+	subdirs   []string
+	has       bool
+	err       error
+}
+
+// repoDirs runs repoDir for every candidate, on as many goroutines as
+// there are processors when there are enough of them.
+func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCand) {
+	workers := min(runtime.GOMAXPROCS(0), len(cands)/8)
+	if workers <= 1 {
+		for i := range cands {
+			c := &cands[i]
+			c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(cands) {
+					return
+				}
+				c := &cands[i]
+				c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// WarmCatalog walks the catalog once, discarding the names, so that the
+// listing and repository caches hold the settled part of the store before
+// the first catalog request. It does nothing on drivers without directory
+// times, where nothing can be cached.
+func (r *Registry) WarmCatalog(ctx context.Context) error {
+	since := r.repos.epoch()
+	fi, err := r.driver.Stat(ctx, reposRoot())
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.ModTime().IsZero() {
+		r.noDirTimes.Store(true)
+		return nil
+	}
+	root, err := r.list(ctx, reposRoot())
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.walkCatalog(ctx, since, reposRoot(), root, nil, nil, func(string) error { return nil })
 }
 
 // hasRevisions reports whether the repository directory holds at least one

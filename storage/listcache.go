@@ -45,11 +45,18 @@ func (r *Registry) list(ctx context.Context, dir string) ([]string, error) {
 	if c == nil {
 		return r.driver.List(ctx, dir)
 	}
+	if r.noDirTimes.Load() {
+		// Nothing can be cached: the stat would only cost a request.
+		return r.driver.List(ctx, dir)
+	}
 	fi, err := r.driver.Stat(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	mod := fi.ModTime()
+	if mod.IsZero() && fi.IsDir() {
+		r.noDirTimes.Store(true)
+	}
 	c.mu.Lock()
 	e, ok := c.entries[dir]
 	c.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -51,6 +52,13 @@ type Registry struct {
 
 	// lists caches the listings of large directories (see listcache.go).
 	lists *listCache
+	// repos caches what the catalog knows of each repository directory
+	// (see repocache.go).
+	repos *repoCache
+	// noDirTimes is set once the driver shows a directory without a
+	// modification time (S3): no listing can then be cached or validated,
+	// and the caches skip their stats.
+	noDirTimes atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
 }
@@ -70,6 +78,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		manifests:   newContentCache(cacheBytes),
 		maxManifest: maxManifest,
 		lists:       newListCache(2 << 20),
+		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
+	"encoding/binary"
 	"errors"
 	"hash"
 	"io"
+	"math"
 	"net/http"
 	"path"
 	"strconv"
@@ -18,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // An Upload is a resumable blob upload. Its whole state lives in storage
@@ -28,6 +31,25 @@ type Upload struct {
 	id        string
 	alg       digest.Algorithm
 	startedAt time.Time
+}
+
+// uploadScratch declares an upload session's files scratch state
+// (driver.WithScratch): the filesystem driver then skips the fsyncs of its
+// startedat, algorithm and hash-state files, of its data file's directory
+// entry and of the directories below _uploads. This is safe because:
+//   - a session lost in a crash only makes the client upload again (the
+//     spec lets a registry forget an upload at any time);
+//   - a hash state that is missing, empty or torn is either refused by
+//     resumeHash (wrong length or offset: rebuilt from the data) or, if it
+//     still parses, yields a digest that does not match the client's, so
+//     Commit refuses the upload: nothing unverified is ever stored;
+//   - the data file's content is still synced by Commit before the file is
+//     moved into the content store, and the move syncs the blob directory
+//     it lands in, so a committed blob is exactly as durable as before;
+//   - _uploads itself and everything above it (the repository directory,
+//     which committed links live below) are still created durably.
+func uploadScratch(ctx context.Context, name string) context.Context {
+	return driver.WithScratch(ctx, uploadsRoot(name))
 }
 
 func uploadUnknown(id string) error {
@@ -46,8 +68,12 @@ func (repo *Repository) NewUpload(ctx context.Context, alg digest.Algorithm) (*U
 	id := uuid.NewString()
 	now := time.Now().UTC()
 	d := repo.reg.driver
+	ctx = uploadScratch(ctx, repo.name)
 	// startedat is what upload purging ages by, and what proves the upload
-	// exists; it is written first so a crash never leaves data without it.
+	// exists; it is written first so that, while the system runs, there is
+	// never data without it. None of the session is made durable (see
+	// uploadScratch): after a crash it may be missing or empty, and the
+	// client starts again, or purging ages the directory by its time.
 	if err := d.PutContent(ctx, uploadStartedAtPath(repo.name, id), []byte(now.Format(time.RFC3339Nano))); err != nil {
 		return nil, storageErr(err)
 	}
@@ -83,6 +109,11 @@ func (repo *Repository) Upload(ctx context.Context, id string) (*Upload, error) 
 	alg := digest.SHA256
 	if a, err := d.GetContent(ctx, path.Join(uploadDir(repo.name, id), "algorithm")); err == nil {
 		alg = digest.Algorithm(a)
+		if alg != digest.SHA256 && alg != digest.SHA512 {
+			// Torn by a crash (the file is scratch state): the session
+			// cannot be resumed, the client starts again.
+			return nil, uploadUnknown(id)
+		}
 	}
 	return &Upload{repo: repo, id: id, alg: alg, startedAt: started}, nil
 }
@@ -127,6 +158,7 @@ func (u *Upload) Append(ctx context.Context, body io.Reader, start int64) (int64
 // durable and returns the digest of the whole upload.
 func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, saveState, commit bool) (int64, hash.Hash, error) {
 	d := u.repo.reg.driver
+	ctx = uploadScratch(ctx, u.repo.name)
 	size, err := u.Size(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -223,7 +255,7 @@ func (u *Upload) resumeHash(ctx context.Context, size int64) (hash.Hash, error) 
 		return h, nil
 	}
 	d := u.repo.reg.driver
-	if st, err := d.GetContent(ctx, uploadHashStatePath(u.repo.name, u.id, u.alg, size)); err == nil {
+	if st, err := d.GetContent(ctx, uploadHashStatePath(u.repo.name, u.id, u.alg, size)); err == nil && hashStateLen(st) == size {
 		if um, ok := h.(encoding.BinaryUnmarshaler); ok && um.UnmarshalBinary(st) == nil {
 			return h, nil
 		}
@@ -240,6 +272,24 @@ func (u *Upload) resumeHash(ctx context.Context, size int64) (hash.Hash, error) 
 	return h, nil
 }
 
+// hashStateLen is the number of bytes a marshalled crypto/sha256 or
+// crypto/sha512 state has hashed: its last 8 bytes, big-endian (the
+// standard library's format, which it keeps compatible). A state that is
+// too short to hold it (an empty file left by a crash) gives -1. Hash
+// states are not synced (uploadScratch), so resumeHash only uses one that
+// was saved for the very offset it needs; a torn state that still
+// passes is caught by the digest check at Commit.
+func hashStateLen(st []byte) int64 {
+	if len(st) < 8 {
+		return -1
+	}
+	n := binary.BigEndian.Uint64(st[len(st)-8:])
+	if n > math.MaxInt64 {
+		return -1
+	}
+	return int64(n)
+}
+
 func (u *Upload) saveHash(ctx context.Context, h hash.Hash, size int64) error {
 	m, ok := h.(encoding.BinaryMarshaler)
 	if !ok {
@@ -249,6 +299,7 @@ func (u *Upload) saveHash(ctx context.Context, h hash.Hash, size int64) error {
 	if err != nil {
 		return nil
 	}
+	ctx = uploadScratch(ctx, u.repo.name)
 	return storageErr(u.repo.reg.driver.PutContent(ctx, uploadHashStatePath(u.repo.name, u.id, u.alg, size), st))
 }
 
@@ -337,9 +388,13 @@ func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Time, dryRun
 			started := time.Time{}
 			if b, err := r.driver.GetContent(ctx, uploadStartedAtPath(name, id)); err == nil {
 				started, _ = time.Parse(time.RFC3339, string(b))
-			} else if fi, err := r.driver.Stat(ctx, p); err == nil {
-				// No start time (a crash right after mkdir): age it by the directory.
-				started = fi.ModTime()
+			}
+			if started.IsZero() {
+				// No start time, or an empty or torn one (startedat is
+				// not synced, see uploadScratch): age it by the directory.
+				if fi, err := r.driver.Stat(ctx, p); err == nil {
+					started = fi.ModTime()
+				}
 			}
 			if started.IsZero() || !started.Before(olderThan) {
 				continue

@@ -201,6 +201,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	// The catalog's caches are filled in the background, so that the first
+	// catalog requests need not read every repository directory.
+	go func() {
+		if err := reg.WarmCatalog(bg); err != nil && bg.Err() == nil {
+			log.Warnf("warming the catalog cache: %v", err)
+		}
+	}()
 	if reloadTLS != nil {
 		// SIGHUP re-reads the certificate and key (renewed by certbot or
 		// cert-manager, say) without dropping a connection.

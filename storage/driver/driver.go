@@ -180,3 +180,35 @@ func ValidPath(p string) bool {
 	}
 	return true
 }
+
+type scratchKey struct{}
+
+// WithScratch returns a context under which the caller declares that what a
+// call creates strictly below the driver path root (directories, files
+// written by PutContent, files created by Writer) need not survive a crash:
+// it is scratch state the caller can rebuild or do without, such as an
+// upload session's files. A driver may then skip making those entries and
+// contents durable (the filesystem driver skips their fsyncs). Everything
+// else keeps the usual guarantees: root itself and directories above it
+// are created durably, PutContent stays atomic for readers, and a Writer's
+// Commit still makes its content durable.
+func WithScratch(ctx context.Context, root string) context.Context {
+	return context.WithValue(ctx, scratchKey{}, root)
+}
+
+// ScratchRoot is the scratch root ctx declares (see WithScratch), or ""
+// for none.
+func ScratchRoot(ctx context.Context) string {
+	root, _ := ctx.Value(scratchKey{}).(string)
+	return root
+}
+
+// DirLister is implemented by drivers that can list a directory together
+// with its description, read before the listing (so that a change made
+// while listing gives the directory a later modification time than the
+// one returned), more cheaply than Stat followed by List.
+type DirLister interface {
+	// ListDir is Stat and List of the directory at p. A p that is not a
+	// directory is PathNotFoundError.
+	ListDir(ctx context.Context, p string) ([]string, FileInfo, error)
+}

@@ -7,6 +7,12 @@
 // has acknowledged survives a crash, and content it has not never shows up
 // half-written under its final name.
 //
+// Scratch state (driver.WithScratch: upload sessions) is the exception:
+// files and directories created below the declared scratch root are not
+// synced, since the caller does not need them after a crash. Directories
+// at and above the root are still created durably, so a durable file
+// written later below them (a committed blob, a link) is reachable.
+//
 // Temporary files live next to their target and are named with tmpPrefix.
 // List and Walk never return them, and no driver path may name one (such a
 // path is InvalidPathError), so a temporary left behind by a crash is
@@ -38,6 +44,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/registryd/registryd/storage/driver"
@@ -150,7 +157,8 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 		return err
 	}
 	dir := filepath.Dir(full)
-	if err := ensureDir(dir); err != nil {
+	scratch := d.scratchRoot(ctx)
+	if err := ensureDir(dir, scratch); err != nil {
 		return err
 	}
 	tmp, err := createTemp(dir, filepath.Base(full))
@@ -168,8 +176,15 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if _, err := tmp.Write(content); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	// Scratch content is still renamed into place (readers never see it
+	// half-written while the system runs), but neither the file nor its
+	// directory entry is synced: after a crash it may be missing, empty or
+	// torn, which the caller has declared it can detect or do without.
+	durable := !below(full, scratch)
+	if durable {
+		if err := syncFile(tmp); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -178,7 +193,30 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 		return err
 	}
 	renamed = true
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
+}
+
+// scratchRoot is the full path of the scratch root ctx declares (see
+// driver.WithScratch), or "" for none.
+func (d *Driver) scratchRoot(ctx context.Context) string {
+	root := driver.ScratchRoot(ctx)
+	if root == "" {
+		return ""
+	}
+	full, err := d.full(root)
+	if err != nil {
+		return ""
+	}
+	return full
+}
+
+// below reports whether full path p lies strictly below full path root
+// ("" is no root: nothing lies below it).
+func below(p, root string) bool {
+	return root != "" && len(p) > len(root)+1 && p[:len(root)] == root && p[len(root)] == filepath.Separator
 }
 
 // createTemp creates a new, empty temporary file for base in dir.
@@ -196,13 +234,25 @@ func createTemp(dir, base string) (*os.File, error) {
 	return nil, errors.New("filesystem: cannot create a temporary file")
 }
 
+// syncHook, when set (tests), is called with the name of every file or
+// directory the driver syncs.
+var syncHook func(name string)
+
+// syncFile syncs f, through syncHook.
+func syncFile(f *os.File) error {
+	if syncHook != nil {
+		syncHook(f.Name())
+	}
+	return f.Sync()
+}
+
 // syncDir makes the entries of dir durable.
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	serr := f.Sync()
+	serr := syncFile(f)
 	cerr := f.Close()
 	if serr != nil {
 		return serr
@@ -212,8 +262,10 @@ func syncDir(dir string) error {
 
 // ensureDir is os.MkdirAll that also syncs the parent of every directory
 // it creates, so that a file created inside is reachable after a crash.
-// Only directories that did not exist cost a sync.
-func ensureDir(dir string) error {
+// Only directories that did not exist cost a sync, and directories created
+// strictly below scratch (a full path, "" for none) cost none: nothing
+// durable is ever stored below a scratch root.
+func ensureDir(dir, scratch string) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if fi.IsDir() {
@@ -226,7 +278,7 @@ func ensureDir(dir string) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := ensureDir(parent); err != nil {
+		if err := ensureDir(parent, scratch); err != nil {
 			return err
 		}
 	}
@@ -237,6 +289,9 @@ func ensureDir(dir string) error {
 		if serr != nil || !fi.IsDir() {
 			return err
 		}
+	}
+	if below(dir, scratch) {
+		return nil
 	}
 	return syncDir(parent)
 }
@@ -284,11 +339,17 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		return nil, err
 	}
 	dir := filepath.Dir(full)
-	if err := ensureDir(dir); err != nil {
+	scratch := d.scratchRoot(ctx)
+	if err := ensureDir(dir, scratch); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	switch {
+	case err == nil && below(full, scratch):
+		// A scratch file's entry is not synced; Commit still syncs its
+		// content. The only scratch file that is committed is an upload's
+		// data, which is then moved into the content store, and the move
+		// syncs the directory it lands in: the entry that matters.
 	case err == nil:
 		if err := syncDir(dir); err != nil {
 			_ = f.Close()
@@ -312,12 +373,16 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 			return nil, err
 		}
 	}
-	return &writer{f: f, bw: bufio.NewWriterSize(f, writeBufferSize), size: size}, nil
+	return &writer{f: f, size: size}, nil
 }
+
+// writeBufs holds the Writers' buffers: a small upload would otherwise
+// allocate (and zero) a whole writeBufferSize for a few kilobytes.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
 type writer struct {
 	f         *os.File
-	bw        *bufio.Writer
+	bw        *bufio.Writer // from writeBufs, taken at the first Write
 	size      int64
 	closed    bool
 	committed bool
@@ -347,12 +412,32 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
+	if w.bw == nil {
+		w.bw = writeBufs.Get().(*bufio.Writer)
+		w.bw.Reset(w.f)
+	}
 	n, err := w.bw.Write(p)
 	w.size += int64(n)
 	return n, err
 }
 
 func (w *writer) Size() int64 { return w.size }
+
+func (w *writer) flush() error {
+	if w.bw == nil {
+		return nil
+	}
+	return w.bw.Flush()
+}
+
+// release returns the buffer to writeBufs, dropping what it still holds.
+func (w *writer) release() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		writeBufs.Put(w.bw)
+		w.bw = nil
+	}
+}
 
 // Close flushes what is buffered and closes the file. It is allowed after
 // Commit, and required.
@@ -364,7 +449,8 @@ func (w *writer) Close() error {
 		return errClosed
 	}
 	w.closed = true
-	ferr := w.bw.Flush()
+	ferr := w.flush()
+	w.release()
 	cerr := w.f.Close()
 	if ferr != nil {
 		return ferr
@@ -381,6 +467,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return errClosed
 	}
 	w.cancelled = true
+	w.release()
 	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -395,10 +482,10 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	w.committed = true
-	if err := w.bw.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		return err
 	}
-	return w.f.Sync()
+	return syncFile(w.f)
 }
 
 // Stat implements driver.StorageDriver.
@@ -418,18 +505,43 @@ func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 // per entry, so a directory of 100,000 repositories lists quickly. Listing
 // a file is PathNotFoundError.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
+	out, _, err := d.list(p, false)
+	return out, err
+}
+
+// ListDir implements driver.DirLister: the directory's description comes
+// from fstat of the descriptor it is then read through, which costs no
+// second path lookup.
+func (d *Driver) ListDir(ctx context.Context, p string) ([]string, driver.FileInfo, error) {
+	return d.list(p, true)
+}
+
+func (d *Driver) list(p string, stat bool) ([]string, driver.FileInfo, error) {
 	full, err := d.full(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.Open(full)
 	if err != nil {
-		return nil, d.mapReadErr(p, err)
+		return nil, nil, d.mapReadErr(p, err)
+	}
+	var info driver.FileInfo
+	if stat {
+		fi, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return nil, nil, err
+		}
+		if !fi.IsDir() {
+			_ = f.Close()
+			return nil, nil, d.notFound(p)
+		}
+		info = driver.FileInfoFields{P: p, Sz: fi.Size(), MT: fi.ModTime(), Dir: true}
 	}
 	names, err := f.Readdirnames(-1)
 	_ = f.Close()
 	if err != nil {
-		return nil, d.mapReadErr(p, err)
+		return nil, nil, d.mapReadErr(p, err)
 	}
 	prefix := childPrefix(p)
 	out := make([]string, 0, len(names))
@@ -440,7 +552,7 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 		out = append(out, prefix+n)
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, info, nil
 }
 
 // childPrefix is what a child's name is appended to: "/" for the root,
@@ -467,7 +579,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		return d.mapReadErr(src, err)
 	}
 	dir := filepath.Dir(fdst)
-	if err := ensureDir(dir); err != nil {
+	if err := ensureDir(dir, ""); err != nil {
 		return err
 	}
 	if err := os.Rename(fsrc, fdst); err != nil {

@@ -378,3 +378,107 @@ func BenchmarkList100k(b *testing.B) {
 		}
 	}
 }
+
+// Scratch state (driver.WithScratch) is written and readable like any
+// other, but nothing strictly below the scratch root is synced, while the
+// root and the directories above it are created durably and a Writer's
+// Commit still syncs its content. Durable writes sync as before.
+func TestScratchSkipsSyncsBelowRoot(t *testing.T) {
+	d := newDriver(t)
+	var synced []string
+	syncHook = func(name string) {
+		rel, _ := filepath.Rel(d.root, name)
+		if strings.HasPrefix(filepath.Base(rel), tmpPrefix) {
+			rel = filepath.Join(filepath.Dir(rel), "TMP")
+		}
+		synced = append(synced, filepath.ToSlash(rel))
+	}
+	defer func() { syncHook = nil }()
+	ctx := driver.WithScratch(context.Background(), "/r/_up")
+
+	if err := d.PutContent(ctx, "/r/_up/id/startedat", []byte("now")); err != nil {
+		t.Fatal(err)
+	}
+	// "r" and "_up" are new: their entries are synced, "id" and the file not.
+	if got := fmt.Sprint(synced); got != "[. r]" {
+		t.Fatalf("scratch PutContent synced %s", got)
+	}
+	synced = nil
+	w, err := d.Writer(ctx, "/r/_up/id/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if got := fmt.Sprint(synced); got != "[r/_up/id/data]" {
+		t.Fatalf("scratch Writer synced %s", got)
+	}
+	if b, err := d.GetContent(ctx, "/r/_up/id/startedat"); err != nil || string(b) != "now" {
+		t.Fatalf("scratch content: %q %v", b, err)
+	}
+	// The scratch context does not cover paths outside its root.
+	synced = nil
+	if err := d.PutContent(ctx, "/r/_layers/l/link", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(synced); got != "[r r/_layers r/_layers/l/TMP r/_layers/l]" {
+		t.Fatalf("durable PutContent synced %s", got)
+	}
+	synced = nil
+	if err := d.Move(ctx, "/r/_up/id/data", "/blobs/x/data"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(synced); got != "[. blobs blobs/x]" {
+		t.Fatalf("Move synced %s", got)
+	}
+}
+
+func TestScratchRoot(t *testing.T) {
+	if driver.ScratchRoot(context.Background()) != "" {
+		t.Fatal("scratch root without WithScratch")
+	}
+	if got := driver.ScratchRoot(driver.WithScratch(context.Background(), "/a")); got != "/a" {
+		t.Fatal(got)
+	}
+	for _, c := range []struct {
+		p, root string
+		want    bool
+	}{
+		{"/a/b", "/a", true}, {"/a", "/a", false}, {"/ab", "/a", false}, {"/a/b/c", "/a/b", true}, {"/x", "", false},
+	} {
+		if got := below(c.p, c.root); got != c.want {
+			t.Errorf("below(%q, %q) = %v", c.p, c.root, got)
+		}
+	}
+}
+
+// ListDir is List with the directory's Stat, and refuses files.
+func TestListDir(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/a/b", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutContent(ctx, "/a/c/d", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	names, fi, err := d.ListDir(ctx, "/a")
+	if err != nil || fmt.Sprint(names) != "[/a/b /a/c]" {
+		t.Fatalf("ListDir: %v %v", names, err)
+	}
+	st, _ := d.Stat(ctx, "/a")
+	if !fi.IsDir() || !fi.ModTime().Equal(st.ModTime()) || fi.Path() != "/a" {
+		t.Fatalf("ListDir info %+v, Stat %+v", fi, st)
+	}
+	if _, _, err := d.ListDir(ctx, "/a/b"); !errors.Is(err, driver.ErrPathNotFound) {
+		t.Fatalf("ListDir of a file: %v", err)
+	}
+	if _, _, err := d.ListDir(ctx, "/nope"); !errors.Is(err, driver.ErrPathNotFound) {
+		t.Fatalf("ListDir of nothing: %v", err)
+	}
+}
