@@ -21,6 +21,24 @@ import (
 // The directory is opened with O_NOFOLLOW, so a symbolic link is unlinked
 // itself and never followed.
 func removeTree(full string) error {
+	return removePath(full, true)
+}
+
+// removePath removes full. likelyDir says which to try first: a path the
+// caller names is usually a directory (a blob, a link, a revision), what is
+// inside one usually a file (data, link), and the wrong guess costs one
+// failed system call.
+func removePath(full string, likelyDir bool) error {
+	if !likelyDir {
+		err := retryEINTR(func() error { return syscall.Unlink(full) })
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EPERM):
+			// EISDIR is Linux's answer for a directory, EPERM POSIX's.
+			return &fs.PathError{Op: "unlink", Path: full, Err: err}
+		}
+	}
 	fd, err := openDir(full)
 	switch {
 	case err == nil:
@@ -40,7 +58,7 @@ func removeTree(full string) error {
 		return &fs.PathError{Op: "readdirent", Path: full, Err: err}
 	}
 	for _, n := range names {
-		if err := removeTree(filepath.Join(full, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := removePath(filepath.Join(full, n), false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
