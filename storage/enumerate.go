@@ -212,7 +212,7 @@ func (repo *Repository) LayerLinks(ctx context.Context, fn func(d digest.Digest)
 // does not require the link to be valid, and a missing link is not an
 // error. The content stays in the store.
 func (repo *Repository) UnlinkLayer(ctx context.Context, d digest.Digest) error {
-	err := repo.reg.driver.Delete(ctx, layerLinkDir(repo.name, d))
+	err := driver.DeleteDir(ctx, repo.reg.driver, layerLinkDir(repo.name, d), "link")
 	if err == nil || isNotFound(err) {
 		return nil
 	}
@@ -490,7 +490,7 @@ func (r *Registry) DeleteBlobContent(ctx context.Context, d digest.Digest) error
 		return fmt.Errorf("delete blob: invalid digest %q", d)
 	}
 	r.manifests.remove(d)
-	err := r.driver.Delete(ctx, blobDir(d))
+	err := driver.DeleteDir(ctx, r.driver, blobDir(d), "data")
 	if err == nil || isNotFound(err) {
 		return nil
 	}
@@ -616,8 +616,9 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := del(revisionDir(repo.name, d)); err != nil {
-			return err
+		err := driver.DeleteDir(ctx, reg.driver, revisionDir(repo.name, d), "link")
+		if err != nil && !isNotFound(err) {
+			return storageErr(err)
 		}
 	}
 	return nil

@@ -496,6 +496,26 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 	return nil
 }
 
+// DeleteDir implements driver.DirDeleter: an unlink per named file and a
+// rmdir, where Delete would also open and read the directory. When the
+// directory holds anything else (rmdir fails) or is not one, Delete takes
+// over. Nothing is synced, as for Delete.
+func (d *Driver) DeleteDir(ctx context.Context, p string, names ...string) error {
+	full, err := d.fullObject(p)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == "" || strings.Contains(n, "/") || !driver.ValidPath("/"+n) || strings.HasPrefix(n, tmpPrefix) {
+			return d.invalid(p + "/" + n)
+		}
+	}
+	if deleteDirFast(full, names) {
+		return nil
+	}
+	return d.Delete(ctx, p)
+}
+
 // Walk implements driver.StorageDriver: depth first, children in lexical
 // order, temporaries and symbolic links skipped. Walking a file visits
 // nothing.

@@ -12,3 +12,6 @@ func removeTree(full string) error {
 	}
 	return os.RemoveAll(full)
 }
+
+// deleteDirFast reports false: Delete does the work.
+func deleteDirFast(dir string, names []string) bool { return false }

@@ -107,3 +107,16 @@ func retryEINTR(f func() error) error {
 		}
 	}
 }
+
+// deleteDirFast unlinks the named files in dir and removes dir, and reports
+// whether that removed it; false (dir missing, not a directory, holding
+// something else) leaves the rest to Delete, which says what went wrong.
+func deleteDirFast(dir string, names []string) bool {
+	for _, n := range names {
+		err := retryEINTR(func() error { return syscall.Unlink(filepath.Join(dir, n)) })
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			return false
+		}
+	}
+	return retryEINTR(func() error { return syscall.Rmdir(dir) }) == nil
+}
