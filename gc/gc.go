@@ -372,6 +372,18 @@ func (c *collector) run(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 
+	// Removals are not synced one by one (a sync per removal would cost
+	// more than the removal). Before the first blob goes, every removal of
+	// a revision, tag or link is made durable at once, so that whatever a
+	// crash from here on undoes, no link that survives it names a blob
+	// that does not: the worst a crash leaves is garbage for the next run.
+	if !c.opts.DryRun && c.manifestsRemoved.Load()+c.linksRemoved.Load() > 0 {
+		if err := c.reg.FlushRemovals(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gc: making the removal of links durable, no blob was removed: %w", err))
+			return errors.Join(errs...)
+		}
+	}
+
 	// 3. Blobs.
 	c.setPhase("removing blobs")
 	if err := c.guard(ctx, true); err != nil {

@@ -481,6 +481,13 @@ func (r *Registry) BlobDataSize(ctx context.Context, d digest.Digest) (size int6
 	return fi.Size(), true, nil
 }
 
+// FlushRemovals makes the removals done so far durable, on drivers whose
+// removals are not durable on return (driver.Flusher). Garbage collection
+// calls it once, between removing links and removing what they pointed at.
+func (r *Registry) FlushRemovals(ctx context.Context) error {
+	return storageErr(driver.Flush(ctx, r.driver))
+}
+
 // DeleteBlobContent removes blob d from the content store, data and
 // directory, whatever links to it. It is for garbage collection only, once
 // nothing live references d: every repository that still links d loses the

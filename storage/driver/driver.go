@@ -86,6 +86,24 @@ type DirDeleter interface {
 	DeleteDir(ctx context.Context, path string, names ...string) error
 }
 
+// Flusher is an optional extension of StorageDriver, for drivers whose
+// Delete is not durable on return (the filesystem syncs nothing on
+// removal): Flush makes every removal done so far durable. A caller that
+// needs removals to reach the disk in order (garbage collection removes
+// links before the content they point at) flushes between them. Drivers
+// whose removals are durable on return need not implement it.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// Flush calls d's Flusher, if it has one.
+func Flush(ctx context.Context, d StorageDriver) error {
+	if f, ok := d.(Flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
 // DeleteDir removes the directory at path holding the files names, with
 // d's DirDeleter when it has one and with Delete otherwise.
 func DeleteDir(ctx context.Context, d StorageDriver, path string, names ...string) error {
