@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -193,6 +194,9 @@ type collector struct {
 	broken []error
 	// pending are the revisions to remove, by repository, in walk order.
 	pending []pendingRevisions
+	// flush is what removals changed, by repository, to be made durable
+	// before blobs are removed.
+	flush map[string]*flushSet
 
 	mu       sync.Mutex // guards removed, warnings and phase
 	removed  []Item
@@ -203,6 +207,67 @@ type collector struct {
 	manifestsRemoved, linksRemoved, blobsRemoved atomic.Int64
 	bytesReclaimed, uploadsRemoved               atomic.Int64
 	lastGuard                                    time.Time
+}
+
+// flushSet is what a repository had removed, as much as FlushRemovals
+// needs: one digest per algorithm, since the directories removals leave
+// changed are per algorithm.
+type flushSet struct {
+	repo            *storage.Repository
+	links, revision []digest.Digest
+}
+
+// touched notes removals from repo, for flushRemovals. It runs in finish
+// functions, one at a time.
+func (c *collector) touched(repo *storage.Repository, links bool, ds ...digest.Digest) {
+	if c.opts.DryRun || len(ds) == 0 {
+		return
+	}
+	if c.flush == nil {
+		c.flush = make(map[string]*flushSet)
+	}
+	fs := c.flush[repo.Name()]
+	if fs == nil {
+		fs = &flushSet{repo: repo}
+		c.flush[repo.Name()] = fs
+	}
+	list := &fs.revision
+	if links {
+		list = &fs.links
+	}
+	for _, d := range ds {
+		if !slices.ContainsFunc(*list, func(x digest.Digest) bool { return x.Algorithm() == d.Algorithm() }) {
+			*list = append(*list, d)
+		}
+	}
+}
+
+// flushRemovals makes the removals noted by touched durable, repositories
+// on the workers.
+func (c *collector) flushRemovals(ctx context.Context) error {
+	names := make([]string, 0, len(c.flush))
+	for n := range c.flush {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	p := newPool(c.workers())
+	for _, n := range names {
+		fs := c.flush[n]
+		_ = p.submit(func() {
+			if err := fs.repo.FlushRemovals(ctx, fs.links, fs.revision); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", fs.repo.Name(), err))
+				mu.Unlock()
+			}
+		}, nil)
+	}
+	_ = p.wait()
+	c.flush = nil
+	return errors.Join(errs...)
 }
 
 type pendingRevisions struct {
@@ -298,6 +363,7 @@ func (c *collector) run(ctx context.Context) error {
 			}
 			c.manifestsRemoved.Add(int64(len(pr.digests)))
 			c.record(manifestItems(pr)...)
+			c.touched(pr.repo, false, pr.digests...)
 			return nil
 		}
 		if pool.submit(run, finish) != nil {
@@ -360,6 +426,7 @@ func (c *collector) run(ctx context.Context) error {
 				c.linksRemoved.Add(1)
 				c.record(Item{Kind: KindLayerLink, Repository: repo.Name(), Digest: d})
 			}
+			c.touched(repo, true, gone...)
 			return lerr
 		}
 		return pool.submit(run, finish)
@@ -373,12 +440,13 @@ func (c *collector) run(ctx context.Context) error {
 	}
 
 	// Removals are not synced one by one (a sync per removal would cost
-	// more than the removal). Before the first blob goes, every removal of
-	// a revision, tag or link is made durable at once, so that whatever a
-	// crash from here on undoes, no link that survives it names a blob
-	// that does not: the worst a crash leaves is garbage for the next run.
-	if !c.opts.DryRun && c.manifestsRemoved.Load()+c.linksRemoved.Load() > 0 {
-		if err := c.reg.FlushRemovals(ctx); err != nil {
+	// more than the removal). Before the first blob goes, the removals of
+	// revisions, tags and links are made durable, one sync per directory
+	// they were removed from, so that whatever a crash from here on undoes,
+	// no link that survives it names a blob that does not: the worst a
+	// crash leaves is garbage for the next run.
+	if !c.opts.DryRun {
+		if err := c.flushRemovals(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gc: making the removal of links durable, no blob was removed: %w", err))
 			return errors.Join(errs...)
 		}

@@ -481,11 +481,30 @@ func (r *Registry) BlobDataSize(ctx context.Context, d digest.Digest) (size int6
 	return fi.Size(), true, nil
 }
 
-// FlushRemovals makes the removals done so far durable, on drivers whose
-// removals are not durable on return (driver.Flusher). Garbage collection
-// calls it once, between removing links and removing what they pointed at.
-func (r *Registry) FlushRemovals(ctx context.Context) error {
-	return storageErr(driver.Flush(ctx, r.driver))
+// FlushRemovals makes durable, on drivers whose removals are not durable
+// on return (driver.Flusher), the repository's removals of the layer links
+// to links and of the revisions revisions: the directories those were
+// removed from, and for revisions the tags and referrers directories
+// (RemoveRevisions removes tags pointing at them and their referrer
+// links). Garbage collection calls it between removing links and removing
+// what they pointed at. On file systems that journal metadata in order
+// (ext4, xfs, btrfs) the first sync commits every earlier removal, tag
+// history entries and nested referrer directories included.
+func (repo *Repository) FlushRemovals(ctx context.Context, links, revisions []digest.Digest) error {
+	var dirs []string
+	for _, d := range links {
+		dirs = append(dirs, path.Dir(layerLinkDir(repo.name, d)))
+	}
+	for _, d := range revisions {
+		dirs = append(dirs, path.Dir(revisionDir(repo.name, d)))
+	}
+	if len(revisions) > 0 {
+		dirs = append(dirs, tagsRoot(repo.name), path.Join(repoPath(repo.name), "_referrers"))
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	return storageErr(driver.Flush(ctx, repo.reg.driver, dirs...))
 }
 
 // DeleteBlobContent removes blob d from the content store, data and

@@ -88,18 +88,19 @@ type DirDeleter interface {
 
 // Flusher is an optional extension of StorageDriver, for drivers whose
 // Delete is not durable on return (the filesystem syncs nothing on
-// removal): Flush makes every removal done so far durable. A caller that
-// needs removals to reach the disk in order (garbage collection removes
-// links before the content they point at) flushes between them. Drivers
-// whose removals are durable on return need not implement it.
+// removal): Flush makes the removals done so far in the directories at
+// dirs durable (missing ones are skipped). A caller that needs removals to
+// reach the disk in order (garbage collection removes links before the
+// content they point at) flushes between them. Drivers whose removals are
+// durable on return need not implement it.
 type Flusher interface {
-	Flush(ctx context.Context) error
+	Flush(ctx context.Context, dirs ...string) error
 }
 
 // Flush calls d's Flusher, if it has one.
-func Flush(ctx context.Context, d StorageDriver) error {
+func Flush(ctx context.Context, d StorageDriver, dirs ...string) error {
 	if f, ok := d.(Flusher); ok {
-		return f.Flush(ctx)
+		return f.Flush(ctx, dirs...)
 	}
 	return nil
 }

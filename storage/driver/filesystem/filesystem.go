@@ -516,6 +516,31 @@ func (d *Driver) DeleteDir(ctx context.Context, p string, names ...string) error
 	return d.Delete(ctx, p)
 }
 
+// Flush implements driver.Flusher: an fsync of each directory, which
+// makes the removal of its entries durable. Only the directories' own
+// entries are synced, not the file system's other dirty data (which
+// syncfs(2) would write too). Missing directories are skipped.
+func (d *Driver) Flush(ctx context.Context, dirs ...string) error {
+	seen := make(map[string]bool, len(dirs))
+	for _, p := range dirs {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		full, err := d.full(p)
+		if err != nil {
+			return err
+		}
+		if err := syncDir(full); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Walk implements driver.StorageDriver: depth first, children in lexical
 // order, temporaries and symbolic links skipped. Walking a file visits
 // nothing.

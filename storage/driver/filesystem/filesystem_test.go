@@ -445,3 +445,24 @@ func TestDeleteDir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFlush(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/a/b/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "/a/b/f"); err != nil {
+		t.Fatal(err)
+	}
+	// Directories, twice, missing ones and a file are fine.
+	if err := d.PutContent(ctx, "/file", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx, "/a/b", "/a", "/a/b", "/missing/dir", "/file", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx, "/a/../b"); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("Flush of an invalid path: %v", err)
+	}
+}
