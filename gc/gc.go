@@ -23,9 +23,29 @@
 // that could not be removed keeps its blobs), so the rest of the sweep stays
 // consistent with what is still linked.
 //
+// Removals are not synced one by one. The phases are barriers: every
+// revision and link removal has returned, and the directories they were
+// removed from have been synced (driver.Flusher), before the first blob is
+// removed. So a crash, whatever it undoes of the unsynced removals, leaves
+// every surviving link naming content that survives too: revisions and
+// links that come back are garbage the next run removes, and a blob that
+// is gone had no link left. Within a phase the order does not matter, since
+// everything a phase removes is garbage.
+//
+// # Concurrency
+//
+// Storage calls run on Options.Workers workers: the mark of each
+// repository, the removal of each repository's revisions and links, each
+// blob's removal. Their results are finished one at a time in the order of
+// a sequential walk, so the report, the dry run's list and the error that
+// stops a phase are the same whatever the number of workers (only after a
+// failed removal may a concurrent run keep a little more than a sequential
+// one). Enumeration reads names only; a blob is looked at only when it is
+// garbage.
+//
 // Memory is proportional to the number of live digests (the global mark
-// set) plus, for one repository at a time, its revisions; blobs are
-// streamed.
+// set) plus, for a bounded number of repositories at a time, their
+// revisions; blobs are streamed.
 package gc
 
 import (
