@@ -205,8 +205,8 @@ type collector struct {
 	opts Options
 
 	// marks is the global mark set: every digest something live needs.
-	// marksMu guards it: the sweep's workers read it while a failed
-	// removal, finished in order, adds to it.
+	// marksMu guards it: the sweep's workers read it, and add to it
+	// when a link's removal fails (its blob stays).
 	marksMu sync.Mutex
 	marks   map[digest.Digest]struct{}
 	// broken are live roots whose references cannot be read: the marks
