@@ -23,9 +23,29 @@
 // that could not be removed keeps its blobs), so the rest of the sweep stays
 // consistent with what is still linked.
 //
+// Removals are not synced one by one. The phases are barriers: every
+// revision and link removal has returned, and the directories they were
+// removed from have been synced (driver.Flusher), before the first blob is
+// removed. So a crash, whatever it undoes of the unsynced removals, leaves
+// every surviving link naming content that survives too: revisions and
+// links that come back are garbage the next run removes, and a blob that
+// is gone had no link left. Within a phase the order does not matter, since
+// everything a phase removes is garbage.
+//
+// # Concurrency
+//
+// Storage calls run on Options.Workers workers: the mark of each
+// repository, the removal of each repository's revisions and links, each
+// blob's removal. Their results are finished one at a time in the order of
+// a sequential walk, so the report, the dry run's list and the error that
+// stops a phase are the same whatever the number of workers (only after a
+// failed removal may a concurrent run keep a little more than a sequential
+// one). Enumeration reads names only; a blob is looked at only when it is
+// garbage.
+//
 // Memory is proportional to the number of live digests (the global mark
-// set) plus, for one repository at a time, its revisions; blobs are
-// streamed.
+// set) plus, for a bounded number of repositories at a time, their
+// revisions; blobs are streamed.
 package gc
 
 import (
@@ -33,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,7 +90,17 @@ type Options struct {
 	// an error stops the collection there. The command uses it to stop as
 	// soon as a writable registry starts serving the storage.
 	Guard func(ctx context.Context) error
+	// Workers is how many storage operations run at once (per-repository
+	// mark, removals); 0 selects DefaultWorkers. Whatever the number, the
+	// collection removes, records and reports exactly what a run with one
+	// worker does, in the same order.
+	Workers int
 }
+
+// DefaultWorkers is the default Options.Workers. A collection spends its
+// time in file system calls (kernel time, the disk queue) or requests to
+// an object store, which overlap well beyond the number of cores.
+const DefaultWorkers = 16
 
 // Kind is the kind of a removed item.
 type Kind string
@@ -174,12 +205,18 @@ type collector struct {
 	opts Options
 
 	// marks is the global mark set: every digest something live needs.
-	marks map[digest.Digest]struct{}
+	// marksMu guards it: the sweep's workers read it, and add to it
+	// when a link's removal fails (its blob stays).
+	marksMu sync.Mutex
+	marks   map[digest.Digest]struct{}
 	// broken are live roots whose references cannot be read: the marks
 	// are incomplete while there is one.
 	broken []error
 	// pending are the revisions to remove, by repository, in walk order.
 	pending []pendingRevisions
+	// flush is what removals changed, by repository, to be made durable
+	// before blobs are removed.
+	flush map[string]*flushSet
 
 	mu       sync.Mutex // guards removed, warnings and phase
 	removed  []Item
@@ -190,6 +227,67 @@ type collector struct {
 	manifestsRemoved, linksRemoved, blobsRemoved atomic.Int64
 	bytesReclaimed, uploadsRemoved               atomic.Int64
 	lastGuard                                    time.Time
+}
+
+// flushSet is what a repository had removed, as much as FlushRemovals
+// needs: one digest per algorithm, since the directories removals leave
+// changed are per algorithm.
+type flushSet struct {
+	repo            *storage.Repository
+	links, revision []digest.Digest
+}
+
+// touched notes removals from repo, for flushRemovals. It runs in finish
+// functions, one at a time.
+func (c *collector) touched(repo *storage.Repository, links bool, ds ...digest.Digest) {
+	if c.opts.DryRun || len(ds) == 0 {
+		return
+	}
+	if c.flush == nil {
+		c.flush = make(map[string]*flushSet)
+	}
+	fs := c.flush[repo.Name()]
+	if fs == nil {
+		fs = &flushSet{repo: repo}
+		c.flush[repo.Name()] = fs
+	}
+	list := &fs.revision
+	if links {
+		list = &fs.links
+	}
+	for _, d := range ds {
+		if !slices.ContainsFunc(*list, func(x digest.Digest) bool { return x.Algorithm() == d.Algorithm() }) {
+			*list = append(*list, d)
+		}
+	}
+}
+
+// flushRemovals makes the removals noted by touched durable, repositories
+// on the workers.
+func (c *collector) flushRemovals(ctx context.Context) error {
+	names := make([]string, 0, len(c.flush))
+	for n := range c.flush {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	p := newPool(c.workers())
+	for _, n := range names {
+		fs := c.flush[n]
+		_ = p.submit(func() {
+			if err := fs.repo.FlushRemovals(ctx, fs.links, fs.revision); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", fs.repo.Name(), err))
+				mu.Unlock()
+			}
+		}, nil)
+	}
+	_ = p.wait()
+	c.flush = nil
+	return errors.Join(errs...)
 }
 
 type pendingRevisions struct {
@@ -231,9 +329,15 @@ func (c *collector) run(ctx context.Context) error {
 		return err
 	}
 	c.setPhase("marking")
-	if err := c.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
-		return c.markRepo(ctx, repo)
-	}); err != nil {
+	// Each repository is marked on a worker; the results are merged in
+	// walk order, so that the pending revisions, warnings and the error
+	// that stops the mark are those of a sequential walk.
+	p := newPool(c.workers())
+	werr := c.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
+		var res repoMark
+		return p.submit(func() { res = c.markRepo(ctx, repo) }, func() error { return c.merge(repo, &res) })
+	})
+	if err := errors.Join(p.wait(), werr); err != nil {
 		return fmt.Errorf("gc: mark failed, nothing was removed: %w", err)
 	}
 	if len(c.broken) > 0 {
@@ -241,7 +345,7 @@ func (c *collector) run(ctx context.Context) error {
 			"restore their content, or delete them (or the tags pointing at them), then run again:\n%w",
 			len(c.broken), errors.Join(c.broken...))
 	}
-	c.blobsMarked.Store(int64(len(c.marks)))
+	c.blobsMarked.Store(int64(c.markCount()))
 	if err := c.guard(ctx, true); err != nil {
 		return fmt.Errorf("gc: nothing was removed: %w", err)
 	}
@@ -250,29 +354,50 @@ func (c *collector) run(ctx context.Context) error {
 	// 1. Revisions. A batch that fails is marked live again before any
 	// blob goes, so that whatever is left of it keeps its content.
 	c.setPhase("removing manifests")
-	for _, p := range c.pending {
+	// errRemark stops the removals: the mark set is no longer known to be
+	// complete.
+	errRemark := errors.New("remark failed")
+	pool := newPool(c.workers())
+	var stopErr error
+	for _, pr := range c.pending {
 		if err := c.guard(ctx, false); err != nil {
-			return errors.Join(append(errs, err)...)
+			stopErr = err
+			break
 		}
-		if c.opts.DryRun {
-			c.manifestsRemoved.Add(int64(len(p.digests)))
-			c.record(manifestItems(p)...)
-			continue
-		}
-		if err := p.repo.RemoveRevisions(ctx, p.digests); err != nil {
-			errs = append(errs, fmt.Errorf("gc: removing manifests of %s: %w", p.repo.Name(), err))
-			if err := c.remark(ctx, p); err != nil {
-				// The mark set is no longer known to be complete.
-				errs = append(errs, fmt.Errorf("gc: no blob was removed: %w", err))
-				return errors.Join(errs...)
+		var rerr error
+		run := func() {
+			// After a failed remark nothing more is removed (a task
+			// already running finishes, unrecorded).
+			if !c.opts.DryRun && pool.failed() == nil {
+				rerr = pr.repo.RemoveRevisions(ctx, pr.digests)
 			}
-			continue
 		}
-		c.manifestsRemoved.Add(int64(len(p.digests)))
-		c.record(manifestItems(p)...)
+		finish := func() error {
+			if rerr != nil {
+				errs = append(errs, fmt.Errorf("gc: removing manifests of %s: %w", pr.repo.Name(), rerr))
+				if err := c.remark(ctx, pr); err != nil {
+					errs = append(errs, fmt.Errorf("gc: no blob was removed: %w", err))
+					return errRemark
+				}
+				return nil
+			}
+			c.manifestsRemoved.Add(int64(len(pr.digests)))
+			c.record(manifestItems(pr)...)
+			c.touched(pr.repo, false, pr.digests...)
+			return nil
+		}
+		if pool.submit(run, finish) != nil {
+			break
+		}
+	}
+	if err := pool.wait(); err != nil {
+		return errors.Join(errs...)
+	}
+	if stopErr != nil {
+		return errors.Join(append(errs, stopErr)...)
 	}
 	c.pending = nil
-	c.blobsMarked.Store(int64(len(c.marks)))
+	c.blobsMarked.Store(int64(c.markCount()))
 
 	// 2. Layer links to blobs that are about to go. A link that cannot be
 	// removed keeps its blob.
@@ -280,26 +405,53 @@ func (c *collector) run(ctx context.Context) error {
 	if err := c.guard(ctx, true); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	// One task per repository: it lists the repository's links and
+	// removes those to unmarked blobs; what it removed is recorded in walk
+	// order.
+	pool = newPool(c.workers())
 	err := c.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
-		return repo.LayerLinks(ctx, func(d digest.Digest) error {
-			if c.marked(d) {
-				return nil
-			}
-			if err := c.guard(ctx, false); err != nil {
-				return err
-			}
-			if !c.opts.DryRun {
-				if err := repo.UnlinkLayer(ctx, d); err != nil {
-					errs = append(errs, fmt.Errorf("gc: unlinking %s from %s: %w", d, repo.Name(), err))
-					c.marks[d] = struct{}{}
+		if err := c.guard(ctx, false); err != nil {
+			return err
+		}
+		var (
+			gone   []digest.Digest
+			failed []digest.Digest
+			ferrs  []error
+			lerr   error
+		)
+		run := func() {
+			lerr = repo.LayerLinks(ctx, func(d digest.Digest) error {
+				if c.marked(d) {
 					return nil
 				}
+				if !c.opts.DryRun {
+					if err := repo.UnlinkLayer(ctx, d); err != nil {
+						ferrs = append(ferrs, fmt.Errorf("gc: unlinking %s from %s: %w", d, repo.Name(), err))
+						failed = append(failed, d)
+						// Keep its blob. Marked at once: another
+						// repository's link to d, if not yet reached,
+						// stays too (it would be harmless either way,
+						// as d's content stays).
+						c.markLive(d)
+						return nil
+					}
+				}
+				gone = append(gone, d)
+				return nil
+			})
+		}
+		finish := func() error {
+			errs = append(errs, ferrs...)
+			for _, d := range gone {
+				c.linksRemoved.Add(1)
+				c.record(Item{Kind: KindLayerLink, Repository: repo.Name(), Digest: d})
 			}
-			c.linksRemoved.Add(1)
-			c.record(Item{Kind: KindLayerLink, Repository: repo.Name(), Digest: d})
-			return nil
-		})
+			c.touched(repo, true, gone...)
+			return lerr
+		}
+		return pool.submit(run, finish)
 	})
+	err = errors.Join(pool.wait(), err)
 	if err != nil {
 		// Links that were not reached still point at their blobs: no blob
 		// may go.
@@ -307,29 +459,62 @@ func (c *collector) run(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 
+	// Removals are not synced one by one (a sync per removal would cost
+	// more than the removal). Before the first blob goes, the removals of
+	// revisions, tags and links are made durable, one sync per directory
+	// they were removed from, so that whatever a crash from here on undoes,
+	// no link that survives it names a blob that does not: the worst a
+	// crash leaves is garbage for the next run.
+	if !c.opts.DryRun {
+		if err := c.flushRemovals(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gc: making the removal of links durable, no blob was removed: %w", err))
+			return errors.Join(errs...)
+		}
+	}
+
 	// 3. Blobs.
 	c.setPhase("removing blobs")
 	if err := c.guard(ctx, true); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	err = c.reg.WalkBlobs(ctx, func(d digest.Digest, size int64) error {
+	// The walk lists the content store's directories only; each unmarked
+	// blob is sized (the report counts its bytes) and removed on a worker.
+	pool = newPool(c.workers())
+	err = c.reg.WalkBlobDigests(ctx, func(d digest.Digest) error {
 		if c.marked(d) {
 			return nil
 		}
 		if err := c.guard(ctx, false); err != nil {
 			return err
 		}
-		if !c.opts.DryRun {
+		var (
+			size int64
+			ok   bool
+			berr error
+		)
+		run := func() {
+			size, ok, berr = c.reg.BlobDataSize(ctx, d)
+			if berr != nil || !ok || c.opts.DryRun {
+				return
+			}
 			if err := c.reg.DeleteBlobContent(ctx, d); err != nil {
-				errs = append(errs, fmt.Errorf("gc: removing blob %s: %w", d, err))
-				return nil
+				berr = fmt.Errorf("gc: removing blob %s: %w", d, err)
 			}
 		}
-		c.blobsRemoved.Add(1)
-		c.bytesReclaimed.Add(size)
-		c.record(Item{Kind: KindBlob, Digest: d, Size: size})
-		return nil
+		finish := func() error {
+			switch {
+			case berr != nil:
+				errs = append(errs, berr)
+			case ok:
+				c.blobsRemoved.Add(1)
+				c.bytesReclaimed.Add(size)
+				c.record(Item{Kind: KindBlob, Digest: d, Size: size})
+			}
+			return nil
+		}
+		return pool.submit(run, finish)
 	})
+	err = errors.Join(pool.wait(), err)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("gc: removing blobs: %w", err))
 	}
@@ -355,13 +540,46 @@ func manifestItems(p pendingRevisions) []Item {
 	return out
 }
 
-// markRepo marks what one repository keeps live, and queues the revisions
-// it no longer needs (DeleteUntagged).
-func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) error {
+// repoMark is what marking one repository found, merged into the
+// collector in walk order.
+type repoMark struct {
+	err       error
+	marks     []digest.Digest // live manifests and the blobs they reference
+	manifests int             // live manifests
+	broken    []error
+	warnings  []string
+	dead      []digest.Digest // revisions to remove (DeleteUntagged)
+}
+
+// merge adds what markRepo found to the collector; its error stops the
+// mark.
+func (c *collector) merge(repo *storage.Repository, res *repoMark) error {
+	if res.err != nil {
+		return res.err
+	}
+	for _, d := range res.marks {
+		c.mark(d)
+	}
+	c.manifestsMarked.Add(int64(res.manifests))
+	c.broken = append(c.broken, res.broken...)
+	for _, w := range res.warnings {
+		c.warn(w)
+	}
+	if len(res.dead) > 0 {
+		c.pending = append(c.pending, pendingRevisions{repo: repo, digests: res.dead})
+	}
+	return nil
+}
+
+// markRepo finds what one repository keeps live, and the revisions it no
+// longer needs (DeleteUntagged). It runs on a worker: it reads the storage
+// and touches nothing shared but counters.
+func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) (res repoMark) {
 	c.repos.Add(1)
 	tags, err := repo.TagsAndTargets(ctx)
 	if err != nil {
-		return err
+		res.err = err
+		return res
 	}
 	// Roots: the tagged manifests. A tag whose target is not a revision
 	// (it cannot be pulled) still protects what the target references:
@@ -391,7 +609,8 @@ func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) erro
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("repository %s: %w", repo.Name(), err)
+		res.err = fmt.Errorf("repository %s: %w", repo.Name(), err)
+		return res
 	}
 	if !c.opts.DeleteUntagged {
 		roots = append(roots, revisions...)
@@ -414,22 +633,21 @@ func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) erro
 			continue
 		}
 		live[d] = struct{}{}
-		c.manifestsMarked.Add(1)
-		c.mark(d)
+		res.manifests++
+		res.marks = append(res.marks, d)
 		refs, problem, err := c.references(ctx, d)
 		if err != nil {
-			return fmt.Errorf("repository %s: %w", repo.Name(), err)
+			res.err = fmt.Errorf("repository %s: %w", repo.Name(), err)
+			return res
 		}
 		if problem != nil {
 			if _, ok := rootSet[d]; ok {
-				c.broken = append(c.broken, fmt.Errorf("%s@%s: %w", repo.Name(), d, problem))
+				res.broken = append(res.broken, fmt.Errorf("%s@%s: %w", repo.Name(), d, problem))
 			} else {
-				c.warn(fmt.Sprintf("%s@%s (in a live index): %v", repo.Name(), d, problem))
+				res.warnings = append(res.warnings, fmt.Sprintf("%s@%s (in a live index): %v", repo.Name(), d, problem))
 			}
 		} else {
-			for _, b := range refs.Blobs {
-				c.mark(b)
-			}
+			res.marks = append(res.marks, refs.Blobs...)
 			work = append(work, refs.Manifests...)
 		}
 		// Referrers of a live manifest are live, and theirs in turn.
@@ -437,18 +655,14 @@ func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) erro
 	}
 
 	if c.opts.DeleteUntagged {
-		var dead []digest.Digest
 		for _, d := range revisions {
 			if _, ok := live[d]; !ok {
-				dead = append(dead, d)
+				res.dead = append(res.dead, d)
 			}
 		}
-		if len(dead) > 0 {
-			sortDigests(dead)
-			c.pending = append(c.pending, pendingRevisions{repo: repo, digests: dead})
-		}
+		sortDigests(res.dead)
 	}
-	return nil
+	return res
 }
 
 // remark marks the revisions of a batch whose removal failed, and what
@@ -500,15 +714,40 @@ func (c *collector) references(ctx context.Context, d digest.Digest) (refs stora
 }
 
 func (c *collector) mark(d digest.Digest) {
+	c.marksMu.Lock()
 	if _, ok := c.marks[d]; !ok {
 		c.marks[d] = struct{}{}
 		c.blobsMarked.Add(1)
 	}
+	c.marksMu.Unlock()
+}
+
+// markLive marks d without counting it as a marked blob: a removal that
+// failed keeps it.
+func (c *collector) markLive(d digest.Digest) {
+	c.marksMu.Lock()
+	c.marks[d] = struct{}{}
+	c.marksMu.Unlock()
 }
 
 func (c *collector) marked(d digest.Digest) bool {
+	c.marksMu.Lock()
 	_, ok := c.marks[d]
+	c.marksMu.Unlock()
 	return ok
+}
+
+func (c *collector) markCount() int {
+	c.marksMu.Lock()
+	defer c.marksMu.Unlock()
+	return len(c.marks)
+}
+
+func (c *collector) workers() int {
+	if c.opts.Workers > 0 {
+		return c.opts.Workers
+	}
+	return DefaultWorkers
 }
 
 func (c *collector) record(items ...Item) {

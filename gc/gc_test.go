@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -379,6 +380,13 @@ func (f failingDriver) GetContent(ctx context.Context, p string) ([]byte, error)
 		return nil, errInjected
 	}
 	return f.StorageDriver.GetContent(ctx, p)
+}
+
+func (f failingDriver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
+	if f.failRead != "" && strings.Contains(p, f.failRead) {
+		return nil, errInjected
+	}
+	return f.StorageDriver.Reader(ctx, p, offset)
 }
 
 func (f failingDriver) Delete(ctx context.Context, p string) error {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -211,7 +212,7 @@ func (repo *Repository) LayerLinks(ctx context.Context, fn func(d digest.Digest)
 // does not require the link to be valid, and a missing link is not an
 // error. The content stays in the store.
 func (repo *Repository) UnlinkLayer(ctx context.Context, d digest.Digest) error {
-	err := repo.reg.driver.Delete(ctx, layerLinkDir(repo.name, d))
+	err := driver.DeleteDir(ctx, repo.reg.driver, layerLinkDir(repo.name, d), "link")
 	if err == nil || isNotFound(err) {
 		return nil
 	}
@@ -227,26 +228,22 @@ func (r *Registry) ManifestContent(ctx context.Context, d digest.Digest) ([]byte
 	if b, ok := r.manifests.get(d); ok {
 		return b, nil
 	}
-	p := blobDataPath(d)
-	fi, err := r.driver.Stat(ctx, p)
+	// One read through a bounded Reader rather than Stat then GetContent:
+	// a syscall (or a request) less per manifest.
+	rc, err := r.driver.Reader(ctx, blobDataPath(d), 0)
 	if isNotFound(err) {
 		return nil, manifestUnknown(d.String())
 	}
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	if fi.IsDir() {
-		return nil, manifestUnknown(d.String())
-	}
-	if fi.Size() > maxStoredManifestBytes {
-		return nil, fmt.Errorf("%w: manifest %s is %d bytes", ErrCorruptContent, d, fi.Size())
-	}
-	b, err := r.driver.GetContent(ctx, p)
-	if isNotFound(err) {
-		return nil, manifestUnknown(d.String())
-	}
+	b, err := io.ReadAll(io.LimitReader(rc, maxStoredManifestBytes+1))
+	_ = rc.Close()
 	if err != nil {
 		return nil, storageErr(err)
+	}
+	if len(b) > maxStoredManifestBytes {
+		return nil, fmt.Errorf("%w: manifest %s is larger than %d bytes", ErrCorruptContent, d, maxStoredManifestBytes)
 	}
 	if !d.Algorithm().Available() || d.Algorithm().FromBytes(b) != d {
 		return nil, fmt.Errorf("%w: content stored under %s does not match the digest", ErrCorruptContent, d)
@@ -401,6 +398,115 @@ func (r *Registry) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size 
 	return nil
 }
 
+// WalkBlobDigests calls fn for the digest of every directory in the content
+// store that is named like a blob, blobs/<alg>/<hex[:2]>/<hex>, without
+// looking inside: it lists one directory per prefix and reads no size, so
+// a collector that keeps most blobs pays one List per prefix and nothing
+// per blob. Whether a directory holds a blob is BlobDataSize's to say. Each
+// prefix is listed completely before fn is called for its entries, so fn
+// may delete the blob it is given.
+func (r *Registry) WalkBlobDigests(ctx context.Context, fn func(d digest.Digest) error) error {
+	algs, err := r.driver.List(ctx, blobsRoot())
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return storageErr(err)
+	}
+	for _, a := range algs {
+		alg := path.Base(a)
+		prefixes, err := r.driver.List(ctx, a)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			if fi, serr := r.driver.Stat(ctx, a); serr == nil && !fi.IsDir() {
+				continue
+			}
+			return storageErr(err)
+		}
+		for _, pdir := range prefixes {
+			prefix := path.Base(pdir)
+			if len(prefix) != 2 {
+				continue
+			}
+			hexes, err := r.driver.List(ctx, pdir)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				if fi, serr := r.driver.Stat(ctx, pdir); serr == nil && !fi.IsDir() {
+					continue
+				}
+				return storageErr(err)
+			}
+			for _, h := range hexes {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				hex := path.Base(h)
+				if !strings.HasPrefix(hex, prefix) {
+					continue
+				}
+				d, ok := digestFromDirs(alg, hex)
+				if !ok {
+					continue
+				}
+				if err := fn(d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// BlobDataSize returns the size of blob d's data in the content store; ok
+// is false when there is no data file (a directory without data is not a
+// blob, as for WalkBlobs).
+func (r *Registry) BlobDataSize(ctx context.Context, d digest.Digest) (size int64, ok bool, err error) {
+	if d.Validate() != nil {
+		return 0, false, fmt.Errorf("blob size: invalid digest %q", d)
+	}
+	fi, err := r.driver.Stat(ctx, blobDataPath(d))
+	if isNotFound(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, storageErr(err)
+	}
+	if fi.IsDir() {
+		return 0, false, nil
+	}
+	return fi.Size(), true, nil
+}
+
+// FlushRemovals makes durable, on drivers whose removals are not durable
+// on return (driver.Flusher), the repository's removals of the layer links
+// to links and of the revisions revisions: the directories those were
+// removed from, and for revisions the tags and referrers directories
+// (RemoveRevisions removes tags pointing at them and their referrer
+// links). Garbage collection calls it between removing links and removing
+// what they pointed at. On file systems that journal metadata in order
+// (ext4, xfs, btrfs) the first sync commits every earlier removal, tag
+// history entries and nested referrer directories included.
+func (repo *Repository) FlushRemovals(ctx context.Context, links, revisions []digest.Digest) error {
+	var dirs []string
+	for _, d := range links {
+		dirs = append(dirs, path.Dir(layerLinkDir(repo.name, d)))
+	}
+	for _, d := range revisions {
+		dirs = append(dirs, path.Dir(revisionDir(repo.name, d)))
+	}
+	if len(revisions) > 0 {
+		dirs = append(dirs, tagsRoot(repo.name), path.Join(repoPath(repo.name), "_referrers"))
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	return storageErr(driver.Flush(ctx, repo.reg.driver, dirs...))
+}
+
 // DeleteBlobContent removes blob d from the content store, data and
 // directory, whatever links to it. It is for garbage collection only, once
 // nothing live references d: every repository that still links d loses the
@@ -410,7 +516,7 @@ func (r *Registry) DeleteBlobContent(ctx context.Context, d digest.Digest) error
 		return fmt.Errorf("delete blob: invalid digest %q", d)
 	}
 	r.manifests.remove(d)
-	err := r.driver.Delete(ctx, blobDir(d))
+	err := driver.DeleteDir(ctx, r.driver, blobDir(d), "data")
 	if err == nil || isNotFound(err) {
 		return nil
 	}
@@ -536,8 +642,9 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := del(revisionDir(repo.name, d)); err != nil {
-			return err
+		err := driver.DeleteDir(ctx, reg.driver, revisionDir(repo.name, d), "link")
+		if err != nil && !isNotFound(err) {
+			return storageErr(err)
 		}
 	}
 	return nil

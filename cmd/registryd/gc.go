@@ -39,13 +39,19 @@ func gcFlags(fs *flag.FlagSet) runFunc {
 	fs.BoolVar(&quiet, "quiet", false, "print no progress and no summary, only errors (and a dry run's list)")
 	fs.BoolVar(&quiet, "q", false, shortPrefix+"quiet")
 	fs.BoolVar(&force, "force", false, "run even while a registry accepting writes is serving the storage (unsafe)")
+	var workers int
+	fs.IntVar(&workers, "workers", gc.DefaultWorkers, "storage operations run at once (the result does not depend on it)")
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-		return runGC(ctx, args, dryRun, deleteUntagged, quiet, force, stdout, stderr)
+		if workers < 1 {
+			fmt.Fprintln(stderr, "registryd garbage-collect: --workers must be at least 1")
+			return 2
+		}
+		return runGC(ctx, args, dryRun, deleteUntagged, quiet, force, workers, stdout, stderr)
 	}
 }
 
 // runGC collects garbage in the storage of the config named by args.
-func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, force bool, stdout, stderr io.Writer) int {
+func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, force bool, workers int, stdout, stderr io.Writer) int {
 	cfg, ok := loadConfig("garbage-collect", args, stderr)
 	if !ok {
 		return 1
@@ -89,6 +95,7 @@ func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, fo
 	opts := gc.Options{
 		DryRun:         dryRun,
 		DeleteUntagged: deleteUntagged,
+		Workers:        workers,
 	}
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled {
 		opts.UploadsOlderThan = p.Age

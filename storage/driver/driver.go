@@ -71,6 +71,49 @@ type StorageDriver interface {
 	Walk(ctx context.Context, path string, fn WalkFn) error
 }
 
+// DirDeleter is an optional extension of StorageDriver, for drivers where
+// removing a directory costs a listing of it (the filesystem): the caller
+// names the files it knows are there, and the driver removes them and the
+// directory without looking. The registry's layout has many such
+// directories (a blob's holds data, a link's holds link), and garbage
+// collection removes them by the thousand. Drivers without directories
+// (an object store) have nothing to gain and need not implement it.
+type DirDeleter interface {
+	// DeleteDir removes the files names (single path components) in the
+	// directory at path, then the directory. Whatever else is in it is
+	// removed too: the outcome is Delete's, and so is a missing path
+	// (PathNotFoundError).
+	DeleteDir(ctx context.Context, path string, names ...string) error
+}
+
+// Flusher is an optional extension of StorageDriver, for drivers whose
+// Delete is not durable on return (the filesystem syncs nothing on
+// removal): Flush makes the removals done so far in the directories at
+// dirs durable (missing ones are skipped). A caller that needs removals to
+// reach the disk in order (garbage collection removes links before the
+// content they point at) flushes between them. Drivers whose removals are
+// durable on return need not implement it.
+type Flusher interface {
+	Flush(ctx context.Context, dirs ...string) error
+}
+
+// Flush calls d's Flusher, if it has one.
+func Flush(ctx context.Context, d StorageDriver, dirs ...string) error {
+	if f, ok := d.(Flusher); ok {
+		return f.Flush(ctx, dirs...)
+	}
+	return nil
+}
+
+// DeleteDir removes the directory at path holding the files names, with
+// d's DirDeleter when it has one and with Delete otherwise.
+func DeleteDir(ctx context.Context, d StorageDriver, path string, names ...string) error {
+	if dd, ok := d.(DirDeleter); ok {
+		return dd.DeleteDir(ctx, path, names...)
+	}
+	return d.Delete(ctx, path)
+}
+
 // FileWriter streams content into a driver path.
 type FileWriter interface {
 	io.Writer

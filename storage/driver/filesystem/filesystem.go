@@ -46,6 +46,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/registryd/registryd/storage/driver"
 )
@@ -594,16 +595,61 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 }
 
 // Delete implements driver.StorageDriver. Parent directories that become
-// empty are left alone.
+// empty are left alone. Nothing is synced: see removeTree.
 func (d *Driver) Delete(ctx context.Context, p string) error {
 	full, err := d.fullObject(p)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(full); err != nil {
+	if err := removeTree(full); err != nil {
 		return d.mapReadErr(p, err)
 	}
-	return os.RemoveAll(full)
+	return nil
+}
+
+// DeleteDir implements driver.DirDeleter: an unlink per named file and a
+// rmdir, where Delete would also open and read the directory. When the
+// directory holds anything else (rmdir fails) or is not one, Delete takes
+// over. Nothing is synced, as for Delete.
+func (d *Driver) DeleteDir(ctx context.Context, p string, names ...string) error {
+	full, err := d.fullObject(p)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == "" || strings.Contains(n, "/") || !driver.ValidPath("/"+n) || strings.HasPrefix(n, tmpPrefix) {
+			return d.invalid(p + "/" + n)
+		}
+	}
+	if deleteDirFast(full, names) {
+		return nil
+	}
+	return d.Delete(ctx, p)
+}
+
+// Flush implements driver.Flusher: an fsync of each directory, which
+// makes the removal of its entries durable. Only the directories' own
+// entries are synced, not the file system's other dirty data (which
+// syncfs(2) would write too). Missing directories are skipped.
+func (d *Driver) Flush(ctx context.Context, dirs ...string) error {
+	seen := make(map[string]bool, len(dirs))
+	for _, p := range dirs {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		full, err := d.full(p)
+		if err != nil {
+			return err
+		}
+		if err := syncDir(full); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Walk implements driver.StorageDriver: depth first, children in lexical
@@ -643,29 +689,55 @@ func (d *Driver) walk(ctx context.Context, p, full string, fn driver.WalkFn) err
 		if strings.HasPrefix(e.Name(), tmpPrefix) || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed while walking
-			}
-			return err
-		}
-		if info.Mode()&fs.ModeSymlink != 0 {
-			continue
-		}
+		// The entry's type comes from the directory itself (os.ReadDir
+		// lstats only where the file system does not say): most callers
+		// look at names and IsDir only, so size and time are read when
+		// asked for.
 		child := prefix + e.Name()
-		err = fn(driver.FileInfoFields{P: child, Sz: info.Size(), MT: info.ModTime(), Dir: info.IsDir()})
+		err = fn(&walkInfo{p: child, e: e})
 		if errors.Is(err, driver.ErrSkipDir) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if info.IsDir() {
+		if e.IsDir() {
 			if err := d.walk(ctx, child, filepath.Join(full, e.Name()), fn); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// walkInfo is the FileInfo of a Walk entry: IsDir from the directory entry,
+// size and modification time from an lstat on first use. An entry removed
+// since the directory was read has size 0 and the zero time.
+type walkInfo struct {
+	p    string
+	e    fs.DirEntry
+	once sync.Once
+	fi   fs.FileInfo
+}
+
+func (w *walkInfo) Path() string { return w.p }
+func (w *walkInfo) IsDir() bool  { return w.e.IsDir() }
+
+func (w *walkInfo) info() fs.FileInfo {
+	w.once.Do(func() { w.fi, _ = w.e.Info() })
+	return w.fi
+}
+
+func (w *walkInfo) Size() int64 {
+	if fi := w.info(); fi != nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+func (w *walkInfo) ModTime() time.Time {
+	if fi := w.info(); fi != nil {
+		return fi.ModTime()
+	}
+	return time.Time{}
 }

@@ -482,3 +482,91 @@ func TestListDir(t *testing.T) {
 		t.Fatalf("ListDir of nothing: %v", err)
 	}
 }
+
+func TestDeleteDir(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(p string) {
+		t.Helper()
+		if err := d.PutContent(ctx, p, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(p string) {
+		t.Helper()
+		if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s still there (%v)", p, err)
+		}
+	}
+	// Exactly the named files.
+	put("/a/data")
+	if err := d.DeleteDir(ctx, "/a", "data"); err != nil {
+		t.Fatal(err)
+	}
+	gone("a")
+	// More than the named files, a subdirectory, a named file missing.
+	put("/b/data")
+	put("/b/other")
+	put("/b/sub/deep")
+	if err := d.DeleteDir(ctx, "/b", "data", "missing"); err != nil {
+		t.Fatal(err)
+	}
+	gone("b")
+	// A named "file" that is a directory.
+	put("/c/data/x")
+	if err := d.DeleteDir(ctx, "/c", "data"); err != nil {
+		t.Fatal(err)
+	}
+	gone("c")
+	// A file where the directory would be is removed, as Delete does.
+	put("/f")
+	if err := d.DeleteDir(ctx, "/f", "data"); err != nil {
+		t.Fatal(err)
+	}
+	gone("f")
+	// Missing paths, and paths below a file.
+	put("/g")
+	for _, p := range []string{"/never", "/g/below"} {
+		if err := d.DeleteDir(ctx, p, "data"); !errors.Is(err, driver.ErrPathNotFound) {
+			t.Fatalf("DeleteDir(%s): %v, want not found", p, err)
+		}
+	}
+	// Names are single valid components.
+	put("/h/data")
+	for _, n := range []string{"../g", "a/b", "", tmpPrefix + "x", ".."} {
+		if err := d.DeleteDir(ctx, "/h", n); !errors.As(err, new(driver.InvalidPathError)) {
+			t.Fatalf("DeleteDir(/h, %q): %v, want invalid", n, err)
+		}
+	}
+	if err := d.DeleteDir(ctx, "/", "data"); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("DeleteDir(/): %v, want invalid", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "h", "data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlush(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "/a/b/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "/a/b/f"); err != nil {
+		t.Fatal(err)
+	}
+	// Directories, twice, missing ones and a file are fine.
+	if err := d.PutContent(ctx, "/file", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx, "/a/b", "/a", "/a/b", "/missing/dir", "/file", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx, "/a/../b"); !errors.As(err, new(driver.InvalidPathError)) {
+		t.Fatalf("Flush of an invalid path: %v", err)
+	}
+}
