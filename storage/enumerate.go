@@ -336,6 +336,52 @@ func ParseReferences(content []byte) (References, error) {
 // or whose prefix does not match, are skipped: nothing here is ever reported
 // that a link could not name.
 func (r *Registry) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
+	type blob struct {
+		d    digest.Digest
+		size int64
+	}
+	return r.walkBlobPrefixes(ctx, func(alg, prefix, pdir string) error {
+		var batch []blob
+		err := r.driver.Walk(ctx, pdir, func(fi driver.FileInfo) error {
+			rel := strings.TrimPrefix(fi.Path(), pdir+"/")
+			parts := strings.Split(rel, "/")
+			if fi.IsDir() {
+				if len(parts) > 1 {
+					return driver.ErrSkipDir // nothing below <hex>/ but data
+				}
+				return nil
+			}
+			if len(parts) != 2 || parts[1] != "data" || !strings.HasPrefix(parts[0], prefix) || len(prefix) != 2 {
+				return nil
+			}
+			if d, ok := digestFromDirs(alg, parts[0]); ok {
+				batch = append(batch, blob{d, fi.Size()})
+			}
+			return nil
+		})
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return storageErr(err)
+		}
+		for _, b := range batch {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(b.d, b.size); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// walkBlobPrefixes calls fn for every prefix directory of the content
+// store, blobs/<alg>/<prefix>, one at a time in lexical order, with the
+// algorithm and prefix named by the path. A missing or non-directory
+// algorithm entry is skipped; fn handles what is inside a prefix.
+func (r *Registry) walkBlobPrefixes(ctx context.Context, fn func(alg, prefix, pdir string) error) error {
 	algs, err := r.driver.List(ctx, blobsRoot())
 	if isNotFound(err) {
 		return nil
@@ -343,12 +389,7 @@ func (r *Registry) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size 
 	if err != nil {
 		return storageErr(err)
 	}
-	type blob struct {
-		d    digest.Digest
-		size int64
-	}
 	for _, a := range algs {
-		alg := path.Base(a)
 		prefixes, err := r.driver.List(ctx, a)
 		if isNotFound(err) {
 			continue
@@ -360,38 +401,8 @@ func (r *Registry) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size 
 			return storageErr(err)
 		}
 		for _, pdir := range prefixes {
-			prefix := path.Base(pdir)
-			var batch []blob
-			err := r.driver.Walk(ctx, pdir, func(fi driver.FileInfo) error {
-				rel := strings.TrimPrefix(fi.Path(), pdir+"/")
-				parts := strings.Split(rel, "/")
-				if fi.IsDir() {
-					if len(parts) > 1 {
-						return driver.ErrSkipDir // nothing below <hex>/ but data
-					}
-					return nil
-				}
-				if len(parts) != 2 || parts[1] != "data" || !strings.HasPrefix(parts[0], prefix) || len(prefix) != 2 {
-					return nil
-				}
-				if d, ok := digestFromDirs(alg, parts[0]); ok {
-					batch = append(batch, blob{d, fi.Size()})
-				}
-				return nil
-			})
-			if isNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return storageErr(err)
-			}
-			for _, b := range batch {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := fn(b.d, b.size); err != nil {
-					return err
-				}
+			if err := fn(path.Base(a), path.Base(pdir), pdir); err != nil {
+				return err
 			}
 		}
 	}
@@ -406,59 +417,38 @@ func (r *Registry) WalkBlobs(ctx context.Context, fn func(d digest.Digest, size 
 // prefix is listed completely before fn is called for its entries, so fn
 // may delete the blob it is given.
 func (r *Registry) WalkBlobDigests(ctx context.Context, fn func(d digest.Digest) error) error {
-	algs, err := r.driver.List(ctx, blobsRoot())
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return storageErr(err)
-	}
-	for _, a := range algs {
-		alg := path.Base(a)
-		prefixes, err := r.driver.List(ctx, a)
+	return r.walkBlobPrefixes(ctx, func(alg, prefix, pdir string) error {
+		if len(prefix) != 2 {
+			return nil
+		}
+		hexes, err := r.driver.List(ctx, pdir)
 		if isNotFound(err) {
-			continue
+			return nil
 		}
 		if err != nil {
-			if fi, serr := r.driver.Stat(ctx, a); serr == nil && !fi.IsDir() {
-				continue
+			if fi, serr := r.driver.Stat(ctx, pdir); serr == nil && !fi.IsDir() {
+				return nil
 			}
 			return storageErr(err)
 		}
-		for _, pdir := range prefixes {
-			prefix := path.Base(pdir)
-			if len(prefix) != 2 {
+		for _, h := range hexes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			hex := path.Base(h)
+			if !strings.HasPrefix(hex, prefix) {
 				continue
 			}
-			hexes, err := r.driver.List(ctx, pdir)
-			if isNotFound(err) {
+			d, ok := digestFromDirs(alg, hex)
+			if !ok {
 				continue
 			}
-			if err != nil {
-				if fi, serr := r.driver.Stat(ctx, pdir); serr == nil && !fi.IsDir() {
-					continue
-				}
-				return storageErr(err)
-			}
-			for _, h := range hexes {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				hex := path.Base(h)
-				if !strings.HasPrefix(hex, prefix) {
-					continue
-				}
-				d, ok := digestFromDirs(alg, hex)
-				if !ok {
-					continue
-				}
-				if err := fn(d); err != nil {
-					return err
-				}
+			if err := fn(d); err != nil {
+				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // BlobDataSize returns the size of blob d's data in the content store; ok
