@@ -8,16 +8,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+	miniogo "github.com/minio/minio-go/v7"
+
+	"github.com/registryd/registryd/internal/minio"
 )
 
 // S3 tests run registryd over a real MinIO that they start. Without a minio
@@ -30,107 +28,33 @@ const (
 )
 
 type minioE2E struct {
+	*minio.Server
 	endpoint string // http://127.0.0.1:PORT
-	client   *minio.Client
-}
-
-var e2eBuckets atomic.Int64
-
-func findMinioE2E() string {
-	if p := os.Getenv("REGISTRYD_MINIO"); p != "" {
-		return fromRoot(p)
-	}
-	cands := []string{filepath.Join(toolsBin, "minio")}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			cands = append(cands, filepath.Join(gp, "bin", "minio"))
-		}
-	}
-	for _, c := range cands {
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return c
-		}
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	return ""
 }
 
 // startMinio starts a MinIO server for the test, stopped when it ends.
 func startMinio(t *testing.T) *minioE2E {
 	t.Helper()
-	bin := findMinioE2E()
-	if fi, err := os.Stat(bin); bin != "" && (err != nil || fi.IsDir()) {
-		bin = ""
-	}
+	bin := minio.Find(toolsBin)
 	if bin == "" {
 		if os.Getenv("REGISTRYD_S3_SKIP") == "1" {
 			t.Skip("!!! SKIPPING S3 TEST (REGISTRYD_S3_SKIP=1): no minio binary")
 		}
 		t.Fatalf("minio not found in %s, $(go env GOPATH)/bin or $PATH: %s (REGISTRYD_S3_SKIP=1 skips)", toolsBin, installHint)
 	}
-	dir := t.TempDir()
-	var addr string
-	var cmd *exec.Cmd
-	logPath := filepath.Join(dir, "minio.log")
-	for attempt := 0; ; attempt++ {
-		p1, err := freePort()
-		must(t, err)
-		p2, err := freePort()
-		must(t, err)
-		addr = fmt.Sprintf("127.0.0.1:%d", p1)
-		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		must(t, err)
-		cmd = exec.Command(bin, "server", filepath.Join(dir, "data"), "--quiet", "--address", addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", p2))
-		cmd.Env = append(serverEnv(nil), "MINIO_ROOT_USER="+e2eMinioUser, "MINIO_ROOT_PASSWORD="+e2eMinioPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		must(t, cmd.Start())
-		logf.Close()
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		if err := waitLive("http://"+addr, exited, 60*time.Second); err == nil {
-			break
-		} else if attempt == 2 {
-			t.Fatalf("minio did not start: %v\n%s", err, tail(logPath, 40))
-		}
-		cmd.Process.Kill()
+	srv, err := minio.Start(minio.Options{Bin: bin, Dir: t.TempDir(), User: e2eMinioUser, Password: e2eMinioPassword, Env: serverEnv(nil)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	cl, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(e2eMinioUser, e2eMinioPassword, "")})
-	must(t, err)
-	return &minioE2E{endpoint: "http://" + addr, client: cl}
-}
-
-func waitLive(endpoint string, exited chan struct{}, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("minio exited")
-		default:
-		}
-		resp, err := http.Get(endpoint + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("not live within %s", timeout)
+	t.Cleanup(srv.Stop)
+	return &minioE2E{Server: srv, endpoint: srv.Endpoint}
 }
 
 // bucket creates a bucket and returns the storage section for registryd.
 func (m *minioE2E) bucket(t *testing.T) (string, string) {
 	t.Helper()
-	name := fmt.Sprintf("e2e-%d-%d", os.Getpid(), e2eBuckets.Add(1))
-	must(t, m.client.MakeBucket(context.Background(), name, minio.MakeBucketOptions{}))
+	name, err := m.NewBucket("e2e")
+	must(t, err)
 	yml := fmt.Sprintf(`  s3:
     bucket: %s
     regionendpoint: %s
@@ -147,7 +71,7 @@ func (m *minioE2E) bucket(t *testing.T) (string, string) {
 func (m *minioE2E) keys(t *testing.T, bucket, prefix string) []string {
 	t.Helper()
 	var out []string
-	for oi := range m.client.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+	for oi := range m.Client.ListObjects(context.Background(), bucket, miniogo.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		must(t, oi.Err)
 		out = append(out, oi.Key)
 	}

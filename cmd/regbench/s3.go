@@ -5,17 +5,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+	miniogo "github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/internal/minio"
 )
 
 // The s3 workload runs the big push and pull against each server's S3
@@ -109,102 +105,16 @@ func bucketName(name string, rep int) string {
 
 // minioServer is the benchmark's MinIO.
 type minioServer struct {
-	Endpoint string // http://127.0.0.1:PORT
-	Dir      string
-	client   *minio.Client
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	logPath  string
+	*minio.Server
 }
 
 // startMinio starts bin as a single-drive MinIO over dir on loopback.
 func startMinio(bin, dir string) (*minioServer, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+	srv, err := minio.Start(minio.Options{Bin: bin, Dir: dir, User: minioUser, Password: minioPassword, Env: cleanEnv()})
+	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "minio.log")
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		console, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, "server", filepath.Join(dir, "data"), "--quiet", "--address", addr, "--console-address", console)
-		cmd.Env = append(cleanEnv(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword,
-			"MINIO_BROWSER=off", "MINIO_UPDATE=off")
-		cmd.Stdout, cmd.Stderr = lf, lf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			lf.Close()
-			return nil, err
-		}
-		lf.Close()
-		m := &minioServer{Endpoint: "http://" + addr, Dir: dir, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
-		go func() { cmd.Wait(); close(m.exited) }()
-		if lastErr = m.waitLive(60 * time.Second); lastErr == nil {
-			m.client, err = minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(minioUser, minioPassword, "")})
-			if err != nil {
-				m.Stop()
-				return nil, err
-			}
-			return m, nil
-		}
-		m.Stop()
-	}
-	return nil, fmt.Errorf("minio did not start: %v\n%s", lastErr, tailFile(logPath, 20))
-}
-
-func (m *minioServer) waitLive(timeout time.Duration) error {
-	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-m.exited:
-			return fmt.Errorf("minio exited")
-		default:
-		}
-		resp, err := c.Get(m.Endpoint + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("not live within %s", timeout)
-}
-
-// MakeBucket creates a bucket.
-func (m *minioServer) MakeBucket(name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return m.client.MakeBucket(ctx, name, minio.MakeBucketOptions{})
-}
-
-// RemoveBucket deletes a bucket with everything in it (MinIO's force
-// delete: objects and incomplete multipart uploads).
-func (m *minioServer) RemoveBucket(name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	return m.client.RemoveBucketWithOptions(ctx, name, minio.RemoveBucketOptions{ForceDelete: true})
-}
-
-// Stop kills MinIO (its data is scratch).
-func (m *minioServer) Stop() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	<-m.exited
+	return &minioServer{srv}, nil
 }
 
 // failReason shortens a failure for the S3 table's footnote: the error's
@@ -242,13 +152,13 @@ func (m *minioServer) direct(bucket string, a bigBlob) (put, get float64, err er
 	defer m.RemoveBucket(bucket)
 	ctx := context.Background()
 	start := time.Now()
-	if _, err = m.client.PutObject(ctx, bucket, "blob", newPRNG(a.Seed, a.Size), a.Size,
-		minio.PutObjectOptions{PartSize: 10 << 20, ContentType: "application/octet-stream"}); err != nil {
+	if _, err = m.Client.PutObject(ctx, bucket, "blob", newPRNG(a.Seed, a.Size), a.Size,
+		miniogo.PutObjectOptions{PartSize: 10 << 20, ContentType: "application/octet-stream"}); err != nil {
 		return
 	}
 	put = mbps(a.Size, time.Since(start))
 	start = time.Now()
-	obj, err := m.client.GetObject(ctx, bucket, "blob", minio.GetObjectOptions{})
+	obj, err := m.Client.GetObject(ctx, bucket, "blob", miniogo.GetObjectOptions{})
 	if err != nil {
 		return
 	}

@@ -7,21 +7,15 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
+	minioserver "github.com/registryd/registryd/internal/minio"
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/testsuite"
 )
@@ -39,124 +33,41 @@ const (
 	minioPassword = "registryd-test-secret"
 )
 
-type minioServer struct {
-	endpoint string // http://127.0.0.1:port
-	err      error
-	cmd      *exec.Cmd
-	dir      string
-	buckets  atomic.Int64
-}
-
 var (
 	minioOnce sync.Once
-	theMinio  *minioServer
+	theMinio  *minioserver.Server
+	minioDir  string
+	minioErr  error
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if theMinio != nil && theMinio.cmd != nil {
-		_ = theMinio.cmd.Process.Kill()
-		_ = theMinio.cmd.Wait()
-		_ = os.RemoveAll(theMinio.dir)
+	theMinio.Stop()
+	if minioDir != "" {
+		_ = os.RemoveAll(minioDir)
 	}
 	os.Exit(code)
 }
 
-func findMinio() string {
-	if p := os.Getenv("REGISTRYD_MINIO"); p != "" {
-		return p
-	}
-	var cands []string
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				cands = append(cands, filepath.Join(d, ".cache", "bin", "minio"))
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			cands = append(cands, filepath.Join(gp, "bin", "minio"))
-		}
-	}
-	for _, c := range cands {
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return c
-		}
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	return ""
-}
-
-func freePort(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startMinio starts the shared server once.
-func startMinio(t testing.TB) *minioServer {
+func startMinio(t testing.TB) *minioserver.Server {
 	t.Helper()
 	minioOnce.Do(func() {
-		theMinio = &minioServer{}
-		bin := findMinio()
+		bin := minioserver.Find("")
 		if bin == "" {
-			theMinio.err = fmt.Errorf("no minio binary: run scripts/install-deps.sh, or set REGISTRYD_MINIO")
+			minioErr = fmt.Errorf("no minio binary: run scripts/install-deps.sh, or set REGISTRYD_MINIO")
 			return
 		}
-		dir, err := os.MkdirTemp("", "registryd-minio-")
-		if err != nil {
-			theMinio.err = err
+		if minioDir, minioErr = os.MkdirTemp("", "registryd-minio-"); minioErr != nil {
 			return
 		}
-		theMinio.dir = dir
-		addr := freePort(t)
-		cmd := exec.Command(bin, "server", filepath.Join(dir, "data"), "--quiet", "--address", addr, "--console-address", freePort(t))
-		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword,
-			"MINIO_BROWSER=off", "MINIO_UPDATE=off")
-		logf, err := os.Create(filepath.Join(dir, "minio.log"))
-		if err == nil {
-			cmd.Stdout, cmd.Stderr = logf, logf
-		}
-		// never outlive the test binary (a -timeout panic skips TestMain's cleanup)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			theMinio.err = err
-			return
-		}
-		theMinio.cmd = cmd
-		theMinio.endpoint = "http://" + addr
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			resp, err := http.Get(theMinio.endpoint + "/minio/health/live")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(dir, "minio.log"))
-				theMinio.err = fmt.Errorf("minio did not become live at %s: %v\n%s", addr, err, log)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		theMinio, minioErr = minioserver.Start(minioserver.Options{Bin: bin, Dir: minioDir, User: minioUser, Password: minioPassword})
 	})
-	if theMinio.err != nil {
+	if minioErr != nil {
 		if os.Getenv("REGISTRYD_S3_SKIP") == "1" {
-			t.Skipf("!!! SKIPPING S3 TESTS (REGISTRYD_S3_SKIP=1): %v", theMinio.err)
+			t.Skipf("!!! SKIPPING S3 TESTS (REGISTRYD_S3_SKIP=1): %v", minioErr)
 		}
-		t.Fatalf("S3 tests need MinIO: %v (set REGISTRYD_S3_SKIP=1 to skip them)", theMinio.err)
+		t.Fatalf("S3 tests need MinIO: %v (set REGISTRYD_S3_SKIP=1 to skip them)", minioErr)
 	}
 	return theMinio
 }
@@ -165,9 +76,12 @@ func startMinio(t testing.TB) *minioServer {
 func newTestDriver(t testing.TB, mod func(*Parameters)) *Driver {
 	t.Helper()
 	srv := startMinio(t)
-	bucket := fmt.Sprintf("test-%d-%d", os.Getpid(), srv.buckets.Add(1))
+	bucket, err := srv.NewBucket("test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := Parameters{
-		AccessKey: minioUser, SecretKey: minioPassword, RegionEndpoint: srv.endpoint,
+		AccessKey: minioUser, SecretKey: minioPassword, RegionEndpoint: srv.Endpoint,
 		Bucket: bucket, ForcePathStyle: true, RootDirectory: "/registry",
 		ChunkSize: MinChunkSize,
 	}
@@ -176,9 +90,6 @@ func newTestDriver(t testing.TB, mod func(*Parameters)) *Driver {
 	}
 	d, err := New(p)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Client().MakeBucket(context.Background(), bucket, minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return d
