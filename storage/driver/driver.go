@@ -255,3 +255,72 @@ type DirLister interface {
 	// directory is PathNotFoundError.
 	ListDir(ctx context.Context, p string) ([]string, FileInfo, error)
 }
+
+// WriterState is the lifecycle every FileWriter shares, kept in one place so
+// that all drivers refuse the same misuse with the same errors: nothing is
+// written or committed after Close or Cancel, nothing written after Commit,
+// Close and Cancel at most once between them. A driver's writer embeds it
+// with DriverName set and calls the Begin methods before doing the work.
+type WriterState struct {
+	DriverName                   string
+	closed, committed, cancelled bool
+}
+
+// Usable reports why the writer can no longer be written to or committed,
+// or nil.
+func (s *WriterState) Usable() error {
+	switch {
+	case s.cancelled:
+		return s.misuse("cancelled")
+	case s.closed:
+		return s.misuse("closed")
+	case s.committed:
+		return s.misuse("committed")
+	}
+	return nil
+}
+
+// BeginCommit checks that the writer may commit and marks it committed.
+func (s *WriterState) BeginCommit() error {
+	if err := s.Usable(); err != nil {
+		return err
+	}
+	s.committed = true
+	return nil
+}
+
+// BeginClose checks that the writer may close (also after Commit) and
+// marks it closed.
+func (s *WriterState) BeginClose() error {
+	if err := s.endable(); err != nil {
+		return err
+	}
+	s.closed = true
+	return nil
+}
+
+// BeginCancel checks that the writer may cancel and marks it cancelled.
+func (s *WriterState) BeginCancel() error {
+	if err := s.endable(); err != nil {
+		return err
+	}
+	s.cancelled = true
+	return nil
+}
+
+// Committed reports whether Commit was called.
+func (s *WriterState) Committed() bool { return s.committed }
+
+func (s *WriterState) endable() error {
+	switch {
+	case s.cancelled:
+		return s.misuse("cancelled")
+	case s.closed:
+		return s.misuse("closed")
+	}
+	return nil
+}
+
+func (s *WriterState) misuse(what string) error {
+	return fmt.Errorf("%s: writer already %s", s.DriverName, what)
+}

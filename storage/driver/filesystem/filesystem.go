@@ -374,7 +374,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 			return nil, err
 		}
 	}
-	return &writer{f: f, size: size}, nil
+	return &writer{f: f, size: size, WriterState: driver.WriterState{DriverName: name}}, nil
 }
 
 // writeBufs holds the Writers' buffers: a small upload would otherwise
@@ -382,35 +382,14 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
 type writer struct {
-	f         *os.File
-	bw        *bufio.Writer // from writeBufs, taken at the first Write
-	size      int64
-	closed    bool
-	committed bool
-	cancelled bool
-}
-
-var (
-	errClosed    = errors.New("filesystem: writer already closed")
-	errCommitted = errors.New("filesystem: writer already committed")
-	errCancelled = errors.New("filesystem: writer already cancelled")
-)
-
-// usable reports why the writer cannot be written to or committed, if so.
-func (w *writer) usable() error {
-	switch {
-	case w.cancelled:
-		return errCancelled
-	case w.closed:
-		return errClosed
-	case w.committed:
-		return errCommitted
-	}
-	return nil
+	f    *os.File
+	bw   *bufio.Writer // from writeBufs, taken at the first Write
+	size int64
+	driver.WriterState
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if err := w.usable(); err != nil {
+	if err := w.Usable(); err != nil {
 		return 0, err
 	}
 	if w.bw == nil {
@@ -443,13 +422,9 @@ func (w *writer) release() {
 // Close flushes what is buffered and closes the file. It is allowed after
 // Commit, and required.
 func (w *writer) Close() error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginClose(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
 	ferr := w.flush()
 	w.release()
 	cerr := w.f.Close()
@@ -461,13 +436,9 @@ func (w *writer) Close() error {
 
 // Cancel closes the writer and removes the file.
 func (w *writer) Cancel(ctx context.Context) error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginCancel(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.cancelled = true
 	w.release()
 	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -479,10 +450,9 @@ func (w *writer) Cancel(ctx context.Context) error {
 // Commit flushes and syncs the file, so its content survives a crash from
 // here on. The file's directory entry was synced when it was created.
 func (w *writer) Commit(ctx context.Context) error {
-	if err := w.usable(); err != nil {
+	if err := w.BeginCommit(); err != nil {
 		return err
 	}
-	w.committed = true
 	if err := w.flush(); err != nil {
 		return err
 	}

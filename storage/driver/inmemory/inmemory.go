@@ -241,42 +241,22 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		n.data = []byte{} // a new slice: snapshots keep the old bytes
 		n.modTime = now
 	}
-	return &writer{d: d, n: n, path: p, size: int64(len(n.data))}, nil
+	return &writer{d: d, n: n, path: p, size: int64(len(n.data)), WriterState: driver.WriterState{DriverName: name}}, nil
 }
 
 type writer struct {
-	d         *Driver
-	n         *node
-	path      string
-	size      int64
-	closed    bool
-	committed bool
-	cancelled bool
-}
-
-var (
-	errClosed    = errors.New(name + ": writer already closed")
-	errCommitted = errors.New(name + ": writer already committed")
-	errCancelled = errors.New(name + ": writer already cancelled")
-)
-
-func (w *writer) usable() error {
-	switch {
-	case w.cancelled:
-		return errCancelled
-	case w.closed:
-		return errClosed
-	case w.committed:
-		return errCommitted
-	}
-	return nil
+	d    *Driver
+	n    *node
+	path string
+	size int64
+	driver.WriterState
 }
 
 // Write appends to the file the writer opened, like a file descriptor:
 // if the path was deleted or replaced meanwhile the bytes go nowhere
 // visible.
 func (w *writer) Write(b []byte) (int, error) {
-	if err := w.usable(); err != nil {
+	if err := w.Usable(); err != nil {
 		return 0, err
 	}
 	if len(b) == 0 {
@@ -293,25 +273,17 @@ func (w *writer) Write(b []byte) (int, error) {
 func (w *writer) Size() int64 { return w.size }
 
 func (w *writer) Close() error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginClose(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
 	return nil
 }
 
 // Cancel closes the writer and removes the file at its path.
 func (w *writer) Cancel(ctx context.Context) error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginCancel(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.cancelled = true
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
 	if n := w.d.lookup(w.path); n != nil && !n.isDir() {
@@ -321,10 +293,9 @@ func (w *writer) Cancel(ctx context.Context) error {
 }
 
 func (w *writer) Commit(ctx context.Context) error {
-	if err := w.usable(); err != nil {
+	if err := w.BeginCommit(); err != nil {
 		return err
 	}
-	w.committed = true
 	return nil
 }
 

@@ -41,7 +41,7 @@ func (d *Driver) Writer(ctx context.Context, p string, appending bool) (driver.F
 		return nil, err
 	}
 	key := d.key(p)
-	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: key, target: key,
+	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: key, target: key, WriterState: driver.WriterState{DriverName: name},
 		buf: make([]byte, 0, min(d.chunkSize, 1<<20))}
 	if !appending {
 		w.dirty = true // Close replaces (truncates) the object even if nothing is written
@@ -120,29 +120,11 @@ type writer struct {
 	uploadID string
 	parts    []minio.CompletePart
 
-	closed, committed, cancelled bool
-}
-
-var (
-	errClosed    = errors.New("s3: writer already closed")
-	errCommitted = errors.New("s3: writer already committed")
-	errCancelled = errors.New("s3: writer already cancelled")
-)
-
-func (w *writer) usable() error {
-	switch {
-	case w.cancelled:
-		return errCancelled
-	case w.closed:
-		return errClosed
-	case w.committed:
-		return errCommitted
-	}
-	return nil
+	driver.WriterState
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if err := w.usable(); err != nil {
+	if err := w.Usable(); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -289,14 +271,10 @@ func (w *writer) abort(ctx context.Context) {
 // Close writes what the writer received into the object, where a later
 // appending Writer finds it.
 func (w *writer) Close() error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginClose(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
-	if w.committed {
+	if w.Committed() {
 		return nil
 	}
 	err := w.finish(w.ctx)
@@ -309,13 +287,9 @@ func (w *writer) Close() error {
 // Cancel aborts the multipart upload and removes the object: its base,
 // then its segments.
 func (w *writer) Cancel(ctx context.Context) error {
-	if w.cancelled {
-		return errCancelled
+	if err := w.BeginCancel(); err != nil {
+		return err
 	}
-	if w.closed {
-		return errClosed
-	}
-	w.cancelled = true
 	w.abort(ctx)
 	w.buf = nil
 	if err := w.d.client.RemoveObject(ctx, w.d.bucket, w.key, minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
@@ -327,9 +301,8 @@ func (w *writer) Cancel(ctx context.Context) error {
 
 // Commit completes the object: once it returns, the content is stored.
 func (w *writer) Commit(ctx context.Context) error {
-	if err := w.usable(); err != nil {
+	if err := w.BeginCommit(); err != nil {
 		return err
 	}
-	w.committed = true
 	return w.finish(ctx)
 }
