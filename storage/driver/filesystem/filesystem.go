@@ -374,7 +374,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 			return nil, err
 		}
 	}
-	return &writer{f: f, size: size, WriterState: driver.WriterState{DriverName: name}}, nil
+	return &writer{f: f, size: size, wb: size, WriterState: driver.WriterState{DriverName: name}}, nil
 }
 
 // writeBufs holds the Writers' buffers: a small upload would otherwise
@@ -385,8 +385,13 @@ type writer struct {
 	f    *os.File
 	bw   *bufio.Writer // from writeBufs, taken at the first Write
 	size int64
+	wb   int64 // offset up to which writeback has been started
 	driver.WriterState
 }
+
+// writeBehind is how much written data accumulates before the writer
+// starts its writeback (startWriteback).
+const writeBehind = 8 << 20
 
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.Usable(); err != nil {
@@ -398,10 +403,27 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.bw.Write(p)
 	w.size += int64(n)
+	if done := w.size - int64(w.bw.Buffered()); done-w.wb >= writeBehind {
+		w.writeback(done)
+	}
 	return n, err
 }
 
 func (w *writer) Size() int64 { return w.size }
+
+// writeback starts the writeback of what was written since the last one,
+// up to offset end.
+func (w *writer) writeback(end int64) {
+	if writebackHook != nil {
+		writebackHook(w.f.Name(), w.wb, end-w.wb)
+	}
+	startWriteback(w.f, w.wb, end-w.wb)
+	w.wb = end
+}
+
+// writebackHook, when set (tests), sees every range a writer starts the
+// writeback of.
+var writebackHook func(name string, off, n int64)
 
 func (w *writer) flush() error {
 	if w.bw == nil {
@@ -427,6 +449,13 @@ func (w *writer) Close() error {
 	}
 	ferr := w.flush()
 	w.release()
+	if ferr == nil && !w.Committed() && w.size-w.wb >= writeBehind/8 {
+		// The rest of what this writer wrote: an upload's next PATCH may
+		// come much later, and its Commit then finds this on disk. Small
+		// files are left to the kernel, and after Commit's fsync there is
+		// nothing left to write.
+		w.writeback(w.size)
+	}
 	cerr := w.f.Close()
 	if ferr != nil {
 		return ferr

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -569,4 +570,77 @@ func TestFlush(t *testing.T) {
 	if err := d.Flush(ctx, "/a/../b"); !errors.As(err, new(driver.InvalidPathError)) {
 		t.Fatalf("Flush of an invalid path: %v", err)
 	}
+}
+
+// TestWriteBehind checks that a writer starts the writeback of what it
+// writes in order, each byte once, so that Commit's fsync finds little
+// left to write: every full writeBehind window as it is written and, at
+// Close, the rest unless it is small.
+func TestWriteBehind(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name    string
+		initial int64   // bytes in the file before the writer opens it (append)
+		writes  []int64 // sizes of the Write calls
+		commit  bool
+		want    [][2]int64
+	}{
+		{"small file, none", 0, []int64{4096}, false, nil},
+		{"just under the close threshold", 0, []int64{writeBehind/8 - 1}, false, nil},
+		{"close threshold", 0, []int64{writeBehind / 8}, false, [][2]int64{{0, writeBehind / 8}}},
+		{"one window in 1 MiB writes", 0, repeat(mib, 8), false, [][2]int64{{0, writeBehind}}},
+		{"windows then a tail", 0, repeat(mib, 20), false, [][2]int64{{0, 8 * mib}, {8 * mib, 8 * mib}, {16 * mib, 4 * mib}}},
+		{"odd sizes", 0, repeat(3*mib, 6), false, [][2]int64{{0, 9 * mib}, {9 * mib, 9 * mib}}},
+		{"appending writer starts at the end", 5 * mib, repeat(mib, 9), false, [][2]int64{{5 * mib, 8 * mib}, {13 * mib, mib}}},
+		{"appending small chunk", 5 * mib, []int64{100}, false, nil},
+		{"committed: the fsync writes the tail", 0, repeat(mib, 12), true, [][2]int64{{0, 8 * mib}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t)
+			ctx := context.Background()
+			if tc.initial > 0 {
+				if err := d.PutContent(ctx, "/f", make([]byte, tc.initial)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got [][2]int64
+			writebackHook = func(name string, off, n int64) { got = append(got, [2]int64{off, n}) }
+			defer func() { writebackHook = nil }()
+			w, err := d.Writer(ctx, "/f", tc.initial > 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total int64
+			for _, n := range tc.writes {
+				if _, err := w.Write(make([]byte, n)); err != nil {
+					t.Fatal(err)
+				}
+				total += n
+			}
+			if tc.commit {
+				if err := w.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("writeback ranges %v, want %v", got, tc.want)
+			}
+			fi, err := d.Stat(ctx, "/f")
+			if err != nil || fi.Size() != tc.initial+total {
+				t.Fatalf("size %v (%v), want %d", fi, err, tc.initial+total)
+			}
+		})
+	}
+}
+
+func repeat(n int64, times int) []int64 {
+	out := make([]int64, times)
+	for i := range out {
+		out[i] = n
+	}
+	return out
 }
