@@ -2,9 +2,11 @@ package v2
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -72,15 +74,63 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 	}
 	defer rc.Close()
 	w.WriteHeader(status)
-	// io.CopyN wraps rc in an io.LimitedReader; net/http's ReadFrom sees
-	// through it to the *os.File and sends with sendfile.
-	_, err = io.CopyN(w, rc, length)
+	err = sendBlob(w, r, rc, length)
 	// A download is one pull: a Range request that resumes it is not
 	// another, nor is a download the client broke off.
 	if err == nil && start == 0 {
 		a.notify(w, r, notifications.ActionPull, a.blobTarget(r, repo, desc))
 	}
 	return nil
+}
+
+// sendBlob writes the first length bytes of rc to the client.
+//
+// To a remote client that is io.CopyN: it wraps rc in an io.LimitedReader,
+// and net/http's ReadFrom sees through it to the filesystem driver's
+// *os.File and sends with sendfile(2), so the bytes never cross user space
+// and the server spends almost no CPU on them.
+//
+// To a client on the same host (a reverse proxy in front of registryd, a
+// CI job pulling from a local registry) a copy through a large buffer is
+// faster: the peer then reads bytes this copy has just brought into the
+// CPU caches the two share, where after sendfile it reads page-cache pages
+// that no core has touched. On the 2-core benchmark machine a 1 GiB pull
+// over loopback measured sendfile at 1.8 GB/s and the copy at 2.4 GB/s
+// (curl to /dev/null), and 1.0 against 1.1 GB/s for a client that hashes
+// what it reads; BENCH.md has the run.
+func sendBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, length int64) error {
+	if !fromLoopback(r) {
+		_, err := io.CopyN(w, rc, length)
+		return err
+	}
+	bp := loopbackBufs.Get().(*[]byte)
+	defer loopbackBufs.Put(bp)
+	// Neither side may offer its shortcut (ReadFrom, WriteTo), or the
+	// copy would go back to sendfile or to small buffers.
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, &io.LimitedReader{R: rc, N: length}, *bp)
+	if err == nil && n < length {
+		// As io.CopyN says: the blob ended early (it was truncated on
+		// disk), and the client got less than Content-Length promised.
+		err = io.EOF
+	}
+	return err
+}
+
+// loopbackBufs holds sendBlob's buffers; one is in use per download to a
+// local client.
+var loopbackBufs = sync.Pool{New: func() any { b := make([]byte, loopbackBufSize); return &b }}
+
+const loopbackBufSize = 1 << 20
+
+// fromLoopback reports whether the request came over a loopback
+// connection (it was accepted on a loopback address).
+func fromLoopback(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // parseRange reads a single byte range. An absent or unparsable header, or
