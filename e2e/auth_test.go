@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 // The users of the auth tests and what the access rules give them:
@@ -105,9 +107,9 @@ func startAuthRegistrydTLS(t *testing.T, mode string, ca *testCA) *authServer {
 	s := &authServer{LogPath: filepath.Join(dir, "registryd.log"), TLS: ca}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		addr, err := localsrv.FreeAddr()
 		must(t, err)
-		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		s.Addr = addr
 		cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info

@@ -1,13 +1,14 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 // TestContainerImage builds the image with `make image` through a private
@@ -77,11 +78,10 @@ func TestContainerImage(t *testing.T) {
 // and removes the container, by id, when the test ends.
 func runContainer(t *testing.T, d *dockerd, extra ...string) string {
 	t.Helper()
-	port, err := freePort()
+	addr, err := localsrv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"run", "-d", "--network", "host", "-e", "REGISTRY_HTTP_ADDR=" + addr}, extra...)
 	id := d.run(t, append(args, "registryd:dev")...)
 	t.Cleanup(func() { tryCmd(d.env, time.Minute, d.cli, "rm", "-f", id) })

@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,6 +38,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 const installHint = "run scripts/install-deps.sh (make test does)"
@@ -228,11 +229,11 @@ func startServerStorage(t testing.TB, name, bin, rootDir, storageYAML string, ex
 	})
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		addr, err := localsrv.FreeAddr()
 		if err != nil {
 			t.Fatalf("free port: %v", err)
 		}
-		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		s.Addr = addr
 		if err := s.writeConfig(); err != nil {
 			t.Fatal(err)
 		}
@@ -273,15 +274,6 @@ http:
   addr: %s
 `, serverLogLvl, drv, s.Addr)
 	return os.WriteFile(s.Config, []byte(cfg), 0o644)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // start runs the process and waits until GET /v2/ answers 200.
@@ -421,17 +413,8 @@ func (s *Server) dumpLog() {
 	s.t.Logf("---- %s log (%s), last lines:\n%s", s.Name, s.LogPath, tail(s.LogPath, 60))
 }
 
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+// tail is the end of a server's log, for failure messages.
+func tail(path string, n int) string { return localsrv.Tail(path, n) }
 
 // ---------------------------------------------------------------- commands
 

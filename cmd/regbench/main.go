@@ -44,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 func decodeJSON(resp *http.Response, v any) error {
@@ -495,7 +497,7 @@ func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, 
 	syscall.Sync()
 	mono, ch, pl, r, err := runBigPush(s, a, bb, chunk, rep+1)
 	if err != nil {
-		err = fmt.Errorf("%v\nserver log:\n%s", err, tailFile(s.logPath, 20))
+		err = fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(s.logPath, 20))
 		fail(s, err)
 		return
 	}
@@ -565,7 +567,7 @@ func (b *bench) stop(s *server) {
 func (b *bench) check(s *server, err error) {
 	if err != nil {
 		s.Stop()
-		fatalf("%s: %v\nserver log:\n%s", s.t.Name, err, tailFile(s.logPath, 20))
+		fatalf("%s: %v\nserver log:\n%s", s.t.Name, err, localsrv.Tail(s.logPath, 20))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 // target is one registry implementation under test.
@@ -34,15 +35,6 @@ type server struct {
 }
 
 func (s *server) URL(p string) string { return "http://" + s.Addr + p }
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
 
 // writeConfig writes the config every server gets: filesystem storage,
 // deletes enabled, log level error, catalog pages up to 100,000 entries.
@@ -91,7 +83,7 @@ func startServer(t target, root, work string, debug bool) (*server, error) {
 func startServerWith(t target, root, work string, debug bool, driver string) (*server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freeAddr()
+		addr, err := localsrv.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +91,7 @@ func startServerWith(t target, root, work string, debug bool, driver string) (*s
 			Config:  filepath.Join(work, t.Name+".yml"),
 			logPath: filepath.Join(work, t.Name+".log")}
 		if debug {
-			if s.Debug, err = freeAddr(); err != nil {
+			if s.Debug, err = localsrv.FreeAddr(); err != nil {
 				return nil, err
 			}
 		}
@@ -135,7 +127,7 @@ func (s *server) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("%s exited at startup:\n%s", s.t.Name, tailFile(s.logPath, 20))
+			return fmt.Errorf("%s exited at startup:\n%s", s.t.Name, localsrv.Tail(s.logPath, 20))
 		default:
 		}
 		resp, err := c.Get(s.URL("/v2/"))
@@ -149,7 +141,7 @@ func (s *server) start() error {
 		time.Sleep(30 * time.Millisecond)
 	}
 	s.Stop()
-	return fmt.Errorf("%s not ready in 20s:\n%s", s.t.Name, tailFile(s.logPath, 20))
+	return fmt.Errorf("%s not ready in 20s:\n%s", s.t.Name, localsrv.Tail(s.logPath, 20))
 }
 
 // Stop ends the process (SIGTERM, then SIGKILL after 10 s).
@@ -207,13 +199,4 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-func tailFile(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -8,7 +8,6 @@ package minio
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/registryd/registryd/internal/localsrv"
 )
 
 // RepoRoot is the nearest directory at or above the working directory
@@ -131,11 +132,11 @@ func Start(o Options) (*Server, error) {
 	logPath := filepath.Join(o.Dir, "minio.log")
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freeAddr()
+		addr, err := localsrv.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
-		console, err := freeAddr()
+		console, err := localsrv.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +167,7 @@ func Start(o Options) (*Server, error) {
 		}
 		s.Stop()
 	}
-	return nil, fmt.Errorf("minio did not start: %v\n%s", lastErr, tail(logPath, 40))
+	return nil, fmt.Errorf("minio did not start: %v\n%s", lastErr, localsrv.Tail(logPath, 40))
 }
 
 func (s *Server) waitLive(timeout time.Duration) error {
@@ -220,25 +221,4 @@ func (s *Server) Stop() {
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
