@@ -259,6 +259,7 @@ func main() {
 	}
 	var catFixture string
 	var gcWantBlobs int
+	var gcFloor []float64 // removalFloor per repetition
 	if want["catalog"] {
 		catFixture = filepath.Join(work, "fixture-catalog")
 		defer os.RemoveAll(catFixture)
@@ -399,6 +400,12 @@ func main() {
 				os.RemoveAll(root)
 			}
 		}
+		if want["gc"] {
+			secs, err := removalFloor(work, *gcImages)
+			check(err)
+			gcFloor = append(gcFloor, secs)
+			logf("rep %d gc floor: the same garbage removed with an unlink and an rmdir each, %.2fs", rep+1, secs)
+		}
 		if want["s3"] {
 			// Interleaved as the others: registryd on S3 and on the
 			// filesystem, then each reference on S3.
@@ -434,6 +441,10 @@ func main() {
 		mPush.Limit = lim(lIdeal)
 		mChunk.Limit = lim(lIdeal)
 		mPull.Limit = lim(lLoop, lSHA)
+	}
+	if len(gcFloor) > 0 {
+		// Nothing can collect faster than it can remove the garbage.
+		mGC.Limit = median(gcFloor)
 	}
 	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n\n",
 		*reps, time.Since(runStart).Round(time.Second))
