@@ -342,6 +342,9 @@ func main() {
 				b.check(s, err)
 				mCatWalk.add(t.Name, el.Seconds())
 				warnCount(t.Name, "catalog walk", items, *repos+1)
+				if pages == 1 && items > 100 {
+					mCatWalk.unlike(t.Name, "answers the walk in one page, ignoring n")
+				}
 				_, _, first, err := walk1(s, "/v2/_catalog?n=100")
 				b.check(s, err)
 				mCatPage.add(t.Name, first.Seconds()*1000)
@@ -353,6 +356,11 @@ func main() {
 				b.check(s, err)
 				mTagWalk.add(t.Name, tel.Seconds())
 				warnCount(t.Name, "tags walk", titems, *tags)
+				if tpages == 1 && titems > 100 {
+					// docker-registry 2.8 ignores n on tags/list: a
+					// walk of 100 pages is compared with one response.
+					mTagWalk.unlike(t.Name, "answers the walk in one page, ignoring n")
+				}
 				_, _, tel1, err := walk1(s, "/v2/tags/many/tags/list")
 				b.check(s, err)
 				mTagOne.add(t.Name, tel1.Seconds())

@@ -22,6 +22,18 @@ type metric struct {
 	TargetRatio float64
 	TargetAbs   float64
 	Note        string
+	// Unlike holds the servers whose figure measures something else (a
+	// "walk" answered in one page, ignoring n), with why: they are shown,
+	// marked, and left out of the best reference.
+	Unlike map[string]string
+}
+
+// unlike marks server's figures as not comparable, for why.
+func (m *metric) unlike(server, why string) {
+	if m.Unlike == nil {
+		m.Unlike = map[string]string{}
+	}
+	m.Unlike[server] = why
 }
 
 func (m *metric) add(server string, v float64) {
@@ -49,7 +61,7 @@ func (m *metric) ratio(subject string, refs []string) float64 {
 	best := math.NaN()
 	for _, r := range refs {
 		v := median(m.Vals[r])
-		if math.IsNaN(v) {
+		if math.IsNaN(v) || m.Unlike[r] != "" {
 			continue
 		}
 		if math.IsNaN(best) || (m.Higher && v > best) || (!m.Higher && v < best) {
@@ -128,8 +140,14 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 	rows := [][]string{header}
 	for _, m := range ms {
 		r := []string{m.Name, m.Unit, num(median(m.Vals[subject]))}
+		var notes []string
 		for _, ref := range refs {
-			r = append(r, num(median(m.Vals[ref])))
+			cell := num(median(m.Vals[ref]))
+			if why := m.Unlike[ref]; why != "" {
+				cell += " *"
+				notes = append(notes, "* "+ref+": "+why+", not in the ratio")
+			}
+			r = append(r, cell)
 		}
 		ratio := m.ratio(subject, refs)
 		rs := "–"
@@ -145,7 +163,10 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 			tg += " " + v
 		}
 		if m.Note != "" {
-			tg = strings.TrimSpace(tg + " (" + m.Note + ")")
+			notes = append([]string{m.Note}, notes...)
+		}
+		if len(notes) > 0 {
+			tg = strings.TrimSpace(tg + " (" + strings.Join(notes, "; ") + ")")
 		}
 		r = append(r, rs, lim, tg)
 		rows = append(rows, r)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,35 @@ func TestFormatTable(t *testing.T) {
 			t.Errorf("ragged table:\n%s", got)
 			break
 		}
+	}
+}
+
+// TestUnlike: a server whose figure measures something else is shown
+// marked, explained, and left out of the best reference.
+func TestUnlike(t *testing.T) {
+	walk := &metric{Name: "tags walk", Unit: "s", TargetRatio: 0.1}
+	walk.add("registryd", 0.02)
+	walk.add("ref", 0.008)
+	walk.add("v3", 0.6)
+	if r := walk.ratio("registryd", []string{"ref", "v3"}); math.Abs(r-2.5) > 1e-9 {
+		t.Fatalf("ratio before marking %v, want 2.5 (against ref)", r)
+	}
+	walk.unlike("ref", "answers the walk in one page, ignoring n")
+	if r := walk.ratio("registryd", []string{"ref", "v3"}); math.Abs(r-0.02/0.6) > 1e-9 {
+		t.Errorf("ratio %v, want %v (against v3 alone)", r, 0.02/0.6)
+	}
+	if v := walk.verdict("registryd", []string{"ref", "v3"}); v != "pass" {
+		t.Errorf("verdict %q, want pass", v)
+	}
+	got := formatTable([]*metric{walk}, "registryd", []string{"ref", "v3"})
+	for _, w := range []string{" 0.008 * ", "0.0333×", "* ref: answers the walk in one page, ignoring n, not in the ratio"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("table lacks %q:\n%s", w, got)
+		}
+	}
+	// Everyone marked: no ratio, no verdict either way.
+	walk.unlike("v3", "x")
+	if v := walk.verdict("registryd", []string{"ref", "v3"}); v != "?" {
+		t.Errorf("verdict with no comparable reference %q, want ?", v)
 	}
 }
