@@ -149,14 +149,11 @@ func walk(s *server, path, field string) (items, pages int, el time.Duration, er
 		if resp, err = do(req, http.StatusOK); err != nil {
 			return
 		}
-		var body map[string]any
-		err = decodeJSON(resp, &body)
-		if err != nil {
+		var n int
+		if n, err = readList(resp, field); err != nil {
 			return
 		}
-		if l, ok := body[field].([]any); ok {
-			items += len(l)
-		}
+		items += n
 		pages++
 		next = nextLink(s.URL(""), resp.Header.Get("Link"))
 	}
