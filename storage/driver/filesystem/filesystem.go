@@ -42,9 +42,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +67,26 @@ const writeBufferSize = 1 << 20
 // Driver stores paths as files below a root directory.
 type Driver struct {
 	root string
+	ws   *watchState
 }
+
+// watchState holds the driver's directory watcher (driver.DirWatcher),
+// created on the first Watch: most drivers (tests, garbage-collect) never
+// watch anything and should not hold an inotify descriptor.
+type watchState struct {
+	root  string
+	w     atomic.Pointer[watcher]
+	mu    sync.Mutex // serialises creating and closing w
+	off   bool       // no watching: closed, or inotify unavailable
+	max   int
+	warnf func(format string, args ...any)
+}
+
+// defaultMaxWatches bounds the watches (and the memory they cost here and
+// in the kernel, which keeps every watched directory's inode) unless the
+// kernel's own limit (fs.inotify.max_user_watches) is lower: three per
+// repository, so enough for 300,000 repositories.
+const defaultMaxWatches = 1 << 20
 
 // New returns a driver rooted at rootDirectory, creating it (and its
 // parents) if needed.
@@ -87,7 +108,106 @@ func New(rootDirectory string) (*Driver, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("filesystem: root directory %s is not a directory", abs)
 	}
-	return &Driver{root: abs}, nil
+	d := &Driver{root: abs, ws: &watchState{root: abs, max: defaultMaxWatches}}
+	// A driver dropped without Close (tests make many) still releases its
+	// watcher's descriptor and goroutine once it is collected; the
+	// watcher does not refer to the driver, so it does not keep it alive.
+	runtime.AddCleanup(d, func(ws *watchState) { _ = ws.close() }, d.ws)
+	return d, nil
+}
+
+// Close releases the directory watcher, if one was started. The driver
+// stays usable; it no longer watches directories, so callers validate
+// listings by directory times again.
+func (d *Driver) Close() error { return d.ws.close() }
+
+// SetMaxWatches bounds the number of directories watched at once (the
+// kernel's fs.inotify.max_user_watches bounds it too); directories beyond
+// it are validated by their times. Call it before the first Watch.
+func (d *Driver) SetMaxWatches(n int) {
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	d.ws.max = n
+}
+
+// SetWarnf sets where the driver reports, once, that it cannot watch
+// every directory (a watch limit reached, inotify unavailable). Call it
+// before the first Watch.
+func (d *Driver) SetWarnf(f func(format string, args ...any)) {
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	d.ws.warnf = f
+}
+
+// Watch implements driver.DirWatcher.
+func (d *Driver) Watch(ctx context.Context, p string) (uint64, bool) {
+	if _, err := d.full(p); err != nil {
+		return 0, false
+	}
+	w := d.ws.get()
+	if w == nil {
+		return 0, false
+	}
+	return w.watchDir(p)
+}
+
+// DirVersion implements driver.DirWatcher.
+func (d *Driver) DirVersion(p string) (uint64, bool) {
+	w := d.ws.w.Load()
+	if w == nil {
+		return 0, false
+	}
+	return w.dirVersion(p)
+}
+
+// Sync implements driver.DirWatcher. Before the first Watch nothing is
+// watched and there is nothing to apply.
+func (d *Driver) Sync(ctx context.Context) error {
+	w := d.ws.w.Load()
+	if w == nil {
+		return nil
+	}
+	if err := w.sync(); err != nil {
+		// Closed meanwhile: nothing is watched any more.
+		if d.ws.w.Load() == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// get returns the watcher, starting it on first use, or nil.
+func (ws *watchState) get() *watcher {
+	if w := ws.w.Load(); w != nil {
+		return w
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if w := ws.w.Load(); w != nil || ws.off {
+		return w
+	}
+	w, err := newWatcher(ws.root, ws.max, ws.warnf)
+	if err != nil {
+		ws.off = true
+		if ws.warnf != nil {
+			ws.warnf("filesystem: directories are not watched, listings are checked by their modification times: %v", err)
+		}
+		return nil
+	}
+	ws.w.Store(w)
+	return w
+}
+
+func (ws *watchState) close() error {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.off = true
+	w := ws.w.Swap(nil)
+	if w == nil {
+		return nil
+	}
+	return w.close()
 }
 
 // Name implements driver.StorageDriver.
@@ -711,3 +831,4 @@ func (w *walkInfo) ModTime() time.Time {
 	}
 	return time.Time{}
 }
+var _ driver.DirWatcher = (*Driver)(nil)
