@@ -831,4 +831,5 @@ func (w *walkInfo) ModTime() time.Time {
 	}
 	return time.Time{}
 }
+
 var _ driver.DirWatcher = (*Driver)(nil)
