@@ -33,6 +33,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if last != "" {
 		lastParts = strings.Split(last, "/")
 	}
+	r.syncWatches(ctx)
 	since := r.repos.epoch()
 	root, err := r.list(ctx, reposRoot())
 	if isNotFound(err) {
@@ -145,13 +146,22 @@ type catalogCand struct {
 	err       error
 }
 
-// repoDirs runs repoDir for every candidate, on as many goroutines as
-// there are processors when there are enough of them.
+// repoDirs runs repoDir for every candidate: those the watched cache
+// answers at once (a memory read each, not worth a goroutine), the others
+// on as many goroutines as there are processors when there are enough of
+// them.
 func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCand) {
-	workers := min(runtime.GOMAXPROCS(0), len(cands)/8)
+	var miss []*catalogCand
+	for i := range cands {
+		c := &cands[i]
+		var ok bool
+		if c.subdirs, c.has, ok = r.cachedRepoDir(c.dir); !ok {
+			miss = append(miss, c)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(miss)/8)
 	if workers <= 1 {
-		for i := range cands {
-			c := &cands[i]
+		for _, c := range miss {
 			c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 		}
 		return
@@ -162,10 +172,10 @@ func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCa
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(cands) {
+				if i >= len(miss) {
 					return
 				}
-				c := &cands[i]
+				c := miss[i]
 				c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 			}
 		})
@@ -178,6 +188,7 @@ func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCa
 // the first catalog request. It does nothing on drivers without directory
 // times, where nothing can be cached.
 func (r *Registry) WarmCatalog(ctx context.Context) error {
+	r.syncWatches(ctx)
 	since := r.repos.epoch()
 	fi, err := r.driver.Stat(ctx, reposRoot())
 	if isNotFound(err) {

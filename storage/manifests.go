@@ -404,6 +404,7 @@ func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
 }
 
 func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
+	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, tagsRoot(repo.name))
 	if isNotFound(err) {
 		return nil, nil
@@ -427,6 +428,7 @@ func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
 // binary search and the page itself.
 func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string, bool, error) {
 	root := tagsRoot(repo.name)
+	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, root)
 	if err != nil && !isNotFound(err) {
 		return nil, false, storageErr(err)
