@@ -42,7 +42,10 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if err != nil {
 		return nil, false, storageErr(err)
 	}
-	err = r.walkCatalog(ctx, since, reposRoot(), root, nil, lastParts, func(name string) error {
+	if n > 0 {
+		out = make([]string, 0, min(n, 1<<14))
+	}
+	err = r.walkCatalog(ctx, since, reposRoot(), root, "", 0, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -68,11 +71,10 @@ func (stopWalk) Error() string { return "stop" }
 
 var errStopWalk error = stopWalk{}
 
-// walkCatalog visits the repositories below dir (whose name components so
-// far are prefix, whose sorted children are children) in catalog order,
-// skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
-	depth := len(prefix)
+// walkCatalog visits the repositories below dir (whose name so far is
+// prefix, of depth components, whose sorted children are children) in
+// catalog order, skipping those not after lastParts.
+func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix string, depth int, lastParts []string, fn func(string) error) error {
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
 	onPath := lastParts != nil && depth < len(lastParts)
@@ -87,15 +89,16 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 	// system calls, mostly stats), and then reported in order. Batches
 	// start small, so a short page examines few more than it shows.
 	batch := 16
+	var cands []catalogCand
 	for i := 0; i < len(children); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var cands []catalogCand
+		cands = cands[:0]
 		for ; i < len(children) && len(cands) < batch; i++ {
 			c := children[i]
 			base := path.Base(c)
-			if strings.HasPrefix(base, "_") || !nameComponentRE.MatchString(base) {
+			if !validComponent(base) {
 				continue
 			}
 			cand := catalogCand{dir: c, base: base}
@@ -115,19 +118,22 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 			if cand.err != nil {
 				return cand.err
 			}
-			name := append(append([]string(nil), prefix...), cand.base)
+			name := cand.base
+			if prefix != "" {
+				name = prefix + "/" + cand.base
+			}
 			// A directory is a repository when it has revisions; it may
 			// also hold further repositories below it ("a" and "a/b" both
 			// exist). On last's path the name is last or a prefix of it,
 			// so it comes before last and is not listed; only its subtree
 			// may follow.
 			if cand.last == nil && cand.has {
-				if err := fn(strings.Join(name, "/")); err != nil {
+				if err := fn(name); err != nil {
 					return err
 				}
 			}
 			if len(cand.subdirs) > 0 {
-				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, cand.last, fn); err != nil {
+				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, depth+1, cand.last, fn); err != nil {
 					return err
 				}
 			}
@@ -208,7 +214,7 @@ func (r *Registry) WarmCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.walkCatalog(ctx, since, reposRoot(), root, nil, nil, func(string) error { return nil })
+	return r.walkCatalog(ctx, since, reposRoot(), root, "", 0, nil, func(string) error { return nil })
 }
 
 // hasRevisions reports whether the repository directory holds at least one
