@@ -45,7 +45,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if n > 0 {
 		out = make([]string, 0, min(n, 1<<14))
 	}
-	err = r.walkCatalog(ctx, since, reposRoot(), root, "", 0, lastParts, func(name string) error {
+	err = r.walkCatalog(ctx, since, reposRoot(), root, 0, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -71,10 +71,10 @@ func (stopWalk) Error() string { return "stop" }
 
 var errStopWalk error = stopWalk{}
 
-// walkCatalog visits the repositories below dir (whose name so far is
-// prefix, of depth components, whose sorted children are children) in
+// walkCatalog visits the repositories below dir (depth name components
+// below the repositories root, whose sorted children are children) in
 // catalog order, skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix string, depth int, lastParts []string, fn func(string) error) error {
+func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, depth int, lastParts []string, fn func(string) error) error {
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
 	onPath := lastParts != nil && depth < len(lastParts)
@@ -118,10 +118,9 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 			if cand.err != nil {
 				return cand.err
 			}
-			name := cand.base
-			if prefix != "" {
-				name = prefix + "/" + cand.base
-			}
+			// The name is the directory's path below the repositories
+			// root: a substring, nothing to allocate.
+			name := strings.TrimPrefix(cand.dir, reposRootPath+"/")
 			// A directory is a repository when it has revisions; it may
 			// also hold further repositories below it ("a" and "a/b" both
 			// exist). On last's path the name is last or a prefix of it,
@@ -133,7 +132,7 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 				}
 			}
 			if len(cand.subdirs) > 0 {
-				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, depth+1, cand.last, fn); err != nil {
+				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, depth+1, cand.last, fn); err != nil {
 					return err
 				}
 			}
@@ -214,7 +213,7 @@ func (r *Registry) WarmCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.walkCatalog(ctx, since, reposRoot(), root, "", 0, nil, func(string) error { return nil })
+	return r.walkCatalog(ctx, since, reposRoot(), root, 0, nil, func(string) error { return nil })
 }
 
 // hasRevisions reports whether the repository directory holds at least one
