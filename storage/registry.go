@@ -87,7 +87,9 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
 	}
-	if w, ok := d.(driver.DirWatcher); ok {
+	// Through wrappers (metrics): watching costs no storage request, so
+	// there is nothing for them to time.
+	if w, ok := driver.As[driver.DirWatcher](d); ok {
 		r.watcher = w
 	}
 	return r

@@ -120,6 +120,14 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		return err
 	}
+	if fd, ok := d.(*filesystem.Driver); ok {
+		fd.SetWarnf(log.Warnf)
+	}
+	// Releases what the driver holds open (the filesystem's directory
+	// watcher) once the server has drained: deferred first, so run last.
+	if c, ok := d.(io.Closer); ok {
+		defer c.Close()
+	}
 	instanceID := uuid.NewString()
 	var opts storage.Options
 	if rd := cfg.Storage.Redirect; rd.Enable && !rd.Disable {

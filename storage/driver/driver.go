@@ -360,3 +360,27 @@ type DirWatcher interface {
 	// call: one system call when nothing changed.
 	Sync(ctx context.Context) error
 }
+
+// Unwrapper is implemented by drivers that wrap another one (the metrics
+// instrumentation), so that callers can reach optional extensions of the
+// driver underneath that the wrapper does not forward.
+type Unwrapper interface {
+	Unwrap() StorageDriver
+}
+
+// As returns the first driver in d's chain of wrappers, d itself first,
+// that is a T (an optional extension such as DirWatcher).
+func As[T any](d StorageDriver) (T, bool) {
+	for d != nil {
+		if t, ok := d.(T); ok {
+			return t, true
+		}
+		u, ok := d.(Unwrapper)
+		if !ok {
+			break
+		}
+		d = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

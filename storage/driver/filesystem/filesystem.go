@@ -80,6 +80,9 @@ type watchState struct {
 	off   bool       // no watching: closed, or inotify unavailable
 	max   int
 	warnf func(format string, args ...any)
+	// quiet leaves events to Sync alone, no background draining (tests of
+	// the barrier).
+	quiet bool
 }
 
 // defaultMaxWatches bounds the watches (and the memory they cost here and
@@ -139,6 +142,16 @@ func (d *Driver) SetWarnf(f func(format string, args ...any)) {
 	d.ws.warnf = f
 }
 
+// SimulateOverflow is for tests of callers: it drops the change
+// notifications queued so far, as the kernel does when its queue
+// overflows, and reports the overflow as the kernel would. Callers must
+// still see every change (all versions move).
+func (d *Driver) SimulateOverflow() {
+	if w := d.ws.w.Load(); w != nil {
+		w.overflow()
+	}
+}
+
 // Watch implements driver.DirWatcher.
 func (d *Driver) Watch(ctx context.Context, p string) (uint64, bool) {
 	if _, err := d.full(p); err != nil {
@@ -187,7 +200,7 @@ func (ws *watchState) get() *watcher {
 	if w := ws.w.Load(); w != nil || ws.off {
 		return w
 	}
-	w, err := newWatcher(ws.root, ws.max, ws.warnf)
+	w, err := newWatcher(ws.root, ws.max, ws.warnf, !ws.quiet)
 	if err != nil {
 		ws.off = true
 		if ws.warnf != nil {

@@ -83,7 +83,7 @@ const watchMask = syscall.IN_CREATE | syscall.IN_DELETE | syscall.IN_MOVED_FROM 
 
 // newWatcher returns a watcher of directories below root, or an error when
 // inotify is not available (too many instances, say).
-func newWatcher(root string, max int, warnf func(string, ...any)) (*watcher, error) {
+func newWatcher(root string, max int, warnf func(string, ...any), background bool) (*watcher, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
@@ -102,7 +102,11 @@ func newWatcher(root string, max int, warnf func(string, ...any)) (*watcher, err
 		byPath: map[string]*watch{}, byWD: map[int32]*watch{}, under: map[string]int{},
 		buf: make([]byte, 64<<10), done: make(chan struct{}),
 	}
-	go w.run()
+	if background {
+		go w.run()
+	} else {
+		close(w.done)
+	}
 	return w, nil
 }
 
@@ -346,10 +350,18 @@ func (w *watcher) watches() int {
 	return len(w.byPath)
 }
 
-// overflow applies a queue overflow, as the kernel reports it (tests).
+// overflow loses the queued events and applies a queue overflow, as the
+// kernel reports it when its queue is full (tests).
 func (w *watcher) overflow() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	_ = w.rc.Control(func(fd uintptr) {
+		for {
+			if n, err := syscall.Read(int(fd), w.buf); err != syscall.EINTR && (err != nil || n <= 0) {
+				return
+			}
+		}
+	})
 	w.eventLocked(-1, syscall.IN_Q_OVERFLOW, "")
 }
 

@@ -22,6 +22,7 @@ func TestWatchVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	d.ws.quiet = true // no background draining: every event waits for Sync
 	full := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
 	mkdir := func(p string) {
 		if err := os.MkdirAll(full(p), 0o755); err != nil {
@@ -52,7 +53,7 @@ func TestWatchVersions(t *testing.T) {
 		}, "/a/m/r/s", true, true},
 		{"itself renamed", func() { os.Rename(full("/b"), full("/b2")); mkdir("/b") }, "/b", true, true},
 		{"itself removed", func() { os.Remove(full("/b")); mkdir("/b") }, "/b", true, true},
-		{"overflow", func() { d.ws.w.Load().overflow() }, "/b", true, false},
+		{"overflow", func() { os.Mkdir(full("/c"), 0o755); d.SimulateOverflow() }, "/b", true, false},
 	}
 	for _, s := range steps {
 		v, ok := d.Watch(ctx, s.watched)
@@ -64,6 +65,10 @@ func TestWatchVersions(t *testing.T) {
 		}
 		v, _ = d.DirVersion(s.watched) // settle what the setup queued
 		s.change()
+		if v1, ok := d.DirVersion(s.watched); s.name != "overflow" && (!ok || v1 != v) {
+			// only Sync applies events here: the barrier is Sync's
+			t.Fatalf("%s: version moved before Sync", s.name)
+		}
 		if err := d.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import "errors"
 // and callers validate listings by directory times as before.
 type watcher struct{}
 
-func newWatcher(root string, max int, warnf func(string, ...any)) (*watcher, error) {
+func newWatcher(root string, max int, warnf func(string, ...any), background bool) (*watcher, error) {
 	return nil, errors.New("directory watching needs Linux")
 }
 
