@@ -239,10 +239,6 @@ func (w *watcher) watchDir(p string) (uint64, bool) {
 	if w.closed {
 		return 0, false
 	}
-	// Apply what is queued first: a watch about to be dropped (its
-	// directory renamed) would otherwise be taken for this one, the kernel
-	// handing out the same descriptor for the same inode.
-	_ = w.rc.Control(func(fd uintptr) { _ = w.drainLocked(int(fd)) })
 	if x := w.byPath[p]; x != nil {
 		return w.version(x), true
 	}
