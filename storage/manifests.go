@@ -450,7 +450,11 @@ func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string,
 			i++
 		}
 	}
-	tags := []string{}
+	size := len(ps) - i
+	if n >= 0 {
+		size = min(size, n)
+	}
+	tags := make([]string, 0, size)
 	for ; i < len(ps); i++ {
 		t := strings.TrimPrefix(ps[i], prefix)
 		if !ValidTag(t) {

@@ -72,6 +72,12 @@ type urlDriver interface {
 	URLFor(ctx context.Context, path string, expiry time.Duration) (string, error)
 }
 
+// catalogWarmWait bounds how long serving waits for the catalog's caches
+// to fill: about 100,000 repositories' worth on a local disk, little
+// against a restart, and nothing for an empty or S3 store (nothing is
+// cached there).
+const catalogWarmWait = time.Second
+
 // redirectExpiry is how long a presigned blob URL is valid, as
 // distribution's s3 driver.
 const redirectExpiry = 20 * time.Minute
@@ -209,9 +215,14 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	// The catalog's caches are filled in the background, so that the first
-	// catalog requests need not read every repository directory.
+	// The catalog's caches are filled at start, so that the first catalog
+	// requests need not read every repository directory (a cold walk costs
+	// a few system calls per repository, a warm one none). Serving waits
+	// for it up to catalogWarmWait, overlapping the rest of the start-up;
+	// a larger store goes on warming in the background while serving.
+	warmed := make(chan struct{})
 	go func() {
+		defer close(warmed)
 		if err := reg.WarmCatalog(bg); err != nil && bg.Err() == nil {
 			log.Warnf("warming the catalog cache: %v", err)
 		}
@@ -277,6 +288,11 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	defer release()
 
+	select {
+	case <-warmed:
+	case <-time.After(catalogWarmWait):
+	case <-ctx.Done():
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.WithFields(logrus.Fields{

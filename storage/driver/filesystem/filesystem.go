@@ -625,27 +625,13 @@ func (d *Driver) list(p string, stat bool) ([]string, driver.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(full)
+	names, mod, err := readDir(full, stat)
 	if err != nil {
 		return nil, nil, d.mapReadErr(p, err)
 	}
 	var info driver.FileInfo
 	if stat {
-		fi, err := f.Stat()
-		if err != nil {
-			_ = f.Close()
-			return nil, nil, err
-		}
-		if !fi.IsDir() {
-			_ = f.Close()
-			return nil, nil, d.notFound(p)
-		}
-		info = driver.FileInfoFields{P: p, Sz: fi.Size(), MT: fi.ModTime(), Dir: true}
-	}
-	names, err := f.Readdirnames(-1)
-	_ = f.Close()
-	if err != nil {
-		return nil, nil, d.mapReadErr(p, err)
+		info = driver.FileInfoFields{P: p, MT: mod, Dir: true}
 	}
 	prefix := childPrefix(p)
 	out := make([]string, 0, len(names))
