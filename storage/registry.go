@@ -32,6 +32,11 @@ type Options struct {
 	// content at a driver path directly from the backend (a presigned S3
 	// URL); Repository.BlobURL uses it for redirects.
 	BlobURL func(ctx context.Context, path string) (string, error)
+	// NoDirWatch keeps the listing caches from watching directories
+	// (driver.DirWatcher): for one-shot commands (garbage-collect), which
+	// read each directory once and should leave the per-user watch limit
+	// to the serving registry. The caches then validate by directory times.
+	NoDirWatch bool
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -89,7 +94,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	}
 	// Through wrappers (metrics): watching costs no storage request, so
 	// there is nothing for them to time.
-	if w, ok := driver.As[driver.DirWatcher](d); ok {
+	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
 	}
 	return r
