@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,40 @@ func TestCachesSeeOtherWritersAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Catalogs running while another process adds and removes repositories
+// (and the watcher drains events in the background) end up, once the
+// changes stop, with exactly what is on disk: no event applied out of
+// order leaves a stale entry behind.
+func TestCatalogWatchedUnderChurn(t *testing.T) {
+	root := t.TempDir()
+	r, _ := newFSRegistry(t, root, true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			n := fmt.Sprintf("ns%d/r%d", i%3, i%17)
+			if i%4 == 3 {
+				os.RemoveAll(filepath.Join(root, filepath.FromSlash(repoPath(n))))
+			} else {
+				writeRepo(t, root, n, 'a')
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+		default:
+			catalogString(t, r)
+			continue
+		}
+		break
+	}
+	// what is on disk, through a registry that has never cached anything
+	fresh, _ := newFSRegistry(t, root, false)
+	if got, want := catalogString(t, r), catalogString(t, fresh); got != want {
+		t.Fatalf("after churn: %q, want %q", got, want)
 	}
 }
