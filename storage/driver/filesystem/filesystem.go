@@ -29,6 +29,16 @@
 //   - Walk does not follow symbolic links (they are skipped).
 //   - Cancel on a Writer removes the whole file, including content that was
 //     there before an appending Writer was opened.
+//
+// Directory watching (driver.DirWatcher) uses inotify on Linux (see
+// watcher in watch_linux.go for the semantics and why not fsnotify): the
+// descriptor and its draining goroutine start with the first Watch and
+// end with Close (or when the driver is collected). A directory costs one
+// watch, plus one for an ancestor that neither is watched nor has a
+// watched parent (three per repository for the catalog). Where watching
+// fails (another system, inotify_init1 refused, the kernel's
+// fs.inotify.max_user_watches or SetMaxWatches reached, reported once
+// through SetWarnf) Watch says so and callers validate by directory times.
 package filesystem
 
 import (
