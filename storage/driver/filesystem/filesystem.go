@@ -121,7 +121,14 @@ func New(rootDirectory string) (*Driver, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("filesystem: root directory %s is not a directory", abs)
 	}
-	d := &Driver{root: abs, ws: &watchState{root: abs, max: defaultMaxWatches}}
+	// Watches resolve the root's symbolic links once (a root configured
+	// as a link is common; watches refuse to follow a link at the end of
+	// a path, which is what keeps them on directories).
+	wroot := abs
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		wroot = r
+	}
+	d := &Driver{root: abs, ws: &watchState{root: wroot, max: defaultMaxWatches}}
 	// A driver dropped without Close (tests make many) still releases its
 	// watcher's descriptor and goroutine once it is collected; the
 	// watcher does not refer to the driver, so it does not keep it alive.

@@ -152,3 +152,26 @@ func TestWatchClose(t *testing.T) {
 		t.Fatalf("goroutines %d -> %d, descriptors %d -> %d", g0, g, f0, f)
 	}
 }
+
+// A root reached through a symbolic link is watched like any other.
+func TestWatchRootThroughLink(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(filepath.Join(dir, "link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.MkdirAll(filepath.Join(dir, "real", "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Watch(ctx, "/a"); !ok {
+		t.Fatal("not watched below a linked root")
+	}
+}
