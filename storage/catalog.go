@@ -33,6 +33,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if last != "" {
 		lastParts = strings.Split(last, "/")
 	}
+	r.syncWatches(ctx)
 	since := r.repos.epoch()
 	root, err := r.list(ctx, reposRoot())
 	if isNotFound(err) {
@@ -41,7 +42,10 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if err != nil {
 		return nil, false, storageErr(err)
 	}
-	err = r.walkCatalog(ctx, since, reposRoot(), root, nil, lastParts, func(name string) error {
+	if n > 0 {
+		out = make([]string, 0, min(n, 1<<14))
+	}
+	err = r.walkCatalog(ctx, since, reposRoot(), root, 0, lastParts, func(name string) error {
 		if keep != nil && !keep(name) {
 			return nil
 		}
@@ -67,11 +71,10 @@ func (stopWalk) Error() string { return "stop" }
 
 var errStopWalk error = stopWalk{}
 
-// walkCatalog visits the repositories below dir (whose name components so
-// far are prefix, whose sorted children are children) in catalog order,
-// skipping those not after lastParts.
-func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, prefix, lastParts []string, fn func(string) error) error {
-	depth := len(prefix)
+// walkCatalog visits the repositories below dir (depth name components
+// below the repositories root, whose sorted children are children) in
+// catalog order, skipping those not after lastParts.
+func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, children []string, depth int, lastParts []string, fn func(string) error) error {
 	// Only the branch that lies on last's path is compared with it; every
 	// branch after it is walked whole.
 	onPath := lastParts != nil && depth < len(lastParts)
@@ -86,15 +89,16 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 	// system calls, mostly stats), and then reported in order. Batches
 	// start small, so a short page examines few more than it shows.
 	batch := 16
+	var cands []catalogCand
 	for i := 0; i < len(children); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var cands []catalogCand
+		cands = cands[:0]
 		for ; i < len(children) && len(cands) < batch; i++ {
 			c := children[i]
 			base := path.Base(c)
-			if strings.HasPrefix(base, "_") || !nameComponentRE.MatchString(base) {
+			if !validComponent(base) {
 				continue
 			}
 			cand := catalogCand{dir: c, base: base}
@@ -114,19 +118,21 @@ func (r *Registry) walkCatalog(ctx context.Context, since uint64, dir string, ch
 			if cand.err != nil {
 				return cand.err
 			}
-			name := append(append([]string(nil), prefix...), cand.base)
+			// The name is the directory's path below the repositories
+			// root: a substring, nothing to allocate.
+			name := strings.TrimPrefix(cand.dir, reposRootPath+"/")
 			// A directory is a repository when it has revisions; it may
 			// also hold further repositories below it ("a" and "a/b" both
 			// exist). On last's path the name is last or a prefix of it,
 			// so it comes before last and is not listed; only its subtree
 			// may follow.
 			if cand.last == nil && cand.has {
-				if err := fn(strings.Join(name, "/")); err != nil {
+				if err := fn(name); err != nil {
 					return err
 				}
 			}
 			if len(cand.subdirs) > 0 {
-				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, name, cand.last, fn); err != nil {
+				if err := r.walkCatalog(ctx, since, cand.dir, cand.subdirs, depth+1, cand.last, fn); err != nil {
 					return err
 				}
 			}
@@ -145,13 +151,22 @@ type catalogCand struct {
 	err       error
 }
 
-// repoDirs runs repoDir for every candidate, on as many goroutines as
-// there are processors when there are enough of them.
+// repoDirs runs repoDir for every candidate: those the watched cache
+// answers at once (a memory read each, not worth a goroutine), the others
+// on as many goroutines as there are processors when there are enough of
+// them.
 func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCand) {
-	workers := min(runtime.GOMAXPROCS(0), len(cands)/8)
+	var miss []*catalogCand
+	for i := range cands {
+		c := &cands[i]
+		var ok bool
+		if c.subdirs, c.has, ok = r.cachedRepoDir(c.dir); !ok {
+			miss = append(miss, c)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(miss)/8)
 	if workers <= 1 {
-		for i := range cands {
-			c := &cands[i]
+		for _, c := range miss {
 			c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 		}
 		return
@@ -162,10 +177,10 @@ func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCa
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(cands) {
+				if i >= len(miss) {
 					return
 				}
-				c := &cands[i]
+				c := miss[i]
 				c.subdirs, c.has, c.err = r.repoDir(ctx, c.dir, since)
 			}
 		})
@@ -178,6 +193,7 @@ func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCa
 // the first catalog request. It does nothing on drivers without directory
 // times, where nothing can be cached.
 func (r *Registry) WarmCatalog(ctx context.Context) error {
+	r.syncWatches(ctx)
 	since := r.repos.epoch()
 	fi, err := r.driver.Stat(ctx, reposRoot())
 	if isNotFound(err) {
@@ -197,7 +213,7 @@ func (r *Registry) WarmCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.walkCatalog(ctx, since, reposRoot(), root, nil, nil, func(string) error { return nil })
+	return r.walkCatalog(ctx, since, reposRoot(), root, 0, nil, func(string) error { return nil })
 }
 
 // hasRevisions reports whether the repository directory holds at least one

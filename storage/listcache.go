@@ -10,7 +10,11 @@ import (
 // repositories, a repository's tags) so that a page costs a stat and a
 // binary search instead of reading 100,000 names again.
 //
-// A listing is reused only while the directory's modification time is the
+// Where the driver watches the directory (driver.DirWatcher), a listing is
+// reused while the directory's version is the one taken before it was
+// read: no stat, no racy window (a change while reading moves the version),
+// and any size is worth keeping. The caller calls syncWatches once at the
+// start of the request. Elsewhere, a listing is reused only while the directory's modification time is the
 // one it was read at. Timestamps are coarse (a clock tick), so two changes
 // within one tick can leave the time unchanged; a directory modified less
 // than racyWindow ago is therefore never cached, which is how git treats
@@ -26,7 +30,8 @@ type listCache struct {
 }
 
 type listEntry struct {
-	mod      time.Time
+	mod      time.Time // zero when kept under ver
+	ver      uint64    // the directory's version, when watched
 	children []string
 }
 
@@ -49,6 +54,20 @@ func (r *Registry) list(ctx context.Context, dir string) ([]string, error) {
 		// Nothing can be cached: the stat would only cost a request.
 		return r.driver.List(ctx, dir)
 	}
+	c.mu.Lock()
+	e, ok := c.entries[dir]
+	c.mu.Unlock()
+	if ok && r.unchanged(dir, e.ver) {
+		return e.children, nil
+	}
+	if ver, watched := r.watch(ctx, dir); watched {
+		children, err := r.driver.List(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		c.put(dir, listEntry{ver: ver, children: children})
+		return children, nil
+	}
 	fi, err := r.driver.Stat(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -57,9 +76,6 @@ func (r *Registry) list(ctx context.Context, dir string) ([]string, error) {
 	if mod.IsZero() && fi.IsDir() {
 		r.noDirTimes.Store(true)
 	}
-	c.mu.Lock()
-	e, ok := c.entries[dir]
-	c.mu.Unlock()
 	if ok && !mod.IsZero() && e.mod.Equal(mod) {
 		return e.children, nil
 	}
@@ -70,6 +86,13 @@ func (r *Registry) list(ctx context.Context, dir string) ([]string, error) {
 	if mod.IsZero() || len(children) < minCachedListing || c.now().Sub(mod) < racyWindow {
 		return children, nil
 	}
+	c.put(dir, listEntry{mod: mod, children: children})
+	return children, nil
+}
+
+// put keeps e, within maxNames.
+func (c *listCache) put(dir string, e listEntry) {
+	children := e.children
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[dir]; ok {
@@ -80,7 +103,6 @@ func (r *Registry) list(ctx context.Context, dir string) ([]string, error) {
 		c.entries = map[string]listEntry{}
 		c.names = 0
 	}
-	c.entries[dir] = listEntry{mod: mod, children: children}
+	c.entries[dir] = e
 	c.names += len(children)
-	return children, nil
 }

@@ -404,6 +404,7 @@ func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
 }
 
 func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
+	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, tagsRoot(repo.name))
 	if isNotFound(err) {
 		return nil, nil
@@ -427,6 +428,7 @@ func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
 // binary search and the page itself.
 func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string, bool, error) {
 	root := tagsRoot(repo.name)
+	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, root)
 	if err != nil && !isNotFound(err) {
 		return nil, false, storageErr(err)
@@ -448,9 +450,18 @@ func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string,
 			i++
 		}
 	}
-	tags := []string{}
+	size := len(ps) - i
+	if n >= 0 {
+		size = min(size, n)
+	}
+	tags := make([]string, 0, size)
 	for ; i < len(ps); i++ {
-		t := strings.TrimPrefix(ps[i], prefix)
+		// Children come as prefix+name (the driver's List): cut, not
+		// compared, which was a third of a whole list's time.
+		t := ps[i]
+		if len(t) > len(prefix) && t[len(prefix)-1] == '/' {
+			t = t[len(prefix):]
+		}
 		if !ValidTag(t) {
 			continue
 		}

@@ -14,9 +14,6 @@ import (
 // that becomes part of a storage path is checked against one of these first.
 var (
 	// <name>: path components of [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* joined by "/".
-	nameComponentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
-	// <reference> as a tag.
-	tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 	// upload ids are the UUIDs registryd (and the reference) hand out.
 	uploadIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
@@ -31,15 +28,69 @@ func ValidateName(name string) error {
 		return errcode.Newf(errcode.NameInvalid, "invalid repository name %q: length must be 1 to %d", clip(name), MaxNameLength).WithDetail(map[string]string{"name": clip(name)})
 	}
 	for _, c := range strings.Split(name, "/") {
-		if !nameComponentRE.MatchString(c) {
+		if !validComponent(c) {
 			return errcode.Newf(errcode.NameInvalid, "invalid repository name %q: component %q must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*", clip(name), clip(c)).WithDetail(map[string]string{"name": clip(name)})
 		}
 	}
 	return nil
 }
 
-// ValidTag reports whether s is a tag.
-func ValidTag(s string) bool { return tagRE.MatchString(s) }
+// validComponent reports whether s is a name component,
+// [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*. A loop, not a regular expression:
+// the catalog checks every directory it lists, and the expression cost
+// more than the rest of a cached walk.
+func validComponent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); {
+		if !lowerAlnum(s[i]) {
+			return false // a separator not between alphanumerics
+		}
+		for i < len(s) && lowerAlnum(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			return true
+		}
+		switch s[i] {
+		case '.':
+			i++
+		case '_':
+			if i++; i < len(s) && s[i] == '_' {
+				i++
+			}
+		case '-':
+			for i < len(s) && s[i] == '-' {
+				i++
+			}
+		default:
+			return false
+		}
+		if i == len(s) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
+
+// ValidTag reports whether s is a tag, [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}:
+// a loop, as validComponent, since tags/list checks every tag listed.
+func ValidTag(s string) bool {
+	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateTag checks a tag against the spec's grammar.
 func ValidateTag(tag string) error {

@@ -34,7 +34,11 @@ func blobDir(d digest.Digest) string {
 
 func blobDataPath(d digest.Digest) string { return path.Join(blobDir(d), "data") }
 
-func reposRoot() string { return path.Join(rootPath, "repositories") }
+func reposRoot() string { return reposRootPath }
+
+// reposRootPath is reposRoot, a constant so that the catalog can cut names
+// out of paths without computing it.
+const reposRootPath = rootPath + "/repositories"
 
 func repoPath(name string) string { return path.Join(rootPath, "repositories", name) }
 

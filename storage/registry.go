@@ -32,6 +32,11 @@ type Options struct {
 	// content at a driver path directly from the backend (a presigned S3
 	// URL); Repository.BlobURL uses it for redirects.
 	BlobURL func(ctx context.Context, path string) (string, error)
+	// NoDirWatch keeps the listing caches from watching directories
+	// (driver.DirWatcher): for one-shot commands (garbage-collect), which
+	// read each directory once and should leave the per-user watch limit
+	// to the serving registry. The caches then validate by directory times.
+	NoDirWatch bool
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -59,6 +64,12 @@ type Registry struct {
 	// modification time (S3): no listing can then be cached or validated,
 	// and the caches skip their stats.
 	noDirTimes atomic.Bool
+	// watcher tells when directories change (driver.DirWatcher), so that
+	// the caches validate listings without a stat; nil when the driver
+	// cannot, or once a Sync failed (then directory times serve, as
+	// without it).
+	watcher    driver.DirWatcher
+	watchBroke atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
 }
@@ -73,7 +84,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	if maxManifest <= 0 {
 		maxManifest = DefaultMaxManifestBytes
 	}
-	return &Registry{
+	r := &Registry{
 		driver:      d,
 		manifests:   newContentCache(cacheBytes),
 		maxManifest: maxManifest,
@@ -81,6 +92,47 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
 	}
+	// Through wrappers (metrics): watching costs no storage request, so
+	// there is nothing for them to time.
+	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
+		r.watcher = w
+	}
+	return r
+}
+
+// syncWatches is the consistency barrier of the watched caches: called
+// once at the start of a request that reads through them, it makes every
+// change completed before the request show in the directories' versions
+// (see driver.DirWatcher). Should it fail, the caches stop trusting
+// versions for good and validate by directory times, as they do for
+// directories that are not watched.
+func (r *Registry) syncWatches(ctx context.Context) {
+	if r.watcher == nil || r.watchBroke.Load() {
+		return
+	}
+	if err := r.watcher.Sync(ctx); err != nil {
+		r.watchBroke.Store(true)
+	}
+}
+
+// watch starts watching the directory at p, before it is read, and returns
+// the version the read is kept under; ok is false when p is not watched
+// (validate by its time then).
+func (r *Registry) watch(ctx context.Context, p string) (uint64, bool) {
+	if r.watcher == nil || r.watchBroke.Load() {
+		return 0, false
+	}
+	return r.watcher.Watch(ctx, p)
+}
+
+// unchanged reports whether the watched directory at p still has version
+// v (0: none kept).
+func (r *Registry) unchanged(p string, v uint64) bool {
+	if v == 0 || r.watcher == nil || r.watchBroke.Load() {
+		return false
+	}
+	cur, ok := r.watcher.DirVersion(p)
+	return ok && cur == v
 }
 
 // Driver returns the underlying storage driver (for garbage collection and

@@ -34,9 +34,22 @@ import (
 // Any verdict not cached (negative ones, revisions only under another
 // algorithm) is computed again each time, as without the cache.
 //
-// Memory is O(repositories): an entry is two times, a flag and usually an
-// empty slice, keyed by the path string the parent's listing already
-// holds. It is bounded by maxEntries (the map starts over when full).
+// Where the driver watches directories (driver.DirWatcher, inotify on
+// Linux), each part is kept under the directory's version instead, taken
+// (Watch) before the directory is read, and validated by comparing
+// versions: a memory read instead of a stat, and no racy window, since a
+// change while reading moves the version. The request's consistency
+// comes from syncWatches at its start: every change completed before it
+// has moved its directory's version by then. Directories the driver
+// cannot watch (its watch limit reached, another system) keep using times,
+// entry by entry, so a store larger than the limit is partly watched and
+// still always correct.
+//
+// Memory is O(repositories): an entry is two times or versions, a flag
+// and usually an empty slice, keyed by the path string the parent's
+// listing already holds, plus, for a repository, the path of its
+// revisions/sha256 directory. It is bounded by maxEntries (the map starts
+// over when full).
 type repoCache struct {
 	mu         sync.Mutex
 	entries    map[string]repoEntry
@@ -58,9 +71,17 @@ type repoFlight struct {
 
 type repoEntry struct {
 	dirMod    int64    // UnixNano of the directory's time when listed; 0: unknown
+	dirVer    uint64   // the directory's version when listed, if watched; 0: none
 	subdirs   []string // full paths of children not starting with "_"
 	manifests bool     // it has a _manifests child
 	revMod    int64    // UnixNano of revisions/sha256's time when found non-empty; 0: no verdict
+	revVer    uint64   // revisions/sha256's version when found non-empty; 0: no verdict
+	sha       string   // the path of revisions/sha256, once needed
+}
+
+// known reports whether e holds anything worth keeping.
+func (e *repoEntry) known() bool {
+	return e.dirMod != 0 || e.dirVer != 0 || e.revMod != 0 || e.revVer != 0
 }
 
 func newRepoCache(maxEntries int) *repoCache {
@@ -90,7 +111,7 @@ func (c *repoCache) get(dir string) repoEntry {
 func (c *repoCache) put(dir string, e repoEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.dirMod == 0 && e.revMod == 0 {
+	if !e.known() {
 		delete(c.entries, dir)
 		return
 	}
@@ -144,13 +165,33 @@ func (r *Registry) repoDir(ctx context.Context, dir string, since uint64) (subdi
 	return f.subdirs, f.has, f.err
 }
 
+// cachedRepoDir is repoDir answered from watched cache entries alone, with
+// no system call; ok is false when it cannot be (not cached, not watched,
+// changed, or a verdict that is not cached).
+func (r *Registry) cachedRepoDir(dir string) (subdirs []string, has, ok bool) {
+	if r.watcher == nil {
+		return nil, false, false
+	}
+	e := r.repos.get(dir)
+	if !r.unchanged(dir, e.dirVer) {
+		return nil, false, false
+	}
+	if !e.manifests {
+		return e.subdirs, false, true
+	}
+	if !r.unchanged(e.sha, e.revVer) {
+		return nil, false, false
+	}
+	return e.subdirs, true, true
+}
+
 // readRepoDir is repoDir without the sharing of concurrent reads.
 func (r *Registry) readRepoDir(ctx context.Context, dir string) (subdirs []string, has bool, err error) {
 	c := r.repos
 	e := c.get(dir)
 	changed := false
-	valid := false
-	if e.dirMod != 0 {
+	valid := r.unchanged(dir, e.dirVer)
+	if !valid && e.dirMod != 0 {
 		fi, err := r.driver.Stat(ctx, dir)
 		if isNotFound(err) {
 			c.put(dir, repoEntry{})
@@ -162,9 +203,17 @@ func (r *Registry) readRepoDir(ctx context.Context, dir string) (subdirs []strin
 		valid = fi.IsDir() && fi.ModTime().UnixNano() == e.dirMod
 	}
 	if !valid {
-		children, mod, err := r.listDir(ctx, dir)
+		ver, watched := r.watch(ctx, dir)
+		var children []string
+		var mod time.Time
+		var err error
+		if watched {
+			children, err = r.driver.List(ctx, dir)
+		} else {
+			children, mod, err = r.listDir(ctx, dir)
+		}
 		if isNotFound(err) {
-			if e.dirMod != 0 || e.revMod != 0 {
+			if e.known() {
 				c.put(dir, repoEntry{})
 			}
 			return nil, false, nil
@@ -172,13 +221,16 @@ func (r *Registry) readRepoDir(ctx context.Context, dir string) (subdirs []strin
 		if err != nil {
 			return nil, false, err
 		}
-		if mod.IsZero() {
+		if !watched && mod.IsZero() {
 			r.noDirTimes.Store(true)
 			return r.repoDirUncached(ctx, dir)
 		}
 		e.subdirs, e.manifests = splitRepoDir(children)
-		e.dirMod = 0
-		if c.settled(mod) {
+		e.dirMod, e.dirVer = 0, 0
+		switch {
+		case watched:
+			e.dirVer = ver
+		case c.settled(mod):
 			e.dirMod = mod.UnixNano()
 		}
 		changed = true
@@ -188,8 +240,8 @@ func (r *Registry) readRepoDir(ctx context.Context, dir string) (subdirs []strin
 		if err != nil {
 			return nil, false, err
 		}
-	} else if e.revMod != 0 {
-		e.revMod = 0
+	} else if e.revMod != 0 || e.revVer != 0 {
+		e.revMod, e.revVer = 0, 0
 		changed = true
 	}
 	if changed {
@@ -223,7 +275,13 @@ func (r *Registry) listDir(ctx context.Context, p string) ([]string, time.Time, 
 // cachedHasRevisions is hasRevisions through e's cached verdict.
 func (r *Registry) cachedHasRevisions(ctx context.Context, dir string, e *repoEntry, changed *bool) (bool, error) {
 	c := r.repos
-	sha := path.Join(dir, "_manifests", "revisions", "sha256")
+	if e.sha == "" {
+		e.sha, *changed = dir+"/_manifests/revisions/sha256", true
+	}
+	sha := e.sha
+	if r.unchanged(sha, e.revVer) {
+		return true, nil
+	}
 	if e.revMod != 0 {
 		fi, err := r.driver.Stat(ctx, sha)
 		if err == nil && fi.IsDir() && fi.ModTime().UnixNano() == e.revMod {
@@ -233,24 +291,35 @@ func (r *Registry) cachedHasRevisions(ctx context.Context, dir string, e *repoEn
 			return false, err
 		}
 	}
-	// The time is read before the listing: a change in between gives the
-	// directory a later time than the one the verdict is kept under.
-	hs, mod, err := r.listDir(ctx, sha)
+	// The version (or time) is read before the listing: a change in
+	// between moves it past the one the verdict is kept under.
+	ver, watched := r.watch(ctx, sha)
+	var hs []string
+	var mod time.Time
+	var err error
+	if watched {
+		hs, err = r.driver.List(ctx, sha)
+	} else {
+		hs, mod, err = r.listDir(ctx, sha)
+	}
 	if err != nil && !isNotFound(err) {
 		return false, err
 	}
 	if err == nil && len(hs) > 0 {
-		rev := int64(0)
-		if c.settled(mod) {
+		rev, rver := int64(0), uint64(0)
+		switch {
+		case watched:
+			rver = ver
+		case c.settled(mod):
 			rev = mod.UnixNano()
 		}
-		if rev != e.revMod {
-			e.revMod, *changed = rev, true
+		if rev != e.revMod || rver != e.revVer {
+			e.revMod, e.revVer, *changed = rev, rver, true
 		}
 		return true, nil
 	}
-	if e.revMod != 0 {
-		e.revMod, *changed = 0, true
+	if e.revMod != 0 || e.revVer != 0 {
+		e.revMod, e.revVer, *changed = 0, 0, true
 	}
 	return r.hasRevisions(ctx, dir)
 }

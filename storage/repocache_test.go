@@ -64,12 +64,49 @@ func catalogString(t testing.TB, r *Registry) string {
 // deleting its last revision, each seen at once (within the racy window)
 // and again after the store has settled and been cached.
 func TestCatalogCacheFollowsOtherWriters(t *testing.T) {
+	forWatchModes(t, testCatalogCacheFollowsOtherWriters)
+}
+
+// watchModes are the ways the caches validate what they keep: by the
+// driver's watches (inotify), and by directory times, which serve where
+// the driver cannot watch (another system, the watch limit reached).
+var watchModes = []struct {
+	name  string
+	watch bool
+}{{"watched", true}, {"times", false}}
+
+// newFSRegistry is a Registry over a filesystem driver at root that
+// watches directories or not (its watcher closed: every Watch fails, as
+// when the limit is reached).
+func newFSRegistry(t testing.TB, root string, watch bool) (*Registry, *filesystem.Driver) {
+	t.Helper()
+	d, err := filesystem.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if !watch {
+		d.Close()
+	}
+	return New(d, Options{}), d
+}
+
+func forWatchModes(t *testing.T, f func(t *testing.T, watch bool)) {
+	for _, m := range watchModes {
+		t.Run(m.name, func(t *testing.T) { f(t, m.watch) })
+	}
+}
+
+// cachedDir and cachedRev report whether e keeps a directory's listing or
+// its revision verdict, under a time or a version.
+func cachedDir(e repoEntry) bool { return e.dirMod != 0 || e.dirVer != 0 }
+func cachedRev(e repoEntry) bool { return e.revMod != 0 || e.revVer != 0 }
+
+func testCatalogCacheFollowsOtherWriters(t *testing.T, watch bool) {
 	ctx := context.Background()
 	root := t.TempDir()
-	d, _ := filesystem.New(root)
-	r := New(d, Options{})
-	d2, _ := filesystem.New(root)
-	other := New(d2, Options{})
+	r, _ := newFSRegistry(t, root, watch)
+	other, _ := newFSRegistry(t, root, watch)
 	writeRepo(t, root, "a", 'a')
 	writeRepo(t, root, "b", 'b')
 	writeRepo(t, root, "c/d", 'c')
@@ -77,10 +114,10 @@ func TestCatalogCacheFollowsOtherWriters(t *testing.T) {
 	if got := catalogString(t, r); got != "a,b,c/d" {
 		t.Fatal(got)
 	}
-	if e := r.repos.get(repoPath("a")); e.dirMod == 0 || e.revMod == 0 {
+	if e := r.repos.get(repoPath("a")); !cachedDir(e) || !cachedRev(e) {
 		t.Fatalf("a settled repository was not cached: %+v", e)
 	}
-	if e := r.repos.get(repoPath("c")); e.dirMod == 0 || len(e.subdirs) != 1 {
+	if e := r.repos.get(repoPath("c")); !cachedDir(e) || len(e.subdirs) != 1 {
 		t.Fatalf("a settled namespace was not cached: %+v", e)
 	}
 
@@ -138,9 +175,12 @@ func TestCatalogCacheFollowsOtherWriters(t *testing.T) {
 // next change (coarse timestamps): nothing read then is cached, so a
 // second change that leaves the time as it was is still seen.
 func TestCatalogCacheRacyWindow(t *testing.T) {
+	forWatchModes(t, testCatalogCacheRacyWindow)
+}
+
+func testCatalogCacheRacyWindow(t *testing.T, watch bool) {
 	root := t.TempDir()
-	d, _ := filesystem.New(root)
-	r := New(d, Options{})
+	r, _ := newFSRegistry(t, root, watch)
 	writeRepo(t, root, "x", 'a')
 	backdate(t, root)
 	tick := time.Now().Add(-time.Hour)
@@ -158,6 +198,9 @@ func TestCatalogCacheRacyWindow(t *testing.T) {
 	}
 	if e := r.repos.get(repoPath("x")); e.dirMod != 0 || e.revMod != 0 {
 		t.Fatalf("racily clean directory cached: %+v", e)
+	}
+	if e := r.repos.get(repoPath("x")); watch && (e.dirVer == 0 || e.revVer == 0) {
+		t.Fatalf("a watched directory was not cached at once: %+v", e)
 	}
 	// a nested repository appears in the same tick
 	writeRepo(t, root, "x/y", 'b')
@@ -183,7 +226,7 @@ func TestCatalogCacheRacyWindow(t *testing.T) {
 	if got := catalogString(t, r); got != "x/y" {
 		t.Fatal(got)
 	}
-	if e := r.repos.get(repoPath("x/y")); e.dirMod == 0 || e.revMod == 0 {
+	if e := r.repos.get(repoPath("x/y")); !cachedDir(e) || !cachedRev(e) {
 		t.Fatalf("settled directory not cached: %+v", e)
 	}
 }
@@ -229,9 +272,12 @@ func TestCatalogCacheWithoutDirectoryTimes(t *testing.T) {
 
 // The cache holds at most maxEntries directories.
 func TestCatalogCacheBounded(t *testing.T) {
+	forWatchModes(t, testCatalogCacheBounded)
+}
+
+func testCatalogCacheBounded(t *testing.T, watch bool) {
 	root := t.TempDir()
-	d, _ := filesystem.New(root)
-	r := New(d, Options{})
+	r, _ := newFSRegistry(t, root, watch)
 	r.repos.maxEntries = 10
 	var want []string
 	for i := range 25 {
@@ -270,11 +316,21 @@ func benchCatalog(b *testing.B, repos int) {
 		}
 	})
 	b.Run("cold", func(b *testing.B) {
+		// a fresh driver too: its watches are set up as the walk goes
 		for b.Loop() {
+			d, _ := filesystem.New(root)
+			if os.Getenv("NOWATCH") != "" {
+				d.SetMaxWatches(0)
+			}
 			r := New(d, Options{})
 			if got, _, err := r.Catalog(ctx, "", -1, nil); err != nil || len(got) != repos {
 				b.Fatal(len(got), err)
 			}
+			b.StopTimer()
+			t0 := time.Now()
+			d.Close()
+			b.ReportMetric(float64(time.Since(t0).Microseconds()), "close-µs")
+			b.StartTimer()
 		}
 	})
 	b.Run("page", func(b *testing.B) {

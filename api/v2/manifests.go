@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/gorilla/mux"
@@ -183,10 +184,68 @@ func (a *API) tagsList(w http.ResponseWriter, r *http.Request, repo *storage.Rep
 	if more && len(tags) > 0 {
 		setNextLink(w, "/v2/"+repo.Name()+"/tags/list", tags[len(tags)-1], n)
 	}
-	return writeJSON(w, struct {
-		Name string   `json:"name"`
-		Tags []string `json:"tags"`
-	}{repo.Name(), tags})
+	return writeBody(w, "application/json", appendTagList(nil, repo.Name(), tags))
+}
+
+// appendTagList appends tags/list's body: what json.Marshal makes of
+// {"name": name, "tags": tags}, byte for byte, built by hand because
+// encoding/json took half of a whole list's time (10,000 tags).
+func appendTagList(b []byte, name string, tags []string) []byte {
+	b = append(b, `{"name":`...)
+	b = appendJSONString(b, name)
+	b = append(b, `,"tags":`...)
+	return append(appendJSONStrings(b, tags), '}')
+}
+
+// appendCatalog appends _catalog's body, as appendTagList.
+func appendCatalog(b []byte, repos []string) []byte {
+	b = append(b, `{"repositories":`...)
+	return append(appendJSONStrings(b, repos), '}')
+}
+
+// appendJSONStrings appends ss as a JSON array ("null" for nil, as
+// encoding/json).
+func appendJSONStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	n := 2
+	for _, s := range ss {
+		n += len(s) + 3
+	}
+	b = slices.Grow(b, n)
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// jsonPlain holds the bytes encoding/json copies as they are: printable
+// ASCII but the quote, the backslash and its HTML escapes (<, >, &).
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONString appends s quoted as encoding/json quotes it. Names and
+// tags never need escaping (their grammars allow none of the characters
+// it escapes), so they are copied; anything else goes to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !jsonPlain[s[i]] {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
@@ -213,11 +272,7 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
 	if more && len(repos) > 0 {
 		setNextLink(w, "/v2/_catalog", repos[len(repos)-1], n)
 	}
-	if err := writeJSON(w, struct {
-		Repositories []string `json:"repositories"`
-	}{repos}); err != nil {
-		serveError(w, r, err)
-	}
+	_ = writeBody(w, "application/json", appendCatalog(nil, repos))
 }
 
 func setNextLink(w http.ResponseWriter, p, last string, n int) {
@@ -229,12 +284,9 @@ func setNextLink(w http.ResponseWriter, p, last string, n int) {
 	w.Header().Set("Link", "<"+p+"?"+q.Encode()+`>; rel="next"`)
 }
 
-func writeJSON(w http.ResponseWriter, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
+// writeBody sends b as a 200 response of type ct.
+func writeBody(w http.ResponseWriter, ct string, b []byte) error {
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

@@ -64,7 +64,10 @@ func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, fo
 	if d.Name() == "inmemory" {
 		fmt.Fprintln(stderr, "registryd garbage-collect: warning: the inmemory driver starts empty in every process; there is nothing to collect")
 	}
-	reg := storage.New(d, storage.Options{})
+	// A collection reads every directory once: watching them would cost
+	// system calls for nothing, and watches the serving registry (usually
+	// the same user, with one limit for both) may need.
+	reg := storage.New(d, storage.Options{NoDirWatch: true})
 	localStorage := d.Name() == "filesystem"
 
 	now := time.Now()

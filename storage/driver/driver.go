@@ -324,3 +324,63 @@ func (s *WriterState) endable() error {
 func (s *WriterState) misuse(what string) error {
 	return fmt.Errorf("%s: writer already %s", s.DriverName, what)
 }
+
+// DirWatcher is an optional extension of StorageDriver, for drivers that
+// are told when a directory changes (the filesystem on Linux, through
+// inotify). A caller that keeps a listing of a directory checks it against
+// the directory's version, a memory read, instead of asking the backend
+// (a stat per directory, the catalog's main cost otherwise).
+//
+// A version is a number that changes whenever the directory at p may no
+// longer list what it listed: an entry of it is created, removed or
+// renamed; p itself or one of its ancestors is removed or renamed (p is
+// then no longer watched); or notifications were lost (every version
+// changes). Versions are never reused for a path, so a cached version
+// that still matches proves nothing changed since it was read.
+//
+// Sync is the consistency barrier: every change that completed before
+// Sync was called has moved its directory's version when Sync returns.
+// A request calls it once at its start and then trusts DirVersion, so a
+// change made before the request (by this process or any other) is seen
+// by it, as with a stat per directory.
+//
+// Drivers that cannot watch a directory (missing, a watch limit reached,
+// an unsupported system) say so, and the caller falls back to validating
+// it some other way (directory times); nothing is ever wrong, only slower.
+type DirWatcher interface {
+	// Watch starts watching the directory at p, if it is not watched
+	// already, and returns its version; ok is false when it cannot be
+	// watched. Call it before reading what the version is to vouch for
+	// (the listing), so that a change made while reading moves it.
+	Watch(ctx context.Context, p string) (version uint64, ok bool)
+	// DirVersion returns the version of the watched directory at p; ok is
+	// false when p is not watched (never was, or no longer is).
+	DirVersion(p string) (version uint64, ok bool)
+	// Sync applies the notifications of every change completed before the
+	// call: one system call when nothing changed.
+	Sync(ctx context.Context) error
+}
+
+// Unwrapper is implemented by drivers that wrap another one (the metrics
+// instrumentation), so that callers can reach optional extensions of the
+// driver underneath that the wrapper does not forward.
+type Unwrapper interface {
+	Unwrap() StorageDriver
+}
+
+// As returns the first driver in d's chain of wrappers, d itself first,
+// that is a T (an optional extension such as DirWatcher).
+func As[T any](d StorageDriver) (T, bool) {
+	for d != nil {
+		if t, ok := d.(T); ok {
+			return t, true
+		}
+		u, ok := d.(Unwrapper)
+		if !ok {
+			break
+		}
+		d = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -48,6 +49,37 @@ func TestValidPath(t *testing.T) {
 		}
 		if got, want := ValidPath(p), validPathRE(p); got != want {
 			t.Fatalf("ValidPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+type wrapped struct{ StorageDriver }
+
+func (w wrapped) Unwrap() StorageDriver { return w.StorageDriver }
+
+type plain struct{ StorageDriver }
+
+type flusher struct{ StorageDriver }
+
+func (flusher) Flush(context.Context, ...string) error { return nil }
+
+// As finds an extension through wrappers, and only through those that say
+// what they wrap.
+func TestAsThroughWrappers(t *testing.T) {
+	f := flusher{}
+	cases := []struct {
+		name string
+		d    StorageDriver
+		want bool
+	}{
+		{"itself", f, true},
+		{"wrapped twice", wrapped{wrapped{f}}, true},
+		{"hidden by a plain wrapper", plain{f}, false},
+		{"none", wrapped{plain{}}, false},
+	}
+	for _, c := range cases {
+		if _, ok := As[Flusher](c.d); ok != c.want {
+			t.Errorf("%s: %v, want %v", c.name, ok, c.want)
 		}
 	}
 }

@@ -29,6 +29,16 @@
 //   - Walk does not follow symbolic links (they are skipped).
 //   - Cancel on a Writer removes the whole file, including content that was
 //     there before an appending Writer was opened.
+//
+// Directory watching (driver.DirWatcher) uses inotify on Linux (see
+// watcher in watch_linux.go for the semantics and why not fsnotify): the
+// descriptor and its draining goroutine start with the first Watch and
+// end with Close (or when the driver is collected). A directory costs one
+// watch, plus one for an ancestor that neither is watched nor has a
+// watched parent (three per repository for the catalog). Where watching
+// fails (another system, inotify_init1 refused, the kernel's
+// fs.inotify.max_user_watches or SetMaxWatches reached, reported once
+// through SetWarnf) Watch says so and callers validate by directory times.
 package filesystem
 
 import (
@@ -42,9 +52,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +77,29 @@ const writeBufferSize = 1 << 20
 // Driver stores paths as files below a root directory.
 type Driver struct {
 	root string
+	ws   *watchState
 }
+
+// watchState holds the driver's directory watcher (driver.DirWatcher),
+// created on the first Watch: most drivers (tests, garbage-collect) never
+// watch anything and should not hold an inotify descriptor.
+type watchState struct {
+	root  string
+	w     atomic.Pointer[watcher]
+	mu    sync.Mutex // serialises creating and closing w
+	off   bool       // no watching: closed, or inotify unavailable
+	max   int
+	warnf func(format string, args ...any)
+	// quiet leaves events to Sync alone, no background draining (tests of
+	// the barrier).
+	quiet bool
+}
+
+// defaultMaxWatches bounds the watches (and the memory they cost here and
+// in the kernel, which keeps every watched directory's inode) unless the
+// kernel's own limit (fs.inotify.max_user_watches) is lower: three per
+// repository, so enough for 300,000 repositories.
+const defaultMaxWatches = 1 << 20
 
 // New returns a driver rooted at rootDirectory, creating it (and its
 // parents) if needed.
@@ -87,7 +121,123 @@ func New(rootDirectory string) (*Driver, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("filesystem: root directory %s is not a directory", abs)
 	}
-	return &Driver{root: abs}, nil
+	// Watches resolve the root's symbolic links once (a root configured
+	// as a link is common; watches refuse to follow a link at the end of
+	// a path, which is what keeps them on directories).
+	wroot := abs
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		wroot = r
+	}
+	d := &Driver{root: abs, ws: &watchState{root: wroot, max: defaultMaxWatches}}
+	// A driver dropped without Close (tests make many) still releases its
+	// watcher's descriptor and goroutine once it is collected; the
+	// watcher does not refer to the driver, so it does not keep it alive.
+	runtime.AddCleanup(d, func(ws *watchState) { _ = ws.close() }, d.ws)
+	return d, nil
+}
+
+// Close releases the directory watcher, if one was started. The driver
+// stays usable; it no longer watches directories, so callers validate
+// listings by directory times again.
+func (d *Driver) Close() error { return d.ws.close() }
+
+// SetMaxWatches bounds the number of directories watched at once (the
+// kernel's fs.inotify.max_user_watches bounds it too); directories beyond
+// it are validated by their times. Call it before the first Watch.
+func (d *Driver) SetMaxWatches(n int) {
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	d.ws.max = n
+}
+
+// SetWarnf sets where the driver reports, once, that it cannot watch
+// every directory (a watch limit reached, inotify unavailable). Call it
+// before the first Watch.
+func (d *Driver) SetWarnf(f func(format string, args ...any)) {
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	d.ws.warnf = f
+}
+
+// SimulateOverflow is for tests of callers: it drops the change
+// notifications queued so far, as the kernel does when its queue
+// overflows, and reports the overflow as the kernel would. Callers must
+// still see every change (all versions move).
+func (d *Driver) SimulateOverflow() {
+	if w := d.ws.w.Load(); w != nil {
+		w.overflow()
+	}
+}
+
+// Watch implements driver.DirWatcher.
+func (d *Driver) Watch(ctx context.Context, p string) (uint64, bool) {
+	if _, err := d.full(p); err != nil {
+		return 0, false
+	}
+	w := d.ws.get()
+	if w == nil {
+		return 0, false
+	}
+	return w.watchDir(p)
+}
+
+// DirVersion implements driver.DirWatcher.
+func (d *Driver) DirVersion(p string) (uint64, bool) {
+	w := d.ws.w.Load()
+	if w == nil {
+		return 0, false
+	}
+	return w.dirVersion(p)
+}
+
+// Sync implements driver.DirWatcher. Before the first Watch nothing is
+// watched and there is nothing to apply.
+func (d *Driver) Sync(ctx context.Context) error {
+	w := d.ws.w.Load()
+	if w == nil {
+		return nil
+	}
+	if err := w.sync(); err != nil {
+		// Closed meanwhile: nothing is watched any more.
+		if d.ws.w.Load() == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// get returns the watcher, starting it on first use, or nil.
+func (ws *watchState) get() *watcher {
+	if w := ws.w.Load(); w != nil {
+		return w
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if w := ws.w.Load(); w != nil || ws.off {
+		return w
+	}
+	w, err := newWatcher(ws.root, ws.max, ws.warnf, !ws.quiet)
+	if err != nil {
+		ws.off = true
+		if ws.warnf != nil {
+			ws.warnf("filesystem: directories are not watched, listings are checked by their modification times: %v", err)
+		}
+		return nil
+	}
+	ws.w.Store(w)
+	return w
+}
+
+func (ws *watchState) close() error {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.off = true
+	w := ws.w.Swap(nil)
+	if w == nil {
+		return nil
+	}
+	return w.close()
 }
 
 // Name implements driver.StorageDriver.
@@ -521,27 +671,13 @@ func (d *Driver) list(p string, stat bool) ([]string, driver.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(full)
+	names, mod, err := readDir(full, stat)
 	if err != nil {
 		return nil, nil, d.mapReadErr(p, err)
 	}
 	var info driver.FileInfo
 	if stat {
-		fi, err := f.Stat()
-		if err != nil {
-			_ = f.Close()
-			return nil, nil, err
-		}
-		if !fi.IsDir() {
-			_ = f.Close()
-			return nil, nil, d.notFound(p)
-		}
-		info = driver.FileInfoFields{P: p, Sz: fi.Size(), MT: fi.ModTime(), Dir: true}
-	}
-	names, err := f.Readdirnames(-1)
-	_ = f.Close()
-	if err != nil {
-		return nil, nil, d.mapReadErr(p, err)
+		info = driver.FileInfoFields{P: p, MT: mod, Dir: true}
 	}
 	prefix := childPrefix(p)
 	out := make([]string, 0, len(names))
@@ -740,3 +876,5 @@ func (w *walkInfo) ModTime() time.Time {
 	}
 	return time.Time{}
 }
+
+var _ driver.DirWatcher = (*Driver)(nil)

@@ -1,0 +1,177 @@
+//go:build linux
+
+package filesystem
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Every change to a watched directory, made through the file system as
+// another process would, moves its version by the next Sync, with no wait;
+// a removed or renamed directory (or ancestor) is no longer watched.
+func TestWatchVersions(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.ws.quiet = true // no background draining: every event waits for Sync
+	full := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	mkdir := func(p string) {
+		if err := os.MkdirAll(full(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir("/a/m/r/s")
+	mkdir("/b")
+	mkdir("/a/m/r/s/x2")
+	type step struct {
+		name    string
+		change  func()
+		watched string // the directory checked
+		moved   bool   // its version must move
+		gone    bool   // it must no longer be watched
+	}
+	steps := []step{
+		{"nothing", func() {}, "/a/m/r/s", false, false},
+		{"entry created", func() { mkdir("/a/m/r/s/x") }, "/a/m/r/s", true, false},
+		{"entry removed", func() { os.Remove(full("/a/m/r/s/x")) }, "/a/m/r/s", true, false},
+		{"file in a subdirectory", func() { os.WriteFile(full("/a/m/r/s/x2/f"), nil, 0o644) }, "/a/m/r/s", false, false},
+		{"parent's sibling", func() { mkdir("/a/m/r/t") }, "/a/m/r/s", false, false},
+		{"unwatched ancestor renamed", func() {
+			if err := os.Rename(full("/a/m/r"), full("/a/m/r2")); err != nil {
+				t.Fatal(err)
+			}
+			mkdir("/a/m/r/s")
+		}, "/a/m/r/s", true, true},
+		{"itself renamed", func() { os.Rename(full("/b"), full("/b2")); mkdir("/b") }, "/b", true, true},
+		{"itself removed", func() { os.Remove(full("/b")); mkdir("/b") }, "/b", true, true},
+		{"overflow", func() { os.Mkdir(full("/c"), 0o755); d.SimulateOverflow() }, "/b", true, false},
+	}
+	for _, s := range steps {
+		v, ok := d.Watch(ctx, s.watched)
+		if !ok {
+			t.Fatalf("%s: not watched", s.name)
+		}
+		if err := d.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v, _ = d.DirVersion(s.watched) // settle what the setup queued
+		s.change()
+		if v1, ok := d.DirVersion(s.watched); s.name != "overflow" && (!ok || v1 != v) {
+			// only Sync applies events here: the barrier is Sync's
+			t.Fatalf("%s: version moved before Sync", s.name)
+		}
+		if err := d.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v2, ok := d.DirVersion(s.watched)
+		if s.gone && ok {
+			t.Errorf("%s: %s still watched", s.name, s.watched)
+		}
+		if !s.gone && !ok {
+			t.Errorf("%s: %s no longer watched", s.name, s.watched)
+		}
+		if ok && (v2 != v) != s.moved {
+			t.Errorf("%s: version %d -> %d, want moved=%v", s.name, v, v2, s.moved)
+		}
+		if s.gone {
+			if v3, ok := d.Watch(ctx, s.watched); !ok || v3 == v {
+				t.Errorf("%s: re-watched at %d (ok %v), was %d", s.name, v3, ok, v)
+			}
+		}
+	}
+	if _, ok := d.Watch(ctx, "/missing"); ok {
+		t.Error("a missing directory is watched")
+	}
+}
+
+// The limit on watches leaves further directories unwatched (callers fall
+// back to directory times), warned about once.
+func TestWatchLimit(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, _ := New(root)
+	defer d.Close()
+	var warnings int
+	d.SetWarnf(func(string, ...any) { warnings++ })
+	d.SetMaxWatches(2)
+	for _, p := range []string{"/x", "/y", "/z"} {
+		os.Mkdir(filepath.Join(root, p), 0o755)
+	}
+	// "/" and "/x" fill it
+	if _, ok := d.Watch(ctx, "/x"); !ok {
+		t.Fatal("first not watched")
+	}
+	if _, ok := d.Watch(ctx, "/y"); ok {
+		t.Fatal("watched beyond the limit")
+	}
+	d.Watch(ctx, "/z")
+	if warnings != 1 {
+		t.Fatalf("%d warnings", warnings)
+	}
+}
+
+// Close (and a driver dropped without it) releases the descriptor and the
+// goroutine; the driver then watches nothing.
+func TestWatchClose(t *testing.T) {
+	ctx := context.Background()
+	fds := func() int { es, _ := os.ReadDir("/proc/self/fd"); return len(es) }
+	g0, f0 := runtime.NumGoroutine(), fds()
+	for range 20 {
+		d, _ := New(t.TempDir())
+		if _, ok := d.Watch(ctx, "/"); !ok {
+			t.Fatal("root not watched")
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d.Watch(ctx, "/"); ok {
+			t.Fatal("watched after Close")
+		}
+		if err := d.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		d, _ := New(t.TempDir())
+		d.Watch(ctx, "/")
+	}
+	for i := 0; i < 50 && (runtime.NumGoroutine() > g0 || fds() > f0); i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g, f := runtime.NumGoroutine(), fds(); g > g0 || f > f0 {
+		t.Fatalf("goroutines %d -> %d, descriptors %d -> %d", g0, g, f0, f)
+	}
+}
+
+// A root reached through a symbolic link is watched like any other.
+func TestWatchRootThroughLink(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(filepath.Join(dir, "link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.MkdirAll(filepath.Join(dir, "real", "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Watch(ctx, "/a"); !ok {
+		t.Fatal("not watched below a linked root")
+	}
+}
