@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,9 @@ func newWatcher(root string, max int, warnf func(string, ...any), background boo
 		_ = f.Close()
 		return nil, err
 	}
+	if share := userWatchShare(); share > 0 && share < max {
+		max = share
+	}
 	w := &watcher{
 		root: root, max: max, warnf: warnf, fd: fd, f: f, rc: rc,
 		byPath: map[string]*watch{}, byWD: map[int32]*watch{}, under: map[string]int{},
@@ -108,6 +112,27 @@ func newWatcher(root string, max int, warnf func(string, ...any), background boo
 		close(w.done)
 	}
 	return w, nil
+}
+
+// maxUserWatches is where the kernel's per-user watch limit is read.
+var maxUserWatches = "/proc/sys/fs/inotify/max_user_watches"
+
+// userWatchShare is the share of the kernel's per-user watch limit a
+// registry takes: half. The limit counts every process of the user (for
+// root: systemd, udev, editors, other registries), and a program that
+// meets it fails, where the registry only falls back to modification
+// times; so the registry leaves the other half to them. 0 when the limit
+// cannot be read.
+func userWatchShare() int {
+	b, err := os.ReadFile(maxUserWatches)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 1 {
+		return 0
+	}
+	return n / 2
 }
 
 // run drains the queue whenever events arrive, until close.

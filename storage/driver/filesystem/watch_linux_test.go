@@ -4,6 +4,7 @@ package filesystem
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -173,5 +174,51 @@ func TestWatchRootThroughLink(t *testing.T) {
 	}
 	if _, ok := d.Watch(ctx, "/a"); !ok {
 		t.Fatal("not watched below a linked root")
+	}
+}
+
+// The registry takes at most half of the kernel's per-user watch limit,
+// whatever it was configured with, so the user's other programs keep the
+// rest.
+func TestUserWatchShare(t *testing.T) {
+	tests := []struct {
+		name, limit string
+		max, want   int
+	}{
+		{"half of the kernel's limit", "8\n", 100, 4},
+		{"configured limit lower", "8\n", 3, 3},
+		{"unreadable limit", "", 3, 3},
+		{"garbage", "many\n", 3, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "max_user_watches")
+			if tc.limit != "" {
+				if err := os.WriteFile(f, []byte(tc.limit), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old := maxUserWatches
+			maxUserWatches = f
+			defer func() { maxUserWatches = old }()
+			root := t.TempDir()
+			d, _ := New(root)
+			defer d.Close()
+			d.SetWarnf(func(string, ...any) {})
+			d.SetMaxWatches(tc.max)
+			for i := range 10 {
+				os.Mkdir(filepath.Join(root, fmt.Sprint(i)), 0o755)
+			}
+			watched := 0
+			for i := range 10 {
+				if _, ok := d.Watch(context.Background(), fmt.Sprintf("/%d", i)); ok {
+					watched++
+				}
+			}
+			// The root takes a watch of its own.
+			if watched != tc.want-1 {
+				t.Errorf("%d directories watched besides the root, want %d", watched, tc.want-1)
+			}
+		})
 	}
 }
