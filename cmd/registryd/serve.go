@@ -72,13 +72,6 @@ type urlDriver interface {
 	URLFor(ctx context.Context, path string, expiry time.Duration) (string, error)
 }
 
-// catalogWarmWait bounds how long serving waits for the catalog's caches
-// to fill: tens of thousands of repositories' worth on a local disk (a
-// cold walk of 10,000 took 0.1 to 0.3 s on two cores), little against a
-// restart, and nothing for an empty or S3 store (nothing is cached
-// there).
-const catalogWarmWait = time.Second
-
 // redirectExpiry is how long a presigned blob URL is valid, as
 // distribution's s3 driver.
 const redirectExpiry = 20 * time.Minute
@@ -216,14 +209,12 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	// The catalog's caches are filled at start, so that the first catalog
-	// requests need not read every repository directory (a cold walk costs
-	// a few system calls per repository, a warm one none). Serving waits
-	// for it up to catalogWarmWait, overlapping the rest of the start-up;
-	// a larger store goes on warming in the background while serving.
-	warmed := make(chan struct{})
+	// The catalog's caches are filled in the background from the start, so
+	// that the first catalog requests need not read every repository
+	// directory (a cold walk costs a few system calls per repository, a
+	// warm one none). Serving does not wait for it: a request that comes
+	// first joins the reads under way.
 	go func() {
-		defer close(warmed)
 		if err := reg.WarmCatalog(bg); err != nil && bg.Err() == nil {
 			log.Warnf("warming the catalog cache: %v", err)
 		}
@@ -289,11 +280,6 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	defer release()
 
-	select {
-	case <-warmed:
-	case <-time.After(catalogWarmWait):
-	case <-ctx.Done():
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.WithFields(logrus.Fields{
