@@ -120,7 +120,10 @@ func sendBlob(w http.ResponseWriter, r *http.Request, rc io.Reader, length int64
 // local client.
 var loopbackBufs = sync.Pool{New: func() any { b := make([]byte, loopbackBufSize); return &b }}
 
-const loopbackBufSize = 1 << 20
+// loopbackBufSize: 128 KiB, 256 KiB and 1 MiB copies all measured within
+// 3% of each other (1 GiB pulls, hashing client); a proxy in front may
+// hold hundreds of downloads at once, each holding one buffer.
+const loopbackBufSize = 256 << 10
 
 // fromLoopback reports whether the request came over a loopback
 // connection (it was accepted on a loopback address).
