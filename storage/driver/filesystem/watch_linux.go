@@ -85,6 +85,17 @@ const watchMask = syscall.IN_CREATE | syscall.IN_DELETE | syscall.IN_MOVED_FROM 
 // newWatcher returns a watcher of directories below root, or an error when
 // inotify is not available (too many instances, say).
 func newWatcher(root string, max int, warnf func(string, ...any), background bool) (*watcher, error) {
+	t, err := fsType(root)
+	if err != nil {
+		return nil, fmt.Errorf("statfs %s: %w", root, err)
+	}
+	if !localFS[t] {
+		// inotify reports what this kernel does to the files. On NFS,
+		// CephFS, SMB, FUSE, 9p or virtiofs another host (or the VM's
+		// host) changes them without it, and a watched listing would
+		// stay stale for good; directory times do travel.
+		return nil, fmt.Errorf("the storage root is on a filesystem of type %#x, not a known local one: changes made elsewhere would not be notified", t)
+	}
 	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
@@ -112,6 +123,32 @@ func newWatcher(root string, max int, warnf func(string, ...any), background boo
 		close(w.done)
 	}
 	return w, nil
+}
+
+// localFS holds the filesystem types (statfs f_type, linux/magic.h) whose
+// changes all go through this kernel, so inotify sees every one of them.
+var localFS = map[int64]bool{
+	0xEF53:     true, // ext2, ext3, ext4
+	0x58465342: true, // xfs
+	0x9123683E: true, // btrfs
+	0x2FC12FC1: true, // zfs
+	0xF2F52010: true, // f2fs
+	0xCA451A4E: true, // bcachefs
+	0x01021994: true, // tmpfs
+	0x858458F6: true, // ramfs
+	0x794C7630: true, // overlayfs (a container's own filesystem)
+	0x52654973: true, // reiserfs
+	0x3153464A: true, // jfs
+}
+
+// fsType returns the type of the filesystem holding path (tests replace
+// it).
+var fsType = func(path string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Type), nil
 }
 
 // maxUserWatches is where the kernel's per-user watch limit is read.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -218,6 +219,49 @@ func TestUserWatchShare(t *testing.T) {
 			// The root takes a watch of its own.
 			if watched != tc.want-1 {
 				t.Errorf("%d directories watched besides the root, want %d", watched, tc.want-1)
+			}
+		})
+	}
+}
+
+// A storage root on a network or shared filesystem is not watched (other
+// hosts change it without this kernel seeing): listings fall back to
+// directory times, and the operator is told why once.
+func TestWatchOnlyLocalFilesystems(t *testing.T) {
+	tests := []struct {
+		name    string
+		fstype  int64
+		watched bool
+	}{
+		{"ext4", 0xEF53, true},
+		{"xfs", 0x58465342, true},
+		{"overlayfs", 0x794C7630, true},
+		{"nfs", 0x6969, false},
+		{"cephfs", 0x00C36400, false},
+		{"fuse", 0x65735546, false},
+		{"9p", 0x01021997, false},
+		{"cifs", 0xFF534D42, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			old := fsType
+			fsType = func(string) (int64, error) { return tc.fstype, nil }
+			defer func() { fsType = old }()
+			root := t.TempDir()
+			d, _ := New(root)
+			defer d.Close()
+			var warnings []string
+			d.SetWarnf(func(f string, args ...any) { warnings = append(warnings, fmt.Sprintf(f, args...)) })
+			os.Mkdir(filepath.Join(root, "x"), 0o755)
+			_, ok := d.Watch(context.Background(), "/x")
+			if ok != tc.watched {
+				t.Fatalf("watched = %v, want %v", ok, tc.watched)
+			}
+			if !tc.watched && (len(warnings) != 1 || !strings.Contains(warnings[0], "not a known local one")) {
+				t.Errorf("warnings %q, want one saying why nothing is watched", warnings)
+			}
+			if tc.watched && len(warnings) != 0 {
+				t.Errorf("warnings %q on a local filesystem", warnings)
 			}
 		})
 	}
