@@ -289,7 +289,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(full)
+	b, err := readFile(full)
 	if err != nil {
 		if errors.Is(err, syscall.EISDIR) {
 			return nil, d.notFound(p)

@@ -644,3 +644,29 @@ func repeat(n int64, times int) []int64 {
 	}
 	return out
 }
+
+// TestGetContentSizes reads files around readFile's buffer growth steps
+// back byte for byte, and maps what is not a file as before.
+func TestGetContentSizes(t *testing.T) {
+	d := newDriver(t)
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 71, 511, 512, 513, 1024, 4097, 1 << 20} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + n)
+		}
+		p := fmt.Sprintf("/sizes/%d", n)
+		if err := d.PutContent(ctx, p, b); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.GetContent(ctx, p)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("%d bytes: got %d bytes, %v", n, len(got), err)
+		}
+	}
+	for _, p := range []string{"/sizes", "/missing", "/sizes/0/below-a-file"} {
+		if _, err := d.GetContent(ctx, p); !errors.Is(err, driver.ErrPathNotFound) {
+			t.Errorf("GetContent(%s) = %v, want PathNotFoundError", p, err)
+		}
+	}
+}
