@@ -36,9 +36,11 @@
 // end with Close (or when the driver is collected). A directory costs one
 // watch, plus one for an ancestor that neither is watched nor has a
 // watched parent (three per repository for the catalog). Where watching
-// fails (another system, inotify_init1 refused, the kernel's
-// fs.inotify.max_user_watches or SetMaxWatches reached, reported once
-// through SetWarnf) Watch says so and callers validate by directory times.
+// fails (another system; a root on a network or shared filesystem, whose
+// changes by other hosts inotify never sees; inotify_init1 refused; half
+// of the kernel's fs.inotify.max_user_watches or SetMaxWatches reached:
+// each reported once through SetWarnf) Watch says so and callers validate
+// by directory times.
 package filesystem
 
 import (
