@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestMedian(t *testing.T) {
@@ -82,5 +86,41 @@ func TestUnlike(t *testing.T) {
 	walk.unlike("v3", "x")
 	if v := walk.verdict("registryd", []string{"ref", "v3"}); v != "?" {
 		t.Errorf("verdict with no comparable reference %q, want ?", v)
+	}
+}
+
+// TestUntilDeadline: every client runs until the deadline, numbering its
+// calls from 0; the first failure stops that client and is returned.
+func TestUntilDeadline(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[int][]int{}
+	el, err := untilDeadline(3, 30*time.Millisecond, func(c, i int) error {
+		mu.Lock()
+		calls[c] = append(calls[c], i)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil || el < 30*time.Millisecond {
+		t.Fatalf("took %v, error %v", el, err)
+	}
+	for c := range 3 {
+		if len(calls[c]) == 0 || calls[c][0] != 0 || calls[c][len(calls[c])-1] != len(calls[c])-1 {
+			t.Errorf("client %d calls %v", c, calls[c])
+		}
+	}
+	boom := errors.New("boom")
+	var after atomic.Int64
+	_, err = untilDeadline(2, time.Hour, func(c, i int) error {
+		if i == 2 {
+			return boom
+		}
+		if i > 2 {
+			after.Add(1)
+		}
+		return nil
+	})
+	if err != boom || after.Load() != 0 {
+		t.Errorf("error %v, %d calls after the failure", err, after.Load())
 	}
 }

@@ -58,27 +58,37 @@ func runBigPush(s *server, a, b bigBlob, chunk int64, rep int) (mono, chunked, p
 func runSmall(s *server, clients int, d time.Duration, seed uint64) (float64, error) {
 	base := s.URL("")
 	var n atomic.Int64
+	el, err := untilDeadline(clients, d, func(c, i int) error {
+		if err := pushSmallImage(base, fmt.Sprintf("small/c%02d", c), fmt.Sprintf("i%d", i), seed+uint64(c)<<20, i); err != nil {
+			return err
+		}
+		n.Add(1)
+		return nil
+	})
+	return float64(n.Load()) / el.Seconds(), err
+}
+
+// untilDeadline runs clients goroutines, each calling fn(c, i) for its
+// client number c and i = 0, 1, ... until d has passed or fn fails, and
+// returns the time they took and the first error.
+func untilDeadline(clients int, d time.Duration, fn func(c, i int) error) (time.Duration, error) {
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(d)
 	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			repo := fmt.Sprintf("small/c%02d", c)
+		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
-				if err := pushSmallImage(base, repo, fmt.Sprintf("i%d", i), seed+uint64(c)<<20, i); err != nil {
+				if err := fn(c, i); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				n.Add(1)
 			}
-		}(c)
+		})
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
+	return time.Since(start), firstErr
 }
 
 // runManifest pushes one image and has clients alternate HEAD and GET of
@@ -89,41 +99,23 @@ func runManifest(s *server, clients int, d time.Duration) (rps, p50, p99 float64
 		return
 	}
 	u := base + "/v2/hot/app/manifests/latest"
-	lat := make([][]time.Duration, clients)
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			ls := make([]time.Duration, 0, 4096)
-			for i := 0; ; i++ {
-				t0 := time.Now()
-				if !t0.Before(deadline) {
-					break
-				}
-				method := "HEAD"
-				if i%2 == 1 {
-					method = "GET"
-				}
-				req, _ := http.NewRequest(method, u, nil)
-				req.Header.Set("Accept", manifestType)
-				resp, err := do(req, http.StatusOK)
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					break
-				}
-				drain(resp)
-				ls = append(ls, time.Since(t0))
-			}
-			lat[c] = ls
-		}(c)
-	}
-	wg.Wait()
-	el := time.Since(start)
+	lat := make([][]time.Duration, clients) // each client appends to its own
+	el, firstErr := untilDeadline(clients, d, func(c, i int) error {
+		method := "HEAD"
+		if i%2 == 1 {
+			method = "GET"
+		}
+		t0 := time.Now()
+		req, _ := http.NewRequest(method, u, nil)
+		req.Header.Set("Accept", manifestType)
+		resp, err := do(req, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		drain(resp)
+		lat[c] = append(lat[c], time.Since(t0))
+		return nil
+	})
 	var all []time.Duration
 	for _, ls := range lat {
 		all = append(all, ls...)
