@@ -21,6 +21,7 @@ import (
 	"github.com/registryd/registryd/config"
 	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/health"
+	"github.com/registryd/registryd/internal/httpmux"
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
@@ -171,7 +172,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		apiHandler = m.Middleware(apiHandler)
 	}
 	checker := health.New(d, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, cfg.Health.StorageDriver.Threshold)
-	root := http.NewServeMux()
+	// Not http.ServeMux: it would clean /v2/a/../b/... and redirect into
+	// another repository before the API validated the name.
+	root := httpmux.New()
 	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
