@@ -186,6 +186,11 @@ func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, 
 		// What was written stays: the upload's size is what it is, and the
 		// client can ask (GET) and resume. The hash state for the new size
 		// is simply not saved; resumeHash rebuilds it from the data.
+		if e := errcode.From(copyErr); e != nil {
+			// The body's reader judged the request (a chunk longer or
+			// shorter than its Content-Range): its code is the answer.
+			return newSize, nil, copyErr
+		}
 		return newSize, nil, errcode.Newf(errcode.BlobUploadInvalid, "upload interrupted after %d bytes", newSize).Wrap(copyErr)
 	}
 	if saveState && n > 0 {
@@ -215,7 +220,7 @@ func copyHashing(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 	var n int64
 	for i := 0; ; i ^= 1 {
 		buf := *bufs[i]
-		k, rerr := io.ReadFull(r, buf)
+		k, rerr := fill(r, buf)
 		if k > 0 {
 			// The previous buffer's hash must be done before the next
 			// starts (order) and before that buffer is read into again.
@@ -229,13 +234,30 @@ func copyHashing(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 			}
 			n += int64(k)
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF {
 			return n, nil
 		}
 		if rerr != nil {
 			return n, rerr
 		}
 	}
+}
+
+// fill reads into buf until it is full or r ends. Unlike io.ReadFull it
+// passes on every error of r as it is, io.ErrUnexpectedEOF included: that
+// is how net/http reports a body cut off before its Content-Length, and
+// ReadFull would make it indistinguishable from a short last buffer. The
+// end of r is io.EOF, with k >= 0 bytes read before it.
+func fill(r io.Reader, buf []byte) (k int, err error) {
+	for k < len(buf) {
+		var m int
+		m, err = r.Read(buf[k:])
+		k += m
+		if err != nil {
+			return k, err
+		}
+	}
+	return k, nil
 }
 
 func newHash(alg digest.Algorithm) hash.Hash {

@@ -245,7 +245,7 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 		if err != nil {
 			return err
 		}
-		desc, err := up.Commit(ctx, r.Body, -1, d)
+		desc, err := up.Commit(ctx, requestBody(r), -1, d)
 		if err != nil {
 			_ = up.Cancel(ctx)
 			return err
@@ -312,24 +312,114 @@ func (a *API) uploadStatus(w http.ResponseWriter, r *http.Request, repo *storage
 	return nil
 }
 
-// contentRangeStart reads the first offset of a chunk's Content-Range
-// ("<start>-<end>", also accepted with a "bytes " prefix); -1 when absent.
-func contentRangeStart(r *http.Request) (int64, error) {
-	cr := r.Header.Get("Content-Range")
-	if cr == "" {
-		return -1, nil
+// chunkRange reads a chunk's Content-Range. The spec's form is exactly
+// "<start>-<end>", inclusive decimal offsets. A range in another syntax
+// (the Range request's "bytes=0-99", a response's "bytes 0-99/100") or
+// whose length differs from the Content-Length is 416 RANGE_INVALID; a
+// header that is no range at all is 400 RANGE_INVALID. Either way before a
+// byte is read. Both are -1 when the header is absent.
+func chunkRange(r *http.Request) (start, length int64, err error) {
+	cr, present := r.Header["Content-Range"]
+	if !present {
+		return -1, -1, nil
 	}
-	cr = strings.TrimPrefix(strings.TrimPrefix(cr, "bytes "), "bytes=")
-	first, last, ok := strings.Cut(cr, "-")
-	s, err1 := strconv.ParseInt(first, 10, 64)
-	e, err2 := strconv.ParseInt(strings.SplitN(last, "/", 2)[0], 10, 64)
-	if !ok || err1 != nil || err2 != nil || s < 0 || e < s {
-		return 0, errcode.Newf(errcode.RangeInvalid, "malformed Content-Range %q: want <start>-<end>", clip(r.Header.Get("Content-Range"))).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+	s, e, parsed := parseChunkRange(cr)
+	if !parsed {
+		v := ""
+		if len(cr) > 0 {
+			v = cr[0]
+		}
+		e := errcode.Newf(errcode.RangeInvalid, "malformed Content-Range %q: want <start>-<end>, e.g. 0-1023", clip(v))
+		if !otherRangeSyntax(v) {
+			e = e.WithStatus(http.StatusBadRequest)
+		}
+		return 0, 0, e
 	}
 	if r.ContentLength >= 0 && r.ContentLength != e-s+1 {
-		return 0, errcode.Newf(errcode.RangeInvalid, "Content-Range %q does not match Content-Length %d", clip(r.Header.Get("Content-Range")), r.ContentLength).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		return 0, 0, errcode.Newf(errcode.RangeInvalid, "Content-Range %d-%d is %d bytes, the body (Content-Length) %d", s, e, e-s+1, r.ContentLength)
 	}
-	return s, nil
+	return s, e - s + 1, nil
+}
+
+// parseChunkRange parses the one value of a Content-Range header.
+func parseChunkRange(vs []string) (start, end int64, ok bool) {
+	if len(vs) != 1 {
+		return 0, 0, false
+	}
+	first, last, cut := strings.Cut(vs[0], "-")
+	s, ok1 := parseOffset(first)
+	e, ok2 := parseOffset(last)
+	if !cut || !ok1 || !ok2 || e < s {
+		return 0, 0, false
+	}
+	return s, e, true
+}
+
+// otherRangeSyntax reports whether v is a byte range in one of HTTP's
+// other spellings, which clients confuse with the upload form.
+func otherRangeSyntax(v string) bool {
+	for _, unit := range []string{"bytes=", "bytes "} {
+		if r, ok := strings.CutPrefix(v, unit); ok {
+			r, _, _ = strings.Cut(r, "/")
+			_, _, ok := parseChunkRange([]string{r})
+			return ok
+		}
+	}
+	return false
+}
+
+// parseOffset is a non-negative decimal of digits only (strconv.ParseInt
+// also takes a sign), at most 18 of them so it cannot overflow.
+func parseOffset(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// chunkBody is the body of a chunk with a Content-Range: exactly its
+// length, also when the client sent no Content-Length (chunked transfer
+// encoding), where the length can only be checked while reading.
+func chunkBody(r *http.Request, length int64) io.Reader {
+	b := requestBody(r)
+	if length < 0 || r.ContentLength >= 0 {
+		return b // absent, or already checked against Content-Length
+	}
+	return &rangedBody{r: b, left: length}
+}
+
+type rangedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *rangedBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		// The range is complete: the body must end here.
+		var one [1]byte
+		k, err := b.r.Read(one[:])
+		if k > 0 {
+			return 0, errcode.Newf(errcode.RangeInvalid, "the body is longer than its Content-Range")
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	k, err := b.r.Read(p)
+	b.left -= int64(k)
+	if err == io.EOF && b.left > 0 {
+		return k, errcode.Newf(errcode.RangeInvalid, "the body ended %d bytes before the end of its Content-Range", b.left)
+	}
+	return k, err
 }
 
 func (a *API) patchUpload(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
@@ -337,10 +427,10 @@ func (a *API) patchUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 	if err != nil {
 		return err
 	}
-	start, err := contentRangeStart(r)
+	start, length, err := chunkRange(r)
 	if err == nil {
 		var size int64
-		size, err = up.Append(r.Context(), r.Body, start)
+		size, err = up.Append(r.Context(), chunkBody(r, length), start)
 		if err == nil {
 			a.uploadHeaders(w, r, repo, up.ID(), size)
 			w.WriteHeader(http.StatusAccepted)
@@ -371,11 +461,11 @@ func (a *API) putUpload(w http.ResponseWriter, r *http.Request, repo *storage.Re
 	if err != nil {
 		return err
 	}
-	start, err := contentRangeStart(r)
+	start, length, err := chunkRange(r)
 	if err != nil {
 		return err
 	}
-	desc, err := up.Commit(r.Context(), r.Body, start, d)
+	desc, err := up.Commit(r.Context(), chunkBody(r, length), start, d)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, repo *storage.
 	if r.ContentLength > limit {
 		return errcode.Newf(errcode.SizeInvalid, "manifest of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit).WithStatus(http.StatusRequestEntityTooLarge)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := io.ReadAll(io.LimitReader(requestBody(r), limit+1))
 	if err != nil {
 		return errcode.Newf(errcode.ManifestInvalid, "reading the manifest failed").Wrap(err)
 	}
