@@ -228,8 +228,30 @@ func (a *API) location(r *http.Request, p string) string {
 		scheme = fp
 	}
 	host := r.Host
-	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/ \t,") {
+	if fh := r.Header.Get("X-Forwarded-Host"); validHost(fh) {
 		host = fh
 	}
+	if !validHost(host) {
+		// An HTTP/1.0 request without Host, or a Host that would make
+		// the URL name another authority ("a@b", "a?"): a relative
+		// Location is still correct.
+		return p
+	}
 	return scheme + "://" + host + p
+}
+
+// validHost reports whether h is a host[:port] a URL can be built on:
+// a name or IPv4 address, or a bracketed IPv6 one, without userinfo,
+// path, query or anything else that would change what the URL means.
+func validHost(h string) bool {
+	if h == "" || len(h) > 261 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".-_:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
