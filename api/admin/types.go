@@ -5,7 +5,11 @@
 // and the client, so that the three cannot drift apart.
 package admin
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // Version is the API version in the paths (/v2/_registryd/v1/...).
 const Version = 1
@@ -167,3 +171,22 @@ type Maintenance struct {
 	Next    *time.Time `json:"next,omitempty"`
 	Runs    []Run      `json:"runs"`
 }
+
+// Maintainer is what the admin API needs of the garbage collector and of
+// retention (GET and POST .../gc, .../retention): each implements it, and
+// the server wires them in, so that this package depends on neither.
+type Maintainer interface {
+	// Status is the collector's or retention's state and its last runs,
+	// newest first.
+	Status(ctx context.Context) (Maintenance, error)
+	// Start begins a run now and returns its id. dryRun decides and
+	// reports but changes nothing. ErrBusy when a run is under way.
+	Start(ctx context.Context, dryRun bool) (id string, err error)
+	// Wait blocks until run id is over (or ctx is done) and returns its
+	// report.
+	Wait(ctx context.Context, id string) (Run, error)
+}
+
+// ErrBusy is returned by Maintainer.Start while a run is under way
+// (here or, for the collector, on another instance holding its lease).
+var ErrBusy = errors.New("a run is already under way")
