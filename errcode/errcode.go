@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Code is an error code as it appears in the "code" field of an error body.
@@ -35,6 +37,9 @@ const (
 	PaginationNumberInvalid Code = "PAGINATION_NUMBER_INVALID"
 	TagInvalid              Code = "TAG_INVALID"
 	Unknown                 Code = "UNKNOWN"
+	// Unavailable is distribution's code for a registry that cannot serve
+	// the request now (503); Error.RetryAfter says when to try again.
+	Unavailable Code = "UNAVAILABLE"
 )
 
 type codeInfo struct {
@@ -62,6 +67,7 @@ var info = map[Code]codeInfo{
 	PaginationNumberInvalid: {http.StatusBadRequest, "invalid number of results requested"},
 	TagInvalid:              {http.StatusBadRequest, "manifest tag did not match URI"},
 	Unknown:                 {http.StatusInternalServerError, "unknown error"},
+	Unavailable:             {http.StatusServiceUnavailable, "service unavailable"},
 }
 
 // Status is the HTTP status code that goes with c.
@@ -90,6 +96,9 @@ type Error struct {
 	Status  int    `json:"-"`
 	// Err is the underlying cause; logged, never sent to the client.
 	Err error `json:"-"`
+	// RetryAfter, when positive, is sent as the Retry-After header (in
+	// whole seconds, at least one).
+	RetryAfter time.Duration `json:"-"`
 }
 
 // New returns an Error with the code's default message.
@@ -105,6 +114,9 @@ func (e *Error) WithDetail(d any) *Error { e.Detail = d; return e }
 
 // WithStatus overrides the HTTP status and returns e.
 func (e *Error) WithStatus(s int) *Error { e.Status = s; return e }
+
+// WithRetryAfter sets the Retry-After delay and returns e.
+func (e *Error) WithRetryAfter(d time.Duration) *Error { e.RetryAfter = d; return e }
 
 // Wrap records the cause and returns e.
 func (e *Error) Wrap(err error) *Error { e.Err = err; return e }
@@ -157,6 +169,9 @@ func ServeJSON(w http.ResponseWriter, err error) int {
 	status := e.HTTPStatus()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Del("Content-Length")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (e.RetryAfter+time.Second-1)/time.Second))))
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Errors: []*Error{e}})
 	return status

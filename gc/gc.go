@@ -205,10 +205,7 @@ type collector struct {
 	opts Options
 
 	// marks is the global mark set: every digest something live needs.
-	// marksMu guards it: the sweep's workers read it, and add to it
-	// when a link's removal fails (its blob stays).
-	marksMu sync.Mutex
-	marks   map[digest.Digest]struct{}
+	marks markSet
 	// broken are live roots whose references cannot be read: the marks
 	// are incomplete while there is one.
 	broken []error
@@ -300,7 +297,7 @@ type pendingRevisions struct {
 // the guarantees.
 func Run(ctx context.Context, reg *storage.Registry, opts Options) (Report, error) {
 	start := time.Now()
-	c := &collector{reg: reg, opts: opts, marks: make(map[digest.Digest]struct{}), phase: "starting"}
+	c := &collector{reg: reg, opts: opts, phase: "starting"}
 	stop := c.startProgress(start)
 	err := c.run(ctx)
 	stop()
@@ -324,10 +321,11 @@ func Run(ctx context.Context, reg *storage.Registry, opts Options) (Report, erro
 	return rep, err
 }
 
-func (c *collector) run(ctx context.Context) error {
-	if err := c.guard(ctx, true); err != nil {
-		return err
-	}
+// markAll is the mark, shared by both collectors: every repository's
+// live manifests and what they reference go into the mark set, and (with
+// DeleteUntagged) the revisions nothing live reaches into c.pending. The
+// set is frozen when it returns without error.
+func (c *collector) markAll(ctx context.Context) error {
 	c.setPhase("marking")
 	// Each repository is marked on a worker; the results are merged in
 	// walk order, so that the pending revisions, warnings and the error
@@ -345,7 +343,18 @@ func (c *collector) run(ctx context.Context) error {
 			"restore their content, or delete them (or the tags pointing at them), then run again:\n%w",
 			len(c.broken), errors.Join(c.broken...))
 	}
+	c.marks.freeze()
 	c.blobsMarked.Store(int64(c.markCount()))
+	return nil
+}
+
+func (c *collector) run(ctx context.Context) error {
+	if err := c.guard(ctx, true); err != nil {
+		return err
+	}
+	if err := c.markAll(ctx); err != nil {
+		return err
+	}
 	if err := c.guard(ctx, true); err != nil {
 		return fmt.Errorf("gc: nothing was removed: %w", err)
 	}
@@ -714,33 +723,88 @@ func (c *collector) references(ctx context.Context, d digest.Digest) (refs stora
 }
 
 func (c *collector) mark(d digest.Digest) {
-	c.marksMu.Lock()
-	if _, ok := c.marks[d]; !ok {
-		c.marks[d] = struct{}{}
+	if c.marks.add(d) {
 		c.blobsMarked.Add(1)
 	}
-	c.marksMu.Unlock()
 }
 
 // markLive marks d without counting it as a marked blob: a removal that
 // failed keeps it.
-func (c *collector) markLive(d digest.Digest) {
-	c.marksMu.Lock()
-	c.marks[d] = struct{}{}
-	c.marksMu.Unlock()
+func (c *collector) markLive(d digest.Digest) { c.marks.add(d) }
+
+func (c *collector) marked(d digest.Digest) bool { return c.marks.contains(d) }
+
+func (c *collector) markCount() int { return c.marks.len() }
+
+// markSet is the mark: while marking, a storage.DigestSetBuilder (a
+// sorted array, about 33 bytes per live digest however many times each is
+// reached: ~32 MiB for a million live blobs and manifests); once frozen,
+// the built set plus the few digests marked afterwards (content a failed
+// removal keeps), which workers add and read concurrently.
+type markSet struct {
+	mu    sync.Mutex
+	b     storage.DigestSetBuilder
+	set   *storage.DigestSet
+	extra map[digest.Digest]struct{}
 }
 
-func (c *collector) marked(d digest.Digest) bool {
-	c.marksMu.Lock()
-	_, ok := c.marks[d]
-	c.marksMu.Unlock()
+// add marks d. Before the freeze it reports true (the builder counts
+// duplicates once it is built); after, whether d is new.
+func (m *markSet) add(d digest.Digest) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		m.b.Add(d, 1)
+		return false
+	}
+	if m.set.Contains(d) {
+		return false
+	}
+	if _, ok := m.extra[d]; ok {
+		return false
+	}
+	if m.extra == nil {
+		m.extra = make(map[digest.Digest]struct{})
+	}
+	m.extra[d] = struct{}{}
+	return true
+}
+
+func (m *markSet) freeze() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		m.set = m.b.Build()
+	}
+}
+
+func (m *markSet) contains(d digest.Digest) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		m.set = m.b.Build()
+	}
+	if m.set.Contains(d) {
+		return true
+	}
+	_, ok := m.extra[d]
 	return ok
 }
 
-func (c *collector) markCount() int {
-	c.marksMu.Lock()
-	defer c.marksMu.Unlock()
-	return len(c.marks)
+// len is the number of marked digests (before the freeze an estimate).
+func (m *markSet) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		return m.b.Estimate()
+	}
+	return m.set.Len() + len(m.extra)
+}
+
+// frozen returns the set built at the freeze (without later additions).
+func (m *markSet) frozen() *storage.DigestSet {
+	m.freeze()
+	return m.set
 }
 
 func (c *collector) workers() int {
@@ -813,7 +877,7 @@ func (c *collector) startProgress(start time.Time) func() {
 			phase := c.phase
 			c.mu.Unlock()
 			fmt.Fprintf(c.opts.Progress, "gc: %s: %d repositories, %d manifests and %d blobs marked; removed %d manifests, %d layer links, %d blobs (%s) [%s]\n",
-				phase, c.repos.Load(), c.manifestsMarked.Load(), c.blobsMarked.Load(),
+				phase, c.repos.Load(), c.manifestsMarked.Load(), c.markCount(),
 				c.manifestsRemoved.Load(), c.linksRemoved.Load(), c.blobsRemoved.Load(),
 				FormatBytes(c.bytesReclaimed.Load()), time.Since(start).Round(time.Second))
 		}

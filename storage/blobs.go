@@ -21,8 +21,19 @@ func blobUnknown(d digest.Digest) error {
 
 // StatBlob describes a blob linked into the repository. A blob that exists
 // in the content store but is not linked here is unknown: repositories see
-// only what was pushed or mounted into them.
+// only what was pushed or mounted into them. It is what a blob HEAD or GET
+// asks, so it follows the online collector's protocol (gcRead): a blob
+// being garbage collected is unknown.
 func (repo *Repository) StatBlob(ctx context.Context, d digest.Digest) (Descriptor, error) {
+	if err := repo.gcRead(ctx, d); err != nil {
+		return Descriptor{}, err
+	}
+	return repo.statBlob(ctx, d)
+}
+
+// statBlob is StatBlob without the protocol, for callers that apply it
+// themselves.
+func (repo *Repository) statBlob(ctx context.Context, d digest.Digest) (Descriptor, error) {
 	linked, err := repo.reg.readLink(ctx, layerLinkPath(repo.name, d))
 	if isNotFound(err) || (err == nil && linked != d) {
 		return Descriptor{}, blobUnknown(d)
@@ -86,7 +97,7 @@ func (repo *Repository) BlobURL(ctx context.Context, d digest.Digest) (string, e
 // DeleteBlob unlinks a blob from the repository. The content stays in the
 // store until garbage collection finds nothing else references it.
 func (repo *Repository) DeleteBlob(ctx context.Context, d digest.Digest) error {
-	if _, err := repo.StatBlob(ctx, d); err != nil {
+	if _, err := repo.statBlob(ctx, d); err != nil {
 		return err
 	}
 	err := repo.reg.driver.Delete(ctx, layerLinkDir(repo.name, d))
@@ -99,18 +110,36 @@ func (repo *Repository) DeleteBlob(ctx context.Context, d digest.Digest) error {
 // MountBlob links a blob that from already has into this repository.
 // from == nil mounts any blob present in the content store (the OCI 1.1
 // mount without "from"); the caller decides whether that is allowed.
+//
+// A blob the online collector is deleting is not mounted (BLOB_UNKNOWN:
+// the client uploads it instead); a condemned one is pinned first.
 func (repo *Repository) MountBlob(ctx context.Context, from *Repository, d digest.Digest) (Descriptor, error) {
+	t, err := repo.reg.gcp.rely(ctx, "mount", []digest.Digest{d}, nil)
+	if swept(err) {
+		return Descriptor{}, blobUnknown(d)
+	}
+	if err != nil {
+		return Descriptor{}, err
+	}
 	var desc Descriptor
-	var err error
 	if from != nil {
-		desc, err = from.StatBlob(ctx, d)
+		desc, err = from.statBlob(ctx, d)
 	} else {
 		desc, err = repo.reg.statContent(ctx, d)
 	}
 	if err != nil {
 		return Descriptor{}, err
 	}
+	if err := t.beforeCommit(ctx); err != nil {
+		if swept(err) {
+			return Descriptor{}, blobUnknown(d)
+		}
+		return Descriptor{}, err
+	}
 	if err := repo.linkBlob(ctx, d); err != nil {
+		return Descriptor{}, err
+	}
+	if err := t.afterCommit(ctx); err != nil {
 		return Descriptor{}, err
 	}
 	return desc, nil

@@ -154,6 +154,9 @@ func (repo *Repository) GetManifest(ctx context.Context, ref string) (*Manifest,
 	if err != nil {
 		return nil, err
 	}
+	if repo.gcManifestSwept(ctx, d) {
+		return nil, manifestUnknown(ref)
+	}
 	b, err := repo.reg.getContent(ctx, d)
 	if isNotFound(err) {
 		return nil, manifestUnknown(ref)
@@ -264,7 +267,19 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	if err != nil {
 		return nil, err
 	}
+	refs, children := manifestRefs(m, mt)
+	t, err := repo.gcManifestTicket(ctx, d, refs, children)
+	if err != nil {
+		return nil, err
+	}
 	if err := repo.checkReferences(ctx, m, mt); err != nil {
+		return nil, err
+	}
+	if err := t.beforeCommit(ctx); err != nil {
+		if swept(err) {
+			return nil, errcode.Newf(errcode.ManifestBlobUnknown, "%s is not in repository %s (it was garbage collected; push it again)", err.(errGCSwept).d, repo.name).
+				WithDetail(map[string]string{"digest": err.(errGCSwept).d.String()})
+		}
 		return nil, err
 	}
 	reg := repo.reg
@@ -281,13 +296,39 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 			return nil, storageErr(err)
 		}
 	}
-	for _, t := range tags {
-		if err := repo.tag(ctx, t, d); err != nil {
+	for _, tag := range tags {
+		if err := repo.tag(ctx, tag, d); err != nil {
 			return nil, err
 		}
 	}
+	if err := t.afterCommit(ctx); err != nil {
+		return nil, err
+	}
 	reg.manifests.add(d, content)
 	return out, nil
+}
+
+// manifestRefs is what a manifest being put relies on, for the online
+// collector's protocol: its config and layers (not those with URLs, which
+// clients fetch elsewhere) and its children.
+func manifestRefs(m *parsedManifest, mt string) (refs, children []digest.Digest) {
+	if isIndexType(mt) {
+		for _, c := range m.Manifests {
+			if d, err := digest.Parse(string(c.Digest)); err == nil {
+				children = append(children, d)
+			}
+		}
+		return children, children
+	}
+	for i, l := range append([]ocispec.Descriptor{*m.Config}, m.Layers...) {
+		if i > 0 && len(l.URLs) > 0 {
+			continue
+		}
+		if d, err := digest.Parse(string(l.Digest)); err == nil {
+			refs = append(refs, d)
+		}
+	}
+	return refs, nil
 }
 
 func manifestTooLarge(limit int64) error {
@@ -325,7 +366,7 @@ func (repo *Repository) checkReferences(ctx context.Context, m *parsedManifest, 
 		if _, err := ParseDigest(string(l.Digest)); err != nil {
 			return missing(l.Digest, what)
 		}
-		if _, err := repo.StatBlob(ctx, l.Digest); err != nil {
+		if _, err := repo.statBlob(ctx, l.Digest); err != nil {
 			if errcode.Is(err, errcode.BlobUnknown) {
 				return missing(l.Digest, what)
 			}

@@ -99,3 +99,28 @@ func referrersDir(name string, subject digest.Digest) string {
 func referrerLinkPath(name string, subject, referrer digest.Digest) string {
 	return path.Join(referrersDir(name, subject), referrer.Algorithm().String(), referrer.Encoded(), "link")
 }
+
+// Online garbage collection's objects (see gcstate.go), below
+// _registryd/gc, which the reference registry never looks at:
+//
+//	_registryd/gc/lease                  the collector lease (compare-and-swap)
+//	_registryd/gc/state                  plan, phase, sweep cursor (compare-and-swap)
+//	_registryd/gc/clock                  probe written to read the store's clock
+//	_registryd/gc/plans/<id>             items a run condemned, by digest
+//	_registryd/gc/sweeps/<id>            the part of plan <id> being swept
+//	_registryd/gc/pins/<id>/<alg>-<hex>  "a writer relied on this digest"
+//	_registryd/gc/runs/<id>              run reports
+func gcRoot() string              { return path.Join(rootPath, "_registryd", "gc") }
+func gcLeasePath() string         { return path.Join(gcRoot(), "lease") }
+func gcStatePath() string         { return path.Join(gcRoot(), "state") }
+func gcClockPath() string         { return path.Join(gcRoot(), "clock") }
+func gcPlanPath(id string) string { return path.Join(gcRoot(), "plans", id) }
+func gcSweepPath(id string) string {
+	return path.Join(gcRoot(), "sweeps", id)
+}
+func gcPinsDir(plan string) string { return path.Join(gcRoot(), "pins", plan) }
+func gcPinPath(plan string, d digest.Digest) string {
+	return path.Join(gcPinsDir(plan), d.Algorithm().String()+"-"+d.Encoded())
+}
+func gcRunsRoot() string         { return path.Join(gcRoot(), "runs") }
+func gcRunPath(id string) string { return path.Join(gcRunsRoot(), id) }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -37,6 +38,13 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// GCStateMaxAge bounds how old this registry's copy of the online
+	// collector's state may be when a write relies on it (Rmax, see
+	// gcprotocol.go): 0 selects DefaultGCStateMaxAge; negative turns the
+	// protocol off, for one-shot commands that serve no writes.
+	GCStateMaxAge time.Duration
+	// GCHooks are pause points for tests of the protocol; nil otherwise.
+	GCHooks *GCHooks
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -72,6 +80,10 @@ type Registry struct {
 	watchBroke atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
+
+	// gcp is this registry's side of online garbage collection's
+	// protocol (gcprotocol.go); nil when off.
+	gcp *gcProtocol
 }
 
 // New returns a Registry over d.
@@ -97,6 +109,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
 	}
+	r.gcp = newGCProtocol(r, opts.GCStateMaxAge, opts.GCHooks)
 	return r
 }
 

@@ -352,6 +352,15 @@ func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want d
 		return Descriptor{}, errcode.Newf(errcode.DigestInvalid, "digest %s does not match uploaded content (%s, %d bytes)", want, got, size).WithDetail(map[string]string{"digest": want.String()})
 	}
 	reg := u.repo.reg
+	// The online collector's protocol: content it is deleting is waited
+	// for and written anew; condemned content that is kept is pinned.
+	t, err := reg.gcp.rely(ctx, "upload", nil, []digest.Digest{want})
+	if err == nil {
+		err = t.beforeCommit(ctx)
+	}
+	if err != nil {
+		return Descriptor{}, err
+	}
 	dst := blobDataPath(want)
 	src := uploadDataPath(u.repo.name, u.id)
 	if fi, err := reg.driver.Stat(ctx, dst); err == nil && !fi.IsDir() && fi.Size() == size {
@@ -361,6 +370,9 @@ func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want d
 		return Descriptor{}, storageErr(err)
 	}
 	if err := u.repo.linkBlob(ctx, want); err != nil {
+		return Descriptor{}, err
+	}
+	if err := t.afterCommit(ctx); err != nil {
 		return Descriptor{}, err
 	}
 	if err := reg.driver.Delete(ctx, uploadDir(u.repo.name, u.id)); err != nil && !isNotFound(err) {
