@@ -203,10 +203,10 @@ func (k GCKind) mask() uint8 {
 
 // Masks of the plan's DigestSet: which kinds of items a digest has.
 const (
-	maskBlob     uint8 = 1
-	maskLink     uint8 = 2
-	maskRevision uint8 = 4
-	maskLinksPass      = maskLink | maskRevision
+	maskBlob      uint8 = 1
+	maskLink      uint8 = 2
+	maskRevision  uint8 = 4
+	maskLinksPass       = maskLink | maskRevision
 )
 
 // GCItem is one item a plan condemns.

@@ -45,6 +45,11 @@ type Options struct {
 	GCStateMaxAge time.Duration
 	// GCHooks are pause points for tests of the protocol; nil otherwise.
 	GCHooks *GCHooks
+	// TrackPulls records the last pull of every manifest (times.go);
+	// RunPullFlusher writes what it notes.
+	TrackPulls bool
+	// Now is the clock of push and pull times; nil is time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -84,6 +89,11 @@ type Registry struct {
 	// gcp is this registry's side of online garbage collection's
 	// protocol (gcprotocol.go); nil when off.
 	gcp *gcProtocol
+
+	// pulls holds the pulls not yet written; nil when they are not
+	// recorded.
+	pulls *pullTracker
+	now   func() time.Time
 }
 
 // New returns a Registry over d.
@@ -103,6 +113,13 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		lists:       newListCache(2 << 20),
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
+		now:         opts.Now,
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if opts.TrackPulls {
+		r.pulls = &pullTracker{}
 	}
 	// Through wrappers (metrics): watching costs no storage request, so
 	// there is nothing for them to time.
