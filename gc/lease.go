@@ -112,8 +112,9 @@ func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
 // Lease is a held collector lease, renewed in the background until
 // Release.
 type Lease struct {
-	reg  *storage.Registry
-	opts LeaseOptions
+	reg   *storage.Registry
+	opts  LeaseOptions
+	epoch uint64
 
 	mu         sync.Mutex
 	rec        LeaseRecord
@@ -178,7 +179,7 @@ func AcquireLease(ctx context.Context, reg *storage.Registry, opts LeaseOptions)
 		if err != nil {
 			return nil, fmt.Errorf("taking the collector lease: %w", err)
 		}
-		l := &Lease{reg: reg, opts: opts, rec: rec, version: v, renewStart: start,
+		l := &Lease{reg: reg, opts: opts, epoch: rec.Epoch, rec: rec, version: v, renewStart: start,
 			stop: make(chan struct{}), done: make(chan struct{})}
 		go l.renew()
 		return l, nil
@@ -186,7 +187,7 @@ func AcquireLease(ctx context.Context, reg *storage.Registry, opts LeaseOptions)
 }
 
 // Epoch is the lease's epoch, the collector's fencing token.
-func (l *Lease) Epoch() uint64 { return l.rec.Epoch }
+func (l *Lease) Epoch() uint64 { return l.epoch }
 
 // Record is the lease's content as last written.
 func (l *Lease) Record() LeaseRecord {

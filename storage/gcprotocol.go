@@ -197,6 +197,9 @@ const (
 	gcCondemned                  // condemned, the sweep has not reached it: pin it
 	gcInProgress                 // the sweep is deleting it
 	gcGone                       // the sweep deleted it: what exists now was written since
+	// gcLinksGone: its links and revisions were deleted (what exists now
+	// was written since), its blob is condemned and not reached: pin it.
+	gcLinksGone
 )
 
 // status is what view v says of digest d.
@@ -226,13 +229,15 @@ func (v *gcView) status(d digest.Digest) gcStatus {
 		case !finished():
 			return gcInProgress
 		case blob:
-			return gcCondemned // links gone, the blob's turn is to come
+			return gcLinksGone
 		}
 		return gcGone
 	case GCPassBlobs:
 		switch {
 		case !blob:
 			return gcGone // its links went in the first pass
+		case !reached() && links:
+			return gcLinksGone
 		case !reached():
 			return gcCondemned
 		case !finished():
@@ -324,12 +329,12 @@ func (t *gcTicket) decide(ctx context.Context) error {
 		case gcInProgress:
 			p.refused.Add(1)
 			return errGCSwept{d}
-		case gcCondemned:
+		case gcCondemned, gcLinksGone:
 			pin = append(pin, d)
 		}
 	}
 	for _, d := range t.own {
-		if v.status(d) == gcCondemned {
+		if s := v.status(d); s == gcCondemned || s == gcLinksGone {
 			pin = append(pin, d)
 		}
 	}
@@ -419,7 +424,7 @@ func (t *gcTicket) afterCommit(ctx context.Context) error {
 	var pin []digest.Digest
 	for _, d := range append(append([]digest.Digest(nil), t.refs...), t.own...) {
 		switch v.status(d) {
-		case gcInProgress, gcGone:
+		case gcInProgress, gcGone, gcLinksGone:
 			t.p.failed.Add(1)
 			return gcUnavailable("the write took longer than garbage collection allows; try again")
 		case gcCondemned:

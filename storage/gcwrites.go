@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 
 	"github.com/opencontainers/go-digest"
 
@@ -52,51 +53,63 @@ func (p *gcProtocol) active(ctx context.Context) bool {
 // the manifest references (config, layers, children), and, while a plan
 // is in force, what its children reference in turn, to the bottom: a
 // child the sweep keeps because of this write's pin is kept with all it
-// references, but content of it the sweep deleted before the pin is not
-// brought back, so the write must not rely on it. d is the manifest's own
+// references, but what of it the sweep deleted before the pin is not
+// brought back, so the put must find it there. d is the manifest's own
 // content, which a put of it writes anew if the sweep is deleting it.
 func (repo *Repository) gcManifestTicket(ctx context.Context, d digest.Digest, refs, children []digest.Digest) (*gcTicket, error) {
 	p := repo.reg.gcp
 	if p == nil {
 		return nil, nil
 	}
-	var deep []digest.Digest
+	var deepBlobs, deepManifests []digest.Digest
 	if len(children) > 0 && p.active(ctx) {
-		deep = repo.reg.gcClosure(ctx, children, refs)
+		deepBlobs, deepManifests = repo.reg.gcClosure(ctx, children, refs)
 	}
 	missing := func(x digest.Digest) error {
 		return errcode.Newf(errcode.ManifestBlobUnknown, "%s is not in repository %s (it was garbage collected; push it again)", x, repo.name).
 			WithDetail(map[string]string{"digest": x.String()})
 	}
-	t, err := p.rely(ctx, "manifest", append(append([]digest.Digest(nil), refs...), deep...), []digest.Digest{d})
+	all := append(append(append([]digest.Digest(nil), refs...), deepBlobs...), deepManifests...)
+	t, err := p.rely(ctx, "manifest", all, []digest.Digest{d})
 	if err != nil {
 		var e errGCSwept
-		if swept(err) {
-			e = err.(errGCSwept)
+		if errors.As(err, &e) {
 			return nil, missing(e.d)
 		}
 		return nil, err
 	}
-	// What the sweep deleted and something wrote again since is there;
-	// what it deleted and nothing wrote again is not. Direct references
-	// are looked up by checkReferences; deeper ones here.
-	for _, x := range deep {
-		if t.view != nil && t.view.status(x) == gcGone {
-			if _, err := repo.reg.statContent(ctx, x); err != nil {
-				if errcode.Is(err, errcode.BlobUnknown) {
-					return nil, missing(x)
-				}
-				return nil, err
+	// What the sweep deleted, and nothing wrote again since, is not there.
+	// Direct references are looked up by checkReferences; deeper ones
+	// here, in this repository, where a pull will look for them.
+	check := func(x digest.Digest, lookup func() error) error {
+		if s := t.view.status(x); s != gcGone && s != gcLinksGone {
+			return nil
+		}
+		if err := lookup(); err != nil {
+			if errcode.Is(err, errcode.BlobUnknown) || errcode.Is(err, errcode.ManifestUnknown) {
+				return missing(x)
 			}
+			return err
+		}
+		return nil
+	}
+	for _, x := range deepBlobs {
+		if err := check(x, func() error { _, err := repo.statBlob(ctx, x); return err }); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range deepManifests {
+		if err := check(x, func() error { _, err := repo.resolve(ctx, x.String()); return err }); err != nil {
+			return nil, err
 		}
 	}
 	return t, nil
 }
 
-// gcClosure returns what the manifests roots reference, transitively
-// (their blobs and children, and theirs), leaving out skip. Content that
-// cannot be read is left to the put's own checks.
-func (r *Registry) gcClosure(ctx context.Context, roots, skip []digest.Digest) []digest.Digest {
+// gcClosure returns what the manifests roots reference, transitively:
+// blobs (configs, layers) and child manifests, leaving out skip. Content
+// that cannot be read is left to the put's own checks.
+func (r *Registry) gcClosure(ctx context.Context, roots, skip []digest.Digest) (blobs, manifests []digest.Digest) {
 	seen := make(map[digest.Digest]bool, len(roots)+len(skip))
 	for _, d := range skip {
 		seen[d] = true
@@ -104,7 +117,6 @@ func (r *Registry) gcClosure(ctx context.Context, roots, skip []digest.Digest) [
 	for _, d := range roots {
 		seen[d] = true
 	}
-	var out []digest.Digest
 	work := append([]digest.Digest(nil), roots...)
 	for len(work) > 0 && ctx.Err() == nil {
 		d := work[len(work)-1]
@@ -120,16 +132,16 @@ func (r *Registry) gcClosure(ctx context.Context, roots, skip []digest.Digest) [
 		for _, x := range refs.Blobs {
 			if !seen[x] {
 				seen[x] = true
-				out = append(out, x)
+				blobs = append(blobs, x)
 			}
 		}
 		for _, x := range refs.Manifests {
 			if !seen[x] {
 				seen[x] = true
-				out = append(out, x)
+				manifests = append(manifests, x)
 				work = append(work, x)
 			}
 		}
 	}
-	return out
+	return blobs, manifests
 }

@@ -55,6 +55,9 @@ type Instance struct {
 	// Heartbeat is the holder's renewal period; a lease is live for at
 	// least three of them.
 	Heartbeat time.Duration `json:"heartbeat,omitempty"`
+	// GCProtocol says the registry follows online garbage collection's
+	// protocol (gcprotocol.go): a collection may run while it serves.
+	GCProtocol bool `json:"gcProtocol,omitempty"`
 }
 
 // Live reports whether the lease was renewed within ttl of now, or within
@@ -104,6 +107,7 @@ func (r *Registry) RegisterInstance(ctx context.Context, id string, readOnly boo
 	in.ID = id
 	in.Role = RoleRegistry
 	in.ReadOnly = readOnly
+	in.GCProtocol = r.SpeaksGCProtocol()
 	return r.RegisterLease(ctx, in, heartbeat)
 }
 

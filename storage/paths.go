@@ -147,3 +147,6 @@ func repoStateDir(name string) string { return path.Join(repoPath(name), "_regis
 func pulledPath(name string, d digest.Digest) string {
 	return path.Join(repoStateDir(name), "pulled", d.Algorithm().String(), d.Encoded())
 }
+
+// gcProbePath is a probe of the startup consistency check.
+func gcProbePath(id string) string { return path.Join(gcRoot(), "probes", id) }
