@@ -203,6 +203,8 @@ const guardEvery = 5 * time.Second
 type collector struct {
 	reg  *storage.Registry
 	opts Options
+	// hooks are the online collector's test pause points (nil offline).
+	hooks *Hooks
 
 	// marks is the global mark set: every digest something live needs.
 	marks markSet
@@ -585,6 +587,9 @@ func (c *collector) merge(repo *storage.Repository, res *repoMark) error {
 // and touches nothing shared but counters.
 func (c *collector) markRepo(ctx context.Context, repo *storage.Repository) (res repoMark) {
 	c.repos.Add(1)
+	if c.hooks != nil && c.hooks.BeforeMarkRepo != nil {
+		c.hooks.BeforeMarkRepo(ctx, repo.Name())
+	}
 	tags, err := repo.TagsAndTargets(ctx)
 	if err != nil {
 		res.err = err

@@ -217,7 +217,8 @@ func (l *Lease) renew() {
 		rec.Nonce = uuid.NewString()
 		b, _ := json.Marshal(rec)
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), l.opts.heartbeat())
+		// A slow write is worth waiting for: its start is what counts.
+		ctx, cancel := context.WithTimeout(context.Background(), l.validFor())
 		v, err := l.reg.WriteGCLease(ctx, b, version)
 		cancel()
 		l.mu.Lock()

@@ -15,9 +15,8 @@ func regOn(d driver.StorageDriver) *storage.Registry {
 	return storage.New(d, storage.Options{GCStateMaxAge: -1})
 }
 
-// fastLease is a lease that expires within about a second and a half of
-// its last renewal.
-var fastLease = LeaseOptions{Heartbeat: 200 * time.Millisecond, ClockSkew: 500 * time.Millisecond, Mode: "online"}
+// fastLease is a lease that expires two seconds after its last renewal.
+var fastLease = LeaseOptions{Heartbeat: 500 * time.Millisecond, ClockSkew: 500 * time.Millisecond, Mode: "online"}
 
 func TestLeaseOneHolder(t *testing.T) {
 	eachStore(t, func(t *testing.T, open func() driver.StorageDriver) {

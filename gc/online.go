@@ -85,6 +85,8 @@ func MinDelay(stateMaxAge, clockSkew time.Duration) time.Duration {
 // Hooks are the collector's pause points, for deterministic tests of its
 // races with writers; nil in production.
 type Hooks struct {
+	// BeforeMarkRepo runs as the mark starts on a repository.
+	BeforeMarkRepo func(ctx context.Context, repo string)
 	// AfterMark runs when the mark is complete, before the sweep.
 	AfterMark func(ctx context.Context)
 	// BeforeSweepBatch runs after the state names the batch's last digest
@@ -444,7 +446,7 @@ func (r *run) run(ctx context.Context) error {
 	// 1. Mark, from scratch: the re-check of the due plan, and the base of
 	// the next one.
 	start := time.Now()
-	r.mark = &collector{reg: reg, opts: Options{DeleteUntagged: r.opts().DeleteUntagged, Workers: r.opts().Workers}}
+	r.mark = &collector{reg: reg, opts: Options{DeleteUntagged: r.opts().DeleteUntagged, Workers: r.opts().Workers}, hooks: r.opts().Hooks}
 	if err := r.mark.markAll(ctx); err != nil {
 		return err
 	}

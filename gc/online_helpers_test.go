@@ -42,7 +42,7 @@ func newOnlineEnv(t *testing.T, open func() driver.StorageDriver, mod func(*Onli
 		reg: storage.New(d, storage.Options{GCStateMaxAge: testRmax, GCHooks: hooks})}
 	opts := OnlineOptions{
 		Delay: delay, StateMaxAge: testRmax, ClockSkew: testSkew,
-		LeaseHeartbeat: 200 * time.Millisecond, Workers: 4, Instance: "test",
+		LeaseHeartbeat: time.Second, Workers: 4, Instance: "test",
 	}
 	if mod != nil {
 		mod(&opts)

@@ -103,11 +103,21 @@ func startMinio(t testing.TB) *minioserver.Server {
 	return theMinio
 }
 
-// eachStore runs fn on every store.
+// eachStore runs fn on every store, a new empty one each.
 func eachStore(t *testing.T, fn func(t *testing.T, open func() driver.StorageDriver)) {
 	for _, s := range stores {
 		t.Run(s.name, func(t *testing.T) {
 			fn(t, s.open(t))
+		})
+	}
+}
+
+// eachStoreFresh runs fn on every store; fn makes as many new empty ones
+// as it has subtests.
+func eachStoreFresh(t *testing.T, fn func(t *testing.T, fresh func(t *testing.T) func() driver.StorageDriver)) {
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			fn(t, func(t *testing.T) func() driver.StorageDriver { return s.open(t) })
 		})
 	}
 }
