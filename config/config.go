@@ -69,9 +69,10 @@ func defaults() *Config {
 		Version: "0.1",
 		Log:     Log{Level: "info", Formatter: "text"},
 		Storage: Storage{
-			Maintenance: Maintenance{UploadPurging: UploadPurging{
-				Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-			}},
+			Maintenance: Maintenance{
+				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
+				Retention:     defaultRetention(),
+			},
 		},
 		HTTP: HTTP{
 			Addr:    ":5000",
@@ -548,6 +549,11 @@ func checkLeaf(k *key, n *yaml.Node) string {
 		var i int
 		if !scalar || n.Decode(&i) != nil {
 			return fmt.Sprintf("must be an integer, got %s", describe(n))
+		}
+	case kFloat:
+		var f float64
+		if !scalar || n.Decode(&f) != nil {
+			return fmt.Sprintf("must be a number, got %s", describe(n))
 		}
 	case kDuration:
 		if !scalar {

@@ -95,6 +95,7 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+	p.fillRetention(c, boolean, integer, duration, strList, bad) // retention.go
 
 	// http
 	h := &c.HTTP
