@@ -60,6 +60,7 @@ const (
 	RuleDeleteUntagged = "deleteuntagged"          // deleted: untagged and older than delay
 	RuleMaxShare       = "maxshare"                // kept: the repository's run was refused
 	RuleMaxDeletions   = "maxdeletionsperrun"      // kept for now: the run's cap was reached
+	RuleMoved          = "moved"                   // kept: tagged again between the decision and the delete
 )
 
 // Decision is the verdict on one tag, or on one untagged manifest (Tag
@@ -227,7 +228,7 @@ func (e *Engine) Decide(repo Repository, now time.Time) Plan {
 			case live[s]:
 				ds[i].Rule, ds[i].Reason = RuleSubject, fmt.Sprintf("follows its subject %s, which stays", s)
 			case !before[s]:
-				ds[i].Rule, ds[i].Reason = RuleSubject, fmt.Sprintf("follows its subject %s, which no tag reaches: it stays while the subject does", s)
+				ds[i].Rule, ds[i].Reason = RuleSubject, fmt.Sprintf("follows its subject %s, which no tag reaches: the two stay together", s)
 			default:
 				continue
 			}
@@ -265,9 +266,16 @@ func (e *Engine) Decide(repo Repository, now time.Time) Plan {
 
 	// Untagged manifests: whatever no tag reached before this run, nor
 	// reaches now, and is older than delay. What this run untags is kept:
-	// its delay starts now.
+	// its delay starts now. A tag that stays on a referrer holds the
+	// referrer's subject: a signature someone tagged does not lose its
+	// image under it.
 	if pol.deleteUntagged && repo.Manifests != nil {
 		seeds := tagTargets(tags, nil)
+		for i := range tags {
+			if subject[i] != "" && !ds[i].Delete {
+				seeds = append(seeds, subject[i])
+			}
+		}
 		for _, m := range repo.Manifests {
 			if !before[m.Digest] && (m.Since.IsZero() || now.Sub(m.Since) <= e.settings.Delay) {
 				seeds = append(seeds, m.Digest)
