@@ -72,6 +72,7 @@ func defaults() *Config {
 			Maintenance: Maintenance{
 				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
 				Retention:     defaultRetention(),
+				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
 			},
 		},
 		HTTP: HTTP{

@@ -174,6 +174,10 @@ func schema() *key {
 			})),
 			"readonly":  impl(section(map[string]*key{"enabled": impl(boolean())})),
 			"retention": retentionSchema(), // retention.go
+			"pulltimes": impl(section(map[string]*key{
+				"enabled":  impl(boolean()),
+				"interval": impl(duration()),
+			})),
 		})),
 	}))
 	storage.nameForm = true
