@@ -387,21 +387,20 @@ func (r *Runner) references(ctx context.Context, ds []digest.Digest) (map[digest
 	return out, err
 }
 
-// StorageTags reads a repository's tags with the digests they point at.
-//
-// TODO(issue 15): push and pull times come from storage's TagInfos, which
-// the lifecycle work is adding; until it lands no time is known, and every
-// tag is kept (RuleNoTimes).
+// StorageTags reads a repository's tags with the push and pull times the
+// registry records (storage.TagInfos): the push time of each tag's current
+// digest (or, for a tag the reference registry wrote, its link's time),
+// and the last pull of its manifest, including pulls this process holds in
+// memory and has not written yet.
 func StorageTags(ctx context.Context, repo *storage.Repository) ([]Tag, error) {
-	targets, err := repo.TagsAndTargets(ctx)
+	infos, err := repo.TagInfos(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Tag, 0, len(targets))
-	for name, d := range targets {
-		out = append(out, Tag{Name: name, Digest: d})
+	out := make([]Tag, len(infos))
+	for i, in := range infos {
+		out[i] = Tag{Name: in.Name, Digest: in.Digest, Pushed: in.Pushed, LastPulled: in.LastPulled}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

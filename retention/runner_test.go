@@ -3,10 +3,13 @@ package retention
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -173,4 +176,54 @@ func value(m prometheus.Metric) float64 {
 		return c.GetValue()
 	}
 	return out.GetGauge().GetValue()
+}
+
+// The times the registry records itself (storage.TagInfos): push times at
+// each tag write, pulls noted in memory and not yet flushed, all on one
+// Registry as inside serve. A dry run over them writes nothing either.
+func TestRunnerWithRecordedTimes(t *testing.T) {
+	s := newStore(t)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.reg = storage.New(s.count, storage.Options{TrackPulls: true, Now: func() time.Time { return clock }})
+	push := func(tag string, at time.Time) digest.Digest {
+		clock = at
+		d := s.image("app", "", tag)
+		c := s.content[d.Digest]
+		if _, err := s.repo("app").PutManifest(s.ctx, tag, c.mediaType, c.b, nil); err != nil {
+			t.Fatal(err)
+		}
+		return d.Digest
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	old := push("old", now.Add(-40*day))
+	push("mid", now.Add(-20*day))
+	push("new", now.Add(-time.Hour))
+	push("other", now.Add(-30*day))
+	clock = now.Add(-day)
+	s.repo("app").RecordPull(old) // pulled yesterday, still in memory
+	e := engine(t, policy("**", KeepRule{PulledWithin: 7 * day}, KeepRule{PushedWithin: 7 * day}))
+	r := NewRunner(s.reg, e, Options{Now: func() time.Time { return now }})
+	w0 := s.count.writes.Load()
+	dry, err := r.Run(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.count.writes.Load() - w0; w != 0 {
+		t.Fatalf("dry run wrote %d times (last %v)", w, s.count.last.Load())
+	}
+	got := map[string]string{}
+	for _, d := range dry.Decisions {
+		got[d.Tag] = fmt.Sprintf("%v %s", d.Delete, d.Rule)
+	}
+	want := map[string]string{"old": "false pulledwithin", "mid": "true nokeeprule", "new": "false pulledwithin", "other": "true nokeeprule"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if rep, err := r.Run(context.Background(), false); err != nil || rep.DeletedTags != 2 {
+		t.Fatalf("%v %s", err, summary(rep))
+	}
+	tags, _, err := s.repo("app").Tags(s.ctx, "", -1)
+	if err != nil || !reflect.DeepEqual(tags, []string{"new", "old"}) {
+		t.Errorf("%v %v", tags, err)
+	}
 }
