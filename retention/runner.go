@@ -112,9 +112,13 @@ type Report struct {
 // carried out, tag by tag. A repository that cannot be read is reported
 // and skipped; the others go on.
 func (r *Runner) Run(ctx context.Context, dryRun bool) (Report, error) {
+	return r.run(ctx, newRunID(r.opts.Now()), dryRun)
+}
+
+func (r *Runner) run(ctx context.Context, id string, dryRun bool) (Report, error) {
 	dryRun = dryRun || r.engine.settings.DryRun
 	now := r.opts.Now()
-	rep := Report{ID: newRunID(now), Started: now, DryRun: dryRun}
+	rep := Report{ID: id, Started: now, DryRun: dryRun}
 	log := r.opts.Log.WithFields(logrus.Fields{"component": "retention", "run": rep.ID, "dry_run": dryRun})
 	budget := NewBudget(r.engine.settings.MaxDeletionsPerRun)
 	var failures []string
