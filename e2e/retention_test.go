@@ -15,14 +15,17 @@ import (
 // retentionEnv configures retention through REGISTRY_* variables, as a
 // container would: one policy keeps e2e/ret/app's v* and stable tags and
 // its 3 tags pushed last; another keeps every tag of e2e/ret/untagged but
-// removes its untagged manifests. e2e/other matches no policy.
+// removes its untagged manifests; a third keeps e2e/ret/pulled's tag
+// pulled last. e2e/other matches no policy.
 func retentionEnv(interval string) []string {
 	return []string{
 		"REGISTRY_STORAGE_MAINTENANCE_RETENTION_INTERVAL=" + interval,
 		"REGISTRY_STORAGE_MAINTENANCE_RETENTION_DELAY=1s",
+		"REGISTRY_STORAGE_MAINTENANCE_RETENTION_MAXSHARE=0.7",
 		`REGISTRY_STORAGE_MAINTENANCE_RETENTION_POLICIES=[` +
 			`{repositories: ["e2e/ret/app"], keeptags: [{patterns: ["^v", "^stable$"]}, {mostrecentlypushedcount: 3}]},` +
-			`{repositories: ["e2e/ret/untagged"], deleteuntagged: true, keeptags: [{patterns: ["."]}]}]`,
+			`{repositories: ["e2e/ret/untagged"], deleteuntagged: true, keeptags: [{patterns: ["."]}]},` +
+			`{repositories: ["e2e/ret/pulled"], keeptags: [{mostrecentlypulledcount: 1}]}]`,
 	}
 }
 
@@ -38,7 +41,8 @@ func TestRetention(t *testing.T) {
 		return strings.TrimSpace(runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...).Stdout)
 	}
 	root := t.TempDir()
-	srv := startRegistrydOn(t, root)
+	// Pulls are written every 200ms: the offline run below sees them.
+	srv := startRegistrydOn(t, root, "REGISTRY_STORAGE_MAINTENANCE_PULLTIMES_INTERVAL=200ms")
 	app := srv.Addr + "/e2e/ret/app"
 	digests := map[string]string{}
 	push := func(repo, tag, seed string) string {
@@ -57,6 +61,11 @@ func TestRetention(t *testing.T) {
 	untagged := srv.Addr + "/e2e/ret/untagged"
 	first := push(untagged, "dev", "ret-dev-1")
 	second := push(untagged, "dev", "ret-dev-2") // first is untagged now
+	pulled := srv.Addr + "/e2e/ret/pulled"
+	for _, tag := range []string{"p1", "p2", "p3"} {
+		push(pulled, tag, "ret-"+tag)
+	}
+	cr("manifest", pulled+":p1") // a pull: p1 is the tag pulled last (the others never were)
 	allApp := []string{"build-1", "build-2", "build-3", "build-4", "build-5", "latest", "stable", "v1.0"}
 	appTags := func() []string {
 		got := lines(cr("ls", app))
@@ -68,9 +77,9 @@ func TestRetention(t *testing.T) {
 	}
 
 	// Offline, dry run: the report, nothing deleted.
-	time.Sleep(1100 * time.Millisecond) // first is older than delay now
+	time.Sleep(1100 * time.Millisecond) // first is older than delay now, p1's pull is written
 	dry := runCmd(t, append(serverEnv(nil), retentionEnv("0s")...), time.Minute, registrydBin, "retention", "--dry-run", srv.Config)
-	for _, want := range []string{"build-1", "would delete", "nokeeprule", "deleteuntagged", "dry run: would delete 3 tags and 1 untagged manifests; 2 of 3 repositories have a policy."} {
+	for _, want := range []string{"build-1", "would delete", "nokeeprule", "deleteuntagged", "dry run: would delete 5 tags and 1 untagged manifests; 3 of 4 repositories have a policy."} {
 		if !strings.Contains(dry.Stdout, want) {
 			t.Errorf("registryd retention --dry-run lacks %q:\n%s", want, dry.Stdout)
 		}
@@ -79,7 +88,8 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("the dry run deleted tags: %v", got)
 	}
 
-	// The server, its schedule from the configuration.
+	// The server, its schedule from the configuration. Stopping writes the
+	// pulls it held in memory.
 	srv.Stop()
 	debug, err := localsrv.FreeAddr()
 	must(t, err)
@@ -115,12 +125,20 @@ func TestRetention(t *testing.T) {
 	if got := cr("digest", untagged+":dev"); got != second {
 		t.Errorf("dev is %s, expected %s", got, second)
 	}
+	// By pull time: the tag pulled goes on, those never pulled went.
+	deadline = time.Now().Add(30 * time.Second)
+	for got := tagsOf(t, srv, "e2e/ret/pulled"); !slices.Equal(got, []string{"p1"}); got = tagsOf(t, srv, "e2e/ret/pulled") {
+		if time.Now().After(deadline) {
+			t.Fatalf("e2e/ret/pulled tags: %v, expected [p1]", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	// A repository matching no policy is untouched; the catalog lists all.
 	if got := cr("digest", srv.Addr+"/e2e/other:old"); got != other {
 		t.Errorf("e2e/other:old is %s, expected %s", got, other)
 	}
 	catalog := lines(cr("catalog", srv.Addr))
-	for _, repo := range []string{"e2e/other", "e2e/ret/app", "e2e/ret/untagged"} {
+	for _, repo := range []string{"e2e/other", "e2e/ret/app", "e2e/ret/pulled", "e2e/ret/untagged"} {
 		if !slices.Contains(catalog, repo) {
 			t.Errorf("crane catalog %v lacks %s", catalog, repo)
 		}
