@@ -29,7 +29,8 @@
 //     are never deleted; a referrer's tag goes only with its subject's last
 //     tag.
 //  4. Deletion is by tag (storage.Repository.DeleteTagIf), never by digest:
-//     no other tag is touched, and a tag moved since the decision stays.
+//     no other tag is touched, and a tag pushed again since the decision
+//     (to another manifest or the same one) stays.
 //  5. An untagged manifest is deleted only when no tag reached it before
 //     the run nor reaches it after (through index children, referrers of
 //     live manifests, subjects of kept referrers' tags), and its last push

@@ -243,7 +243,25 @@ func (r *Runner) repository(ctx context.Context, repo *storage.Repository, now t
 		return plan, nil
 	}
 	// Tags, one by one: never by digest, so a sibling tag on the same
-	// manifest stays.
+	// manifest stays. The tags are read again first: one pushed since the
+	// decision (to another manifest, or to the same one: a push is a push)
+	// stays; DeleteTagIf then checks the digest right before the delete.
+	if doomed, _ := plan.Deletions(); len(doomed) > 0 {
+		fresh, err := r.opts.Tags(ctx, repo)
+		if err != nil && !storage.ErrNotFound(err) {
+			return plan, fmt.Errorf("reading tags again: %w", err)
+		}
+		now := map[string]Tag{}
+		for _, t := range fresh {
+			now[t.Name] = t
+		}
+		for i := range plan.Tags {
+			d := &plan.Tags[i]
+			if t, ok := now[d.Tag]; d.Delete && ok && (t.Digest != d.Digest || !t.Pushed.Equal(d.Pushed)) {
+				d.Delete, d.Rule, d.Reason = false, RuleMoved, "kept: pushed again while the run decided ("+d.Rule+": "+d.Reason+")"
+			}
+		}
+	}
 	for i := range plan.Tags {
 		d := &plan.Tags[i]
 		if !d.Delete {

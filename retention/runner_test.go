@@ -53,10 +53,16 @@ func TestRunnerKeepsWhatChangedMeanwhile(t *testing.T) {
 	st.policies[0].deleteUntagged = true
 	r := s.runner(st, at)
 	// The source answers, then someone pushes: v1 moves, loose gets a tag.
+	s.tag("app", "again", old.Digest, at.Add(-30*day), time.Time{})
+	first := true
 	r.opts.Tags = func(ctx context.Context, repo *storage.Repository) ([]Tag, error) {
 		tags, err := s.source(ctx, repo)
-		s.tag("app", "v1", other.Digest, at, time.Time{})
-		s.tag("app", "fresh", loose.Digest, at, time.Time{})
+		if first {
+			s.tag("app", "v1", other.Digest, at, time.Time{})
+			s.tag("app", "fresh", loose.Digest, at, time.Time{})
+			s.tag("app", "again", old.Digest, at, time.Time{}) // the same manifest, pushed again
+			first = false
+		}
 		return tags, err
 	}
 	rep, err := r.Run(context.Background(), false)
@@ -69,11 +75,11 @@ func TestRunnerKeepsWhatChangedMeanwhile(t *testing.T) {
 			moved[d.Tag+"@"+d.Digest.String()] = true
 		}
 	}
-	if !moved["v1@"+old.Digest.String()] || !moved["@"+loose.Digest.String()] {
+	if !moved["v1@"+old.Digest.String()] || !moved["again@"+old.Digest.String()] || !moved["@"+loose.Digest.String()] {
 		t.Errorf("moved: %v", moved)
 	}
 	after := s.state()["app"]
-	if after.tags["v1"] != other.Digest || after.tags["fresh"] != loose.Digest || !after.revs[loose.Digest] {
+	if after.tags["v1"] != other.Digest || after.tags["again"] != old.Digest || after.tags["fresh"] != loose.Digest || !after.revs[loose.Digest] {
 		t.Errorf("%+v", after)
 	}
 	// v2 went (its manifest is latest's). old's manifest, untagged by the
