@@ -72,6 +72,7 @@ func defaults() *Config {
 			Maintenance: Maintenance{
 				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
 				Retention:     defaultRetention(),
+				GC:            defaultGC(),
 				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
 			},
 		},

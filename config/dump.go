@@ -211,6 +211,7 @@ func (c *Config) Dump() ([]byte, error) {
 		"interval", fmtDuration(up.Interval), "dryrun", up.DryRun))
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
 	addNode(mt, "retention", dumpRetention(r.Storage.Maintenance.Retention)) // retention.go
+	addNode(mt, "gc", dumpGC(r.Storage.Maintenance.GC))                      // gc.go
 	pt := r.Storage.Maintenance.PullTimes
 	addNode(mt, "pulltimes", pairs("enabled", pt.Enabled, "interval", fmtDuration(pt.Interval)))
 	addNode(st, "maintenance", mt)

@@ -174,6 +174,7 @@ func schema() *key {
 			})),
 			"readonly":  impl(section(map[string]*key{"enabled": impl(boolean())})),
 			"retention": retentionSchema(), // retention.go
+			"gc":        gcSchema(),        // gc.go
 			"pulltimes": impl(section(map[string]*key{
 				"enabled":  impl(boolean()),
 				"interval": impl(duration()),

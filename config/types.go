@@ -92,6 +92,7 @@ type Maintenance struct {
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
 	Retention     Retention     // storage.maintenance.retention (registryd; distribution ignores the section)
 	PullTimes     PullTimes     // storage.maintenance.pulltimes (registryd's own)
+	GC            GC            // storage.maintenance.gc (registryd's own; gc.go)
 }
 
 // PullTimes is storage.maintenance.pulltimes: recording the last pull of

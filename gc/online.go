@@ -15,7 +15,11 @@ import (
 	"github.com/registryd/registryd/storage/driver"
 )
 
-var errNoConditional = errors.New("the storage driver cannot write conditionally")
+// ErrNoConditional is returned by NewCollector for a driver without
+// driver.ConditionalWriter: no lease, no online collection.
+var ErrNoConditional = errors.New("the storage driver cannot write conditionally, which online garbage collection needs")
+
+var errNoConditional = ErrNoConditional
 
 func isNotFoundErr(err error) bool { return errors.Is(err, driver.ErrPathNotFound) }
 
@@ -66,6 +70,8 @@ type OnlineOptions struct {
 	Observer Observer
 	// Log receives a line per phase; nil is quiet.
 	Log func(msg string, fields map[string]any)
+	// AfterRun receives each finished run's report (serve sends an event).
+	AfterRun func(RunReport)
 }
 
 // MinDelay is the least grace period the protocol's proof allows: a writer
@@ -191,8 +197,8 @@ type Collector struct {
 	reg  *storage.Registry
 	opts OnlineOptions
 
-	checkOnce sync.Once
-	checkErr  error
+	checkMu sync.Mutex
+	checked bool
 }
 
 // NewCollector returns a collector over d. The collector works through its
@@ -238,12 +244,27 @@ func (c *Collector) log(msg string, fields map[string]any) {
 	}
 }
 
-// CheckStore runs the store's consistency check once (later calls return
-// its result): online collection refuses to run on a store that answers
-// stale reads or ignores conditional writes.
+// CheckStore runs the store's consistency check (storage.Registry.
+// CheckConsistency) until it passes once: online collection refuses to run
+// on a store that answers stale reads or ignores conditional writes. A
+// failure is logged and counted each time, and checked again at the next
+// run (a store may have been down).
 func (c *Collector) CheckStore(ctx context.Context) error {
-	c.checkOnce.Do(func() { c.checkErr = c.reg.CheckConsistency(ctx) })
-	return c.checkErr
+	c.checkMu.Lock()
+	defer c.checkMu.Unlock()
+	if c.checked {
+		return nil
+	}
+	err := c.reg.CheckConsistency(ctx)
+	if m, ok := c.opts.Observer.(interface{ StoreChecked(error) }); ok {
+		m.StoreChecked(err)
+	}
+	if err != nil {
+		c.log("gc: online garbage collection refused on this store", map[string]any{"error": err.Error()})
+		return err
+	}
+	c.checked = true
+	return nil
 }
 
 // ErrProtocolNotSpoken is matched by errors.Is when a registry that does
@@ -290,8 +311,13 @@ func (c *Collector) newReport() *RunReport {
 	}
 }
 
-// NewReport starts a report for RunWithLease.
-func (c *Collector) NewReport() *RunReport { return c.newReport() }
+// NewReport starts a report for RunWithLease; dryRun makes the run a dry
+// one whatever the options say (a dry run option cannot be overridden).
+func (c *Collector) NewReport(dryRun bool) *RunReport {
+	rep := c.newReport()
+	rep.DryRun = rep.DryRun || dryRun
+	return rep
+}
 
 // RunWithLease is RunOnce with a lease already taken (the admin API takes
 // it first, to answer "busy" at once); it releases the lease.
@@ -301,7 +327,7 @@ func (c *Collector) RunWithLease(ctx context.Context, lease *Lease, rep *RunRepo
 	if c.opts.Observer != nil {
 		c.opts.Observer.LeaseEpoch(lease.Epoch())
 	}
-	r := &run{c: c, lease: lease, rep: rep}
+	r := &run{c: c, lease: lease, rep: rep, dry: rep.DryRun}
 	err := r.run(ctx)
 	result := ResultOK
 	switch {
@@ -339,6 +365,9 @@ func (c *Collector) finish(ctx context.Context, rep *RunReport, result string, e
 		fields["error"] = err.Error()
 	}
 	c.log("gc: run finished", fields)
+	if c.opts.AfterRun != nil {
+		c.opts.AfterRun(*rep)
+	}
 	return rep
 }
 
@@ -396,6 +425,7 @@ type run struct {
 	c     *Collector
 	lease *Lease
 	rep   *RunReport
+	dry   bool // a dry run: writes nothing but its report
 
 	st      storage.GCState
 	version string
@@ -436,7 +466,7 @@ func (r *run) run(ctx context.Context) error {
 	}
 	dueAt := st.PlanCreated.Add(r.opts().Delay + r.opts().ClockSkew)
 	due := st.Plan != "" && (st.Phase == storage.GCPhaseSweeping || !now.Before(dueAt))
-	if st.Plan != "" && !due && !r.opts().DryRun {
+	if st.Plan != "" && !due && !r.dry {
 		// The plan waits for its delay; a new one now would restart it.
 		r.rep.Plan, r.rep.PlanDue = st.Plan, &dueAt
 		r.c.log("gc: plan not due yet", map[string]any{"run": r.rep.ID, "plan": st.Plan, "due": dueAt.UTC().Format(time.RFC3339)})
@@ -465,10 +495,14 @@ func (r *run) run(ctx context.Context) error {
 
 	// 2. Sweep the due plan, re-checked against the mark (a dry run
 	// reports what a sweep would delete, due or not).
-	if due || (r.opts().DryRun && st.Plan != "") {
+	if due || (r.dry && st.Plan != "") {
 		start = time.Now()
 		r.rep.SweptPlan = st.Plan
-		if _, err := r.sweep(ctx, marks); err != nil {
+		_, err := r.sweep(ctx, marks)
+		if o := r.opts().Observer; o != nil && !r.dry {
+			o.Resurrected(r.rep.Resurrected)
+		}
+		if err != nil {
 			return err
 		}
 		r.phase("sweep", start, map[string]any{"plan": st.Plan, "manifests": r.rep.Deleted.Manifests,
@@ -496,9 +530,9 @@ func (r *run) uploads(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	n, err := r.c.reg.PurgeUploads(ctx, time.Now().Add(-age), r.opts().DryRun)
+	n, err := r.c.reg.PurgeUploads(ctx, time.Now().Add(-age), r.dry)
 	r.rep.Deleted.Uploads = n
-	if o := r.opts().Observer; o != nil && !r.opts().DryRun {
+	if o := r.opts().Observer; o != nil && !r.dry {
 		o.Deleted(string(KindUpload), n, 0)
 	}
 	r.phase("uploads", start, map[string]any{"uploads": n})
@@ -550,4 +584,72 @@ func (r *run) writeState(ctx context.Context, st storage.GCState) error {
 	}
 	r.st, r.version = st, v
 	return nil
+}
+
+// ResetOnlineState drops the online collector's plan, sweep sets and pins
+// and leaves a state without a plan (written under lease, whose epoch
+// fences it): for the immediate collection of garbage-collect, after which
+// whatever a plan condemned was decided on a store that has changed.
+func ResetOnlineState(ctx context.Context, reg *storage.Registry, lease *Lease) error {
+	_, version, err := reg.ReadGCState(ctx)
+	if err != nil {
+		return err
+	}
+	ids, err := reg.GCPlanIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if err := lease.Check(ctx); err != nil {
+		return err
+	}
+	if _, err := reg.WriteGCState(ctx, storage.GCState{Epoch: lease.Epoch()}, version); err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, reg.DeleteGCPlan(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// Summary formats the report for people (garbage-collect prints it).
+func (r *RunReport) Summary() string {
+	var b strings.Builder
+	if r.DryRun {
+		b.WriteString("online garbage collection, dry run: nothing was changed\n")
+	} else {
+		fmt.Fprintf(&b, "online garbage collection: %s\n", r.Result)
+	}
+	line := func(label, value string) { fmt.Fprintf(&b, "  %-30s %s\n", label+":", value) }
+	line("repositories", fmt.Sprint(r.Repositories))
+	line("digests marked", fmt.Sprint(r.Marked))
+	if r.SweptPlan != "" {
+		line("plan swept", r.SweptPlan)
+		line("deleted", fmt.Sprintf("%d manifests, %d layer links, %d blobs (%s)", r.Deleted.Manifests, r.Deleted.LayerLinks,
+			r.Deleted.Blobs, FormatBytes(r.Deleted.Bytes)))
+		line("kept after all", fmt.Sprint(r.Resurrected))
+	}
+	if r.Deleted.Uploads > 0 {
+		line("uploads removed", fmt.Sprint(r.Deleted.Uploads))
+	}
+	if r.Plan != "" {
+		line("plan", r.Plan)
+		if r.PlanDue != nil {
+			line("condemned, deleted after", r.PlanDue.UTC().Format(time.RFC3339))
+		}
+		if r.SweptPlan != "" || r.Condemned.Total() > 0 {
+			line("condemned", fmt.Sprintf("%d manifests, %d layer links, %d blobs (%s)", r.Condemned.Manifests,
+				r.Condemned.LayerLinks, r.Condemned.Blobs, FormatBytes(r.Condemned.Bytes)))
+		}
+	}
+	if r.Finished != nil {
+		line("duration", r.Finished.Sub(r.Started).Round(time.Millisecond).String())
+	}
+	if r.Error != "" {
+		fmt.Fprintf(&b, "  error: %s\n", r.Error)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "  warning: %s\n", w)
+	}
+	return b.String()
 }

@@ -104,7 +104,7 @@ func (r *run) plan(ctx context.Context, marks *storage.DigestSet) error {
 	if o := r.opts().Observer; o != nil {
 		o.Condemned(len(items))
 	}
-	if r.opts().DryRun {
+	if r.dry {
 		return nil
 	}
 

@@ -57,7 +57,7 @@ func (r *run) sweep(ctx context.Context, marks *storage.DigestSet) (map[digest.D
 		cands = append(cands, it)
 	}
 	sw := &storage.GCPlan{ID: fmt.Sprintf("%s-s%d", plan.ID, r.lease.Epoch()), Epoch: r.lease.Epoch(), Created: plan.Created, Items: cands}
-	if r.opts().DryRun {
+	if r.dry {
 		for _, it := range cands {
 			r.rep.Deleted.add(it)
 		}

@@ -158,6 +158,18 @@ type Run struct {
 	// Deferred counts deletions left for a later run by
 	// maxdeletionsperrun.
 	Deferred int `json:"deferred,omitempty"`
+	// Condemned is what a collection's plan condemned, by kind (blobs,
+	// manifests, layerLinks), and CondemnedBytes their blobs' size: what
+	// the run after PlanDue deletes unless something references it again.
+	Condemned      map[string]int `json:"condemned,omitempty"`
+	CondemnedBytes int64          `json:"condemnedBytes,omitempty"`
+	// Plan is the id of the plan a collection published or waits on, and
+	// PlanDue when it may be swept.
+	Plan    string     `json:"plan,omitempty"`
+	PlanDue *time.Time `json:"planDue,omitempty"`
+	// Resurrected counts condemned items a collection kept: referenced
+	// again, or relied on by a push while it swept.
+	Resurrected int `json:"resurrected,omitempty"`
 }
 
 // Decision is retention's verdict on one tag.

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/registryd/registryd/config"
 	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/storage"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 const gcAbout = `Removes what no live manifest references: blobs, and the repositories'
@@ -19,10 +22,20 @@ Uploads older than storage.maintenance.uploadpurging.age are removed too
 when upload purging is enabled. The configuration and REGISTRY_* variables
 are read as for serve.
 
-No registry may accept writes to the storage meanwhile: a push could rely
-on a blob being deleted. Registries announce themselves in the storage; the
-command refuses to run while one that is not read-only is live. Stop it, or
-set storage.maintenance.readonly.enabled: true and restart it (pulls go on).`
+It takes the collector lease of the storage, as serve's online collector
+(storage.maintenance.gc) does: while another collection holds it, it waits
+(--no-wait: it refuses).
+
+With no registry accepting writes to the storage, the collection is
+immediate. Registries announce themselves in the storage. Those of this
+version follow the online collector's protocol: while one of them accepts
+writes, the command runs one online collection instead (it deletes what an
+earlier plan condemned at least storage.maintenance.gc.delay ago and still
+finds unreferenced, and condemns what is garbage now for the next run).
+While a registry that does not follow the protocol (an older version)
+accepts writes, it refuses: a push could rely on a blob being deleted. Stop
+that registry, or set storage.maintenance.readonly.enabled: true and restart
+it (pulls go on).`
 
 // cmdGC is "registryd garbage-collect" (alias "gc") with its flags.
 func cmdGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -39,6 +52,8 @@ func gcFlags(fs *flag.FlagSet) runFunc {
 	fs.BoolVar(&quiet, "quiet", false, "print no progress and no summary, only errors (and a dry run's list)")
 	fs.BoolVar(&quiet, "q", false, shortPrefix+"quiet")
 	fs.BoolVar(&force, "force", false, "run even while a registry accepting writes is serving the storage (unsafe)")
+	var noWait bool
+	fs.BoolVar(&noWait, "no-wait", false, "refuse, rather than wait, while another collection holds the collector lease")
 	var workers int
 	fs.IntVar(&workers, "workers", gc.DefaultWorkers, "storage operations run at once (the result does not depend on it)")
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -46,12 +61,18 @@ func gcFlags(fs *flag.FlagSet) runFunc {
 			fmt.Fprintln(stderr, "registryd garbage-collect: --workers must be at least 1")
 			return 2
 		}
-		return runGC(ctx, args, dryRun, deleteUntagged, quiet, force, workers, stdout, stderr)
+		return runGC(ctx, args, gcFlagValues{dryRun, deleteUntagged, quiet, force, noWait, workers}, stdout, stderr)
 	}
 }
 
+type gcFlagValues struct {
+	dryRun, deleteUntagged, quiet, force, noWait bool
+	workers                                      int
+}
+
 // runGC collects garbage in the storage of the config named by args.
-func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, force bool, workers int, stdout, stderr io.Writer) int {
+func runGC(ctx context.Context, args []string, fl gcFlagValues, stdout, stderr io.Writer) int {
+	dryRun, deleteUntagged, quiet, force, workers := fl.dryRun, fl.deleteUntagged, fl.quiet, fl.force, fl.workers
 	cfg, ok := loadConfig("garbage-collect", args, stderr)
 	if !ok {
 		return 1
@@ -66,16 +87,26 @@ func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, fo
 	}
 	// A collection reads every directory once: watching them would cost
 	// system calls for nothing, and watches the serving registry (usually
-	// the same user, with one limit for both) may need.
-	reg := storage.New(d, storage.Options{NoDirWatch: true})
+	// the same user, with one limit for both) may need. It serves no
+	// writes: the protocol is for registries.
+	reg := storage.New(d, storage.Options{NoDirWatch: true, GCStateMaxAge: -1})
 	localStorage := d.Name() == "filesystem"
 
 	now := time.Now()
-	blockers, err := gc.WritableRegistries(ctx, reg, now, gc.DefaultInstanceTTL, localStorage)
+	writers, err := gc.WritableRegistries(ctx, reg, now, gc.DefaultInstanceTTL, localStorage)
 	if err != nil {
 		fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
 		return 1
 	}
+	// Registries that follow the protocol do not block: the collection is
+	// then an online one. Those that do not, do.
+	var blockers []storage.Instance
+	for _, in := range writers {
+		if !in.GCProtocol {
+			blockers = append(blockers, in)
+		}
+	}
+	online := len(writers) > 0 && len(blockers) == 0 && !force
 	if len(blockers) > 0 {
 		var b strings.Builder
 		for _, in := range blockers {
@@ -93,6 +124,20 @@ func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, fo
 				"and restart it, then run again; --force overrides.\n", b.String())
 			return 1
 		}
+	}
+
+	// The collector lease: one collection at a time per storage, this one
+	// or a serving registry's (a dry run changes nothing and needs none).
+	var lease *gc.Lease
+	if !dryRun {
+		var ok bool
+		if lease, ok = takeGCLease(ctx, reg, cfg, fl, online, stderr); !ok {
+			return 1
+		}
+		defer lease.Release(context.WithoutCancel(ctx))
+	}
+	if online {
+		return runOnlineGC(ctx, d, cfg, fl, lease, writers, stdout, stderr)
 	}
 
 	opts := gc.Options{
@@ -123,7 +168,29 @@ func runGC(ctx context.Context, args []string, dryRun, deleteUntagged, quiet, fo
 		removeDeadLeases(ctx, reg, now, localStorage, quiet, stderr)
 	}
 
+	if lease != nil {
+		// The lease is this collection's fence too: it stops if another
+		// collector took it (it cannot while this one renews it).
+		guard := opts.Guard
+		opts.Guard = func(ctx context.Context) error {
+			if err := lease.Check(ctx); err != nil {
+				return err
+			}
+			if guard != nil {
+				return guard(ctx)
+			}
+			return nil
+		}
+	}
 	rep, err := gc.Run(ctx, reg, opts)
+	if err == nil && lease != nil {
+		// Whatever an online collector had condemned was decided on a
+		// store that has changed: its plan goes, the next online run
+		// starts afresh.
+		if rerr := gc.ResetOnlineState(ctx, reg, lease); rerr != nil {
+			fmt.Fprintf(stderr, "registryd garbage-collect: warning: resetting the online collector's plan: %v\n", rerr)
+		}
+	}
 	if dryRun {
 		for _, it := range rep.Removed {
 			fmt.Fprintln(stdout, it)
@@ -155,4 +222,83 @@ func removeDeadLeases(ctx context.Context, reg *storage.Registry, now time.Time,
 			fmt.Fprintf(stderr, "registryd garbage-collect: removed the lease of %s\n", gc.DescribeInstance(in, now))
 		}
 	}
+}
+
+// takeGCLease takes the collector lease, waiting while another collection
+// holds it (with a message), or refusing with --no-wait.
+func takeGCLease(ctx context.Context, reg *storage.Registry, cfg *config.Config, fl gcFlagValues, online bool, stderr io.Writer) (*gc.Lease, bool) {
+	g := cfg.Storage.Maintenance.GC
+	opts := gc.LeaseOptions{Heartbeat: gcLeaseHeartbeat(g.Interval), ClockSkew: g.ClockSkew, Mode: "offline"}
+	told := false
+	for {
+		lease, err := gc.AcquireLease(ctx, reg, opts)
+		if err == nil {
+			if told && !fl.quiet {
+				fmt.Fprintln(stderr, "registryd garbage-collect: lease taken")
+			}
+			return lease, true
+		}
+		var held *gc.LeaseHeldError
+		if !errors.As(err, &held) {
+			fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
+			return nil, false
+		}
+		if fl.noWait {
+			fmt.Fprintf(stderr, "registryd garbage-collect: refusing to run (--no-wait): %v\n", err)
+			return nil, false
+		}
+		if !told {
+			fmt.Fprintf(stderr, "registryd garbage-collect: waiting: %v\n", err)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", ctx.Err())
+			return nil, false
+		case <-time.After(opts.Heartbeat):
+		}
+	}
+}
+
+// runOnlineGC is garbage-collect while registries that follow the
+// protocol serve the storage: one run of the online collector.
+func runOnlineGC(ctx context.Context, d driver.StorageDriver, cfg *config.Config, fl gcFlagValues, lease *gc.Lease,
+	writers []storage.Instance, stdout, stderr io.Writer) int {
+	g := cfg.Storage.Maintenance.GC
+	if !fl.quiet {
+		fmt.Fprintf(stderr, "registryd garbage-collect: %d registries accepting writes serve this storage and follow the online\n"+
+			"collection protocol: running one online collection (delay %s).\n", len(writers), g.Delay)
+	}
+	opts := gc.OnlineOptions{
+		Delay: g.Delay, StateMaxAge: g.StateMaxAge, ClockSkew: g.ClockSkew, LeaseHeartbeat: gcLeaseHeartbeat(g.Interval),
+		Mode: "offline", DeleteUntagged: fl.deleteUntagged || g.DeleteUntagged, Workers: fl.workers,
+	}
+	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled {
+		opts.UploadsOlderThan = p.Age
+	}
+	if !fl.quiet {
+		opts.Log = func(msg string, fields map[string]any) {
+			if phase, ok := fields["phase"]; ok {
+				fmt.Fprintf(stderr, "gc: %s done in %v\n", phase, fields["duration"])
+			}
+		}
+	}
+	col, err := gc.NewCollector(d, opts, g.RateLimit)
+	if err != nil {
+		fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
+		return 1
+	}
+	if err := col.CheckStore(ctx); err != nil {
+		fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
+		return 1
+	}
+	rep, err := col.RunWithLease(ctx, lease, col.NewReport(false))
+	if !fl.quiet {
+		fmt.Fprint(stdout, rep.Summary())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -104,7 +104,7 @@ func runRetention(ctx context.Context, args []string, dryRun bool, format string
 // newRetention builds the server's retention service from the
 // configuration; nil without policies. Its runs use the server's Registry,
 // so that pulls not yet written count.
-func newRetention(ctx context.Context, cfg *config.Config, reg *storage.Registry, m *retention.Metrics, log logrus.FieldLogger) (*retention.Service, error) {
+func newRetention(ctx context.Context, cfg *config.Config, reg *storage.Registry, m *retention.Metrics, log logrus.FieldLogger, afterRun func()) (*retention.Service, error) {
 	rc := cfg.Storage.Maintenance.Retention
 	if len(rc.Policies) == 0 {
 		return nil, nil
@@ -114,10 +114,16 @@ func newRetention(ctx context.Context, cfg *config.Config, reg *storage.Registry
 		return nil, fmt.Errorf("storage.maintenance.retention.%w", err)
 	}
 	runner := retention.NewRunner(reg, engine, retention.Options{Log: log, Metrics: m})
-	return retention.NewService(ctx, runner, retention.ServiceOptions{
+	opts := retention.ServiceOptions{
 		Interval: rc.Interval,
 		ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled,
-	}), nil
+	}
+	if afterRun != nil {
+		// The collector condemns what the run untagged at once, rather
+		// than at its next turn.
+		opts.AfterRun = func(retention.Report) { afterRun() }
+	}
+	return retention.NewService(ctx, runner, opts), nil
 }
 
 // retentionMaintainer is retention's side of the admin API

@@ -178,7 +178,7 @@ func TestRetentionMaintainer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, log := newLogger(cfg, os.Stderr)
-	svc, err := newRetention(ctx, cfg, f.reg, retention.NewMetrics(), log)
+	svc, err := newRetention(ctx, cfg, f.reg, retention.NewMetrics(), log, nil)
 	if err != nil || svc == nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRetentionMaintainer(t *testing.T) {
 
 	// Read-only: dry runs only.
 	cfg.Storage.Maintenance.ReadOnly.Enabled = true
-	ro, _ := newRetention(ctx, cfg, f.reg, nil, log)
+	ro, _ := newRetention(ctx, cfg, f.reg, nil, log, nil)
 	if _, err := (retentionMaintainer{ro}).Start(ctx, false); !errcode.Is(err, errcode.Unsupported) || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("%v", err)
 	}

@@ -148,6 +148,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	pullTimes := cfg.Storage.Maintenance.PullTimes
 	opts.TrackPulls = pullTimes.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled
+	gcProtocolOptions(cfg, &opts) // gconline.go
 	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
@@ -215,6 +216,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	// Every instance follows the online collector's protocol, whether or
+	// not it collects: its copy of the collector state is kept fresh here.
+	reg.StartGCProtocol(bg)
 	// The catalog's caches are filled in the background from the start, so
 	// that the first catalog requests need not read every repository
 	// directory (a cold walk costs a few system calls per repository, a
@@ -275,7 +279,25 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		retMetrics = retention.NewMetrics()
 		m.Registry.MustRegister(retMetrics.Collectors()...)
 	}
-	ret, err := newRetention(bg, cfg, reg, retMetrics, log.WithField("component", "retention"))
+	// The online collector (storage.maintenance.gc, gconline.go): on its
+	// schedule, when its plan falls due, after retention deleted tags, and
+	// on demand through the admin API.
+	gcSched, gcMetrics, err := newGCScheduler(bg, cfg, d, instanceID, m, notifier, log.WithField("component", "gc"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if gcMetrics != nil {
+		gcMetrics.Protocol(reg)
+		m.Registry.MustRegister(gcMetrics.Collectors()...)
+	}
+	if gcSched != nil {
+		go gcSched.Schedule()
+		g := cfg.Storage.Maintenance.GC
+		log.WithFields(logrus.Fields{"scheduled": g.Enabled, "interval": g.Interval.String(), "delay": g.Delay.String(),
+			"window": g.Window, "dry_run": g.DryRun, "delete_untagged": g.DeleteUntagged}).Info("online garbage collection")
+	}
+	ret, err := newRetention(bg, cfg, reg, retMetrics, log.WithField("component", "retention"), gcKick(gcSched))
 	if err != nil {
 		ln.Close()
 		return err

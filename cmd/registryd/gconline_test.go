@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/registryd/registryd/api/admin"
+	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/gc"
+	"github.com/registryd/registryd/storage"
+	"github.com/registryd/registryd/storage/driver/filesystem"
+)
+
+// shortGC makes the fixture's config collect with second-scale timings.
+func (f *gcFixture) shortGC() {
+	f.t.Helper()
+	b, err := os.ReadFile(f.config)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	yml := strings.Replace(string(b), "  maintenance:\n", "  maintenance:\n    gc:\n      interval: 2s\n      delay: 1s\n      statemaxage: 100ms\n      clockskew: 100ms\n", 1)
+	if err := os.WriteFile(f.config, []byte(yml), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// protoLease registers a lease as a serving registry of this version
+// does: accepting writes, following the protocol.
+func (f *gcFixture) protoLease() {
+	f.t.Helper()
+	in := storage.LocalInstance()
+	in.ID = "serve-with-protocol"
+	in.Role = storage.RoleRegistry
+	in.GCProtocol = true
+	release, err := f.reg.RegisterLease(f.ctx, in, time.Hour)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(release)
+}
+
+// TestCmdGCOnlineWhileServing: with a registry of this version serving
+// writes, garbage-collect runs online collections instead of refusing:
+// the first condemns the stray blob, one after the delay deletes it.
+func TestCmdGCOnlineWhileServing(t *testing.T) {
+	f := newGCFixture(t)
+	f.shortGC()
+	f.protoLease()
+	time.Sleep(1300 * time.Millisecond) // the stray is older than the delay
+	var stdout, stderr bytes.Buffer
+	if code := cmdGC(context.Background(), []string{f.config}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	out := strings.Join(strings.Fields(stdout.String()), " ")
+	for _, want := range []string{"online garbage collection: ok", "condemned: 0 manifests, 1 layer links, 1 blobs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "running one online collection") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if !f.hasStray() {
+		t.Fatal("the first online run deleted the stray: nothing may go before its plan is due")
+	}
+	time.Sleep(1300 * time.Millisecond)
+	stdout.Reset()
+	if code := cmdGC(context.Background(), []string{"-q", f.config}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if f.hasStray() {
+		t.Fatal("the stray survived a run after its plan was due")
+	}
+	repo, _ := f.reg.Repository("app")
+	if _, err := repo.GetManifest(f.ctx, "v1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCmdGCLease: while another collection holds the lease,
+// garbage-collect waits for it, or refuses with --no-wait.
+func TestCmdGCLease(t *testing.T) {
+	f := newGCFixture(t)
+	f.shortGC()
+	d, err := filesystem.New(f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := storage.New(d, storage.Options{GCStateMaxAge: -1})
+	held, err := gc.AcquireLease(f.ctx, other, gc.LeaseOptions{Heartbeat: time.Second, Mode: "online"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := cmdGC(context.Background(), []string{"--no-wait", f.config}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "refusing to run (--no-wait)") || !strings.Contains(stderr.String(), "online collector") {
+		t.Fatalf("--no-wait while held: exit %d\n%s", code, stderr.String())
+	}
+	if !f.hasStray() {
+		t.Fatal("a refused collection deleted something")
+	}
+	stderr.Reset()
+	done := make(chan int, 1)
+	go func() { done <- cmdGC(context.Background(), []string{f.config}, &stdout, &stderr) }()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case code := <-done:
+		t.Fatalf("ran while the lease was held: exit %d", code)
+	default:
+	}
+	held.Release(f.ctx)
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(stderr.String(), "waiting") {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("garbage-collect still waiting after the lease was released")
+	}
+	if f.hasStray() {
+		t.Fatal("the stray survived the collection")
+	}
+}
+
+// TestGCMaintainer drives the collector through the admin API's
+// interface: a run on demand, its report, busy while another instance
+// holds the lease.
+func TestGCMaintainer(t *testing.T) {
+	f := newGCFixture(t)
+	f.shortGC()
+	cfg, err := config.Load(f.config, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := filesystem.New(f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sched, _, err := newGCScheduler(ctx, cfg, d, "test-instance", nil, nil, discardLogger())
+	if err != nil || sched == nil {
+		t.Fatalf("scheduler: %v", err)
+	}
+	var m admin.Maintainer = gcMaintainer{sched}
+	time.Sleep(1300 * time.Millisecond)
+	id, err := m.Start(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := m.Wait(ctx, id)
+	if err != nil || run.Kind != "gc" || run.Result != "ok" || run.Condemned["blobs"] != 1 || run.Plan == "" || run.PlanDue == nil {
+		t.Fatalf("run %+v, %v", run, err)
+	}
+	st, err := m.Status(ctx)
+	if err != nil || st.Enabled || st.Running || len(st.Runs) != 1 || st.Runs[0].ID != id {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	// Another instance's collector holds the lease: busy.
+	other := storage.New(d, storage.Options{GCStateMaxAge: -1})
+	held, err := gc.AcquireLease(ctx, other, gc.LeaseOptions{Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, true); !errors.Is(err, admin.ErrBusy) {
+		t.Fatalf("start while held elsewhere: %v, want ErrBusy", err)
+	}
+	if st, _ := m.Status(ctx); !st.Running {
+		t.Fatalf("status while held elsewhere: %+v", st)
+	}
+	held.Release(ctx)
+	// A dry run reports the stray as what the due plan would delete.
+	time.Sleep(1300 * time.Millisecond)
+	id, err = m.Start(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err = m.Wait(ctx, id)
+	if err != nil || !run.DryRun || run.Deleted["blobs"] != 1 || !f.hasStray() {
+		t.Fatalf("dry run %+v, %v (stray present: %v)", run, err, f.hasStray())
+	}
+	if _, err := (gcMaintainer{}).Start(ctx, false); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Fatalf("without a collector: %v", err)
+	}
+}
+
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// TestServeOnlineGC: serve with the collector enabled runs it on its
+// schedule, exposes its metrics and the protocol's, and advertises that it
+// follows the protocol in its instance lease.
+func TestServeOnlineGC(t *testing.T) {
+	cfg := config.Default()
+	cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+	cfg.HTTP.Addr = freeAddr(t)
+	cfg.HTTP.Debug.Addr = freeAddr(t)
+	cfg.HTTP.Debug.Prometheus.Enabled = true
+	g := &cfg.Storage.Maintenance.GC
+	g.Enabled, g.Interval, g.Delay, g.StateMaxAge, g.ClockSkew = true, time.Second, time.Second, 100*time.Millisecond, 100*time.Millisecond
+	startServe(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body, _ := get(t, "http://"+cfg.HTTP.Debug.Addr+"/metrics")
+		if strings.Contains(body, `registryd_gc_runs_total{result="ok"}`) {
+			for _, want := range []string{"registryd_gc_phase_duration_seconds_bucket", "registryd_gc_lease_epoch",
+				"registryd_gc_last_success_timestamp_seconds", "registryd_gc_store_consistent 1", "registryd_gc_protocol_pins_total"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful run in 30s; metrics:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	d, err := filesystem.New(cfg.Storage.Filesystem.RootDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := storage.New(d, storage.Options{}).Instances(context.Background())
+	if err != nil || len(ins) != 1 || !ins[0].GCProtocol {
+		t.Fatalf("instance leases %+v, %v", ins, err)
+	}
+}
