@@ -1,6 +1,6 @@
-// Package gc is registryd's garbage collector: it removes the manifests,
-// layer links and blobs that nothing live references, and abandoned
-// uploads, from a storage that no writable registry is serving.
+// The offline collector (Run): it removes, from a storage that no
+// writable registry is serving, what nothing live references. See doc.go
+// for the mark it shares with the online collector.
 //
 // # Safe by construction
 //
@@ -46,6 +46,7 @@
 // Memory is proportional to the number of live digests (the global mark
 // set) plus, for a bounded number of repositories at a time, their
 // revisions; blobs are streamed.
+
 package gc
 
 import (

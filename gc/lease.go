@@ -116,6 +116,9 @@ type Lease struct {
 	opts  LeaseOptions
 	epoch uint64
 
+	// io serialises the renewal's write with Check's read, so that Check
+	// never compares a version just written with the one before it.
+	io         sync.Mutex
 	mu         sync.Mutex
 	rec        LeaseRecord
 	version    string
@@ -216,6 +219,7 @@ func (l *Lease) renew() {
 		rec.Renewed = time.Now().UTC()
 		rec.Nonce = uuid.NewString()
 		b, _ := json.Marshal(rec)
+		l.io.Lock()
 		start := time.Now()
 		// A slow write is worth waiting for: its start is what counts.
 		ctx, cancel := context.WithTimeout(context.Background(), l.validFor())
@@ -231,6 +235,7 @@ func (l *Lease) renew() {
 			l.lost = fmt.Errorf("%w: not renewed for %s: %v", ErrLeaseLost, time.Since(l.renewStart).Round(time.Millisecond), err)
 		}
 		l.mu.Unlock()
+		l.io.Unlock()
 	}
 }
 
@@ -253,6 +258,8 @@ func (l *Lease) Check(ctx context.Context) error {
 	if since > l.validFor()-l.opts.heartbeat() {
 		return fmt.Errorf("%w: not renewed for %s", ErrLeaseLost, since.Round(time.Millisecond))
 	}
+	l.io.Lock()
+	defer l.io.Unlock()
 	_, v, err := l.reg.ReadGCLease(ctx)
 	if err != nil {
 		if errors.Is(err, driver.ErrPathNotFound) {

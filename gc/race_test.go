@@ -148,7 +148,9 @@ func wantCode(t *testing.T, err error, code errcode.Code, what string) {
 
 func (o *onlineEnv) mustPull(repo, ref string) {
 	o.t.Helper()
-	if err := o.pullable(repo, ref); err != nil {
+	e := *o.env
+	e.ctx = storage.ForDownload(e.ctx)
+	if err := e.pullable(repo, ref); err != nil {
 		o.t.Fatalf("%s:%s is broken: %v", repo, ref, err)
 	}
 }

@@ -19,7 +19,11 @@ import (
 
 func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
 	ref := mux.Vars(r)["reference"]
-	m, err := repo.GetManifest(r.Context(), ref)
+	ctx := r.Context()
+	if r.Method == http.MethodGet {
+		ctx = storage.ForDownload(ctx) // online GC: see storage.ForDownload
+	}
+	m, err := repo.GetManifest(ctx, ref)
 	if err != nil {
 		return err
 	}
