@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// progress is a bar on stderr, drawn only when stderr is a terminal
+// (nothing at all otherwise: logs and pipes get no control characters):
+//
+//	deleting manifests [##########----------]  12/24
+type progress struct {
+	s     *Streams
+	label string
+	total int
+
+	mu    sync.Mutex
+	done  int
+	drawn time.Time
+}
+
+func (s *Streams) progress(label string, total int) *progress {
+	p := &progress{s: s, label: label, total: total}
+	p.draw(true)
+	return p
+}
+
+// set records that n of total are done.
+func (p *progress) set(n, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done, p.total = n, total
+	p.drawLocked(n == total)
+}
+
+func (p *progress) add(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.drawLocked(p.done == p.total)
+}
+
+func (p *progress) draw(force bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drawLocked(force)
+}
+
+// drawLocked redraws at most ten times a second, and always at the end.
+func (p *progress) drawLocked(force bool) {
+	if !p.s.ErrTerminal {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(p.drawn) < 100*time.Millisecond {
+		return
+	}
+	p.drawn = now
+	width := p.s.Width
+	if width <= 0 {
+		width = 80
+	}
+	count := fmt.Sprintf(" %d/%d", p.done, p.total)
+	barLen := min(40, width-len(p.label)-len(count)-4)
+	var bar string
+	if barLen >= 10 && p.total > 0 {
+		fill := barLen * min(p.done, p.total) / p.total
+		bar = " [" + strings.Repeat("#", fill) + strings.Repeat("-", barLen-fill) + "]"
+	}
+	// \r and erase-line: the bar rewrites itself in place.
+	fmt.Fprintf(p.s.Err, "\r\x1b[K%s%s%s", p.label, bar, count)
+}
+
+// finish leaves the final state on its own line.
+func (p *progress) finish() {
+	if !p.s.ErrTerminal {
+		return
+	}
+	p.draw(true)
+	fmt.Fprintln(p.s.Err)
+}
+
+// confirm asks question on stderr and reads the answer from stdin. With
+// yes it does not ask. Without a terminal on stdin it does not guess: it
+// refuses, and says how to go ahead in a script.
+func (s *Streams) confirm(question string, yes bool) error {
+	if yes {
+		return nil
+	}
+	if !s.InTerminal {
+		return fmt.Errorf("%w: stdin is not a terminal, so there is no one to ask; add --yes to go ahead without a question (or --dry-run to see the plan)", errDeclined)
+	}
+	fmt.Fprintf(s.Err, "%s [y/N] ", question)
+	line, err := readLine(s.In)
+	if err != nil && line == "" {
+		fmt.Fprintln(s.Err)
+		return fmt.Errorf("%w: no answer", errDeclined)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return fmt.Errorf("%w: not confirmed", errDeclined)
+}
+
+// readLine reads up to a newline, a byte at a time: nothing after the
+// answer is taken from stdin (a later prompt, or a password, reads it).
+func readLine(in io.Reader) (string, error) {
+	var b []byte
+	buf := make([]byte, 1)
+	for {
+		n, err := in.Read(buf)
+		if n == 1 {
+			if buf[0] == '\n' {
+				return string(b), nil
+			}
+			b = append(b, buf[0])
+		}
+		if err != nil {
+			return string(b), err
+		}
+	}
+}
