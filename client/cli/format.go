@@ -187,7 +187,11 @@ func headerName(field string) string {
 	var b strings.Builder
 	rs := []rune(field)
 	for i, r := range rs {
-		if i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
+		// A word starts at a capital after a lower-case letter, or at the
+		// last capital of an acronym before a lower-case letter (URLList),
+		// but a plural acronym stays one word (URLs).
+		plural := i+2 == len(rs) && rs[i+1] == 's'
+		if i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]) && !plural)) {
 			b.WriteByte(' ')
 		}
 		b.WriteRune(unicode.ToUpper(r))
