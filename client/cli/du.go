@@ -111,7 +111,7 @@ func diskUsage(ctx context.Context, s *Streams, cl *client.Client, ref client.Re
 		}
 		return strings.HasPrefix(name, prefix)
 	}
-	bar := s.progress("reading manifests of "+fmt.Sprint(len(repos))+" repositories", len(repos))
+	bar := s.progress("reading repositories", len(repos))
 	usage, err := cl.ComputeUsage(ctx, ref.Host, repos, want, func(done, total int) { bar.set(done, total) })
 	bar.finish()
 	if err != nil {

@@ -157,14 +157,16 @@ _registryd() {
         # separator for bash, so complete the whole current word.
         local word="$cur" line="${COMP_LINE:0:$COMP_POINT}"
         word="${line##* }"
-        local IFS=$'\n'
+        local IFS=$'\n' c j done=1
         COMPREPLY=($(registryd __complete "$word" 2>/dev/null))
+        # A registry or a repository is not the end of a reference (a
+        # repository may take :TAG): no space after it.
+        for c in "${COMPREPLY[@]}"; do [[ "${c#*/}" == *:* ]] || done=0; done
+        [[ $done -eq 0 ]] && compopt -o nospace 2>/dev/null
         if [[ "$word" == *:* && "$COMP_WORDBREAKS" == *:* ]]; then
             local strip="${word%"${word##*:}"}"
-            local j
             for j in "${!COMPREPLY[@]}"; do COMPREPLY[$j]="${COMPREPLY[$j]#"$strip"}"; done
         fi
-        [[ ${#COMPREPLY[@]} -eq 1 && "${COMPREPLY[0]}" == */ ]] && compopt -o nospace 2>/dev/null
         return
     fi
     COMPREPLY=($(compgen -f -- "$cur"))
@@ -218,7 +220,8 @@ _registryd() {
         cands=(${(f)"$(registryd __complete "$PREFIX" 2>/dev/null)"})
         local c
         for c in $cands; do
-            if [[ $c == */ ]]; then compadd -S '' -- $c; else compadd -- $c; fi
+            # no space after a registry or a repository: :TAG may follow
+            if [[ ${c#*/} == *:* ]]; then compadd -- $c; else compadd -S '' -- $c; fi
         done
         return
     fi
