@@ -231,3 +231,52 @@ func PlatformString(p *ocispec.Platform, annotations map[string]string) string {
 	}
 	return s
 }
+
+// Created is when the image r names was built: its config's "created"; for
+// an index, its newest platform's. nil when the image does not say (an
+// artifact, or a config without the field).
+func (c *Client) Created(ctx context.Context, r Reference) (*time.Time, error) {
+	m, err := c.Manifest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return c.created(ctx, r, m, 0)
+}
+
+func (c *Client) created(ctx context.Context, r Reference, m *Manifest, depth int) (*time.Time, error) {
+	if m.IsIndex() {
+		if depth > 2 {
+			return nil, fmt.Errorf("manifest %s: indexes nested too deep", m.Descriptor.Digest)
+		}
+		var newest *time.Time
+		for _, d := range m.Manifests {
+			if PlatformString(d.Platform, d.Annotations) == "attestation" {
+				continue
+			}
+			cm, err := c.Manifest(ctx, r.WithDigest(d.Digest))
+			if err != nil {
+				return nil, err
+			}
+			t, err := c.created(ctx, r, cm, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if t != nil && (newest == nil || t.After(*newest)) {
+				newest = t
+			}
+		}
+		return newest, nil
+	}
+	if m.Config == nil || !isImageConfig(m.Config.MediaType) {
+		return nil, nil
+	}
+	b, err := c.Blob(ctx, r, m.Config.Digest, maxConfig)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	cfg, err := parseImageConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	return cfg.Created, nil
+}

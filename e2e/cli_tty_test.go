@@ -132,6 +132,17 @@ func TestCLITerminal(t *testing.T) {
 	sh.waitFor("not confirmed")
 	checkManifest(t, srv, "e2e/tty", "v1", a.Digest, mtOCIManifest)
 
+	// Ctrl-C at the question ends the command at once, deleting nothing.
+	sh.clear()
+	sh.typeLine("registryd tag rm " + h + "/e2e/tty:v1; echo exit=$?")
+	sh.waitFor("Remove tag v1? [y/N]")
+	sh.run("send-keys", "-t", "cli", "C-c")
+	sh.waitFor("exit=1")
+	if sc := sh.screen(); !strings.Contains(sc, "interrupted") {
+		t.Errorf("Ctrl-C at the question:\n%s", sc)
+	}
+	checkManifest(t, srv, "e2e/tty", "v1", a.Digest, mtOCIManifest)
+
 	// manifest rm asks; "y" deletes.
 	sh.clear()
 	sh.typeLine("registryd manifest rm " + h + "/e2e/tty@" + b.Digest)

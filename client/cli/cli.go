@@ -60,7 +60,7 @@ type Streams struct {
 	ErrTerminal bool
 	// ReadPassword reads a line from In without echo; nil when In is
 	// not a terminal.
-	ReadPassword func() ([]byte, error)
+	ReadPassword func(ctx context.Context) (string, error)
 	// Width is the terminal's width for progress bars (0: 80).
 	Width int
 }
@@ -71,7 +71,17 @@ func NewStreams(in io.Reader, out, errw io.Writer) *Streams {
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		s.InTerminal = true
 		fd := int(f.Fd())
-		s.ReadPassword = func() ([]byte, error) { return term.ReadPassword(fd) }
+		s.ReadPassword = func(ctx context.Context) (string, error) {
+			state, err := term.GetState(fd)
+			if err != nil {
+				return "", err
+			}
+			// Interrupted, the read is abandoned: echo must come back.
+			return readCancelable(ctx, func() (string, error) {
+				b, err := term.ReadPassword(fd)
+				return string(b), err
+			}, func() { term.Restore(fd, state) })
+		}
 	}
 	if f, ok := errw.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		s.ErrTerminal = true

@@ -118,7 +118,7 @@ func TestConfirm(t *testing.T) {
 	for _, tc := range cases {
 		var errb bytes.Buffer
 		s := &Streams{In: strings.NewReader(tc.input), Out: io.Discard, Err: &errb, InTerminal: tc.term}
-		err := s.confirm("Delete it?", tc.yes)
+		err := s.confirm(context.Background(), "Delete it?", tc.yes)
 		if (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc, err)
 		}
@@ -128,6 +128,20 @@ func TestConfirm(t *testing.T) {
 		if strings.Contains(errb.String(), "Delete it? [y/N]") != tc.prompt {
 			t.Errorf("%+v: prompt %q", tc, errb.String())
 		}
+	}
+}
+
+// Ctrl-C (a cancelled context) ends a question that nobody answers.
+func TestConfirmInterrupted(t *testing.T) {
+	in, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Streams{In: in, Out: io.Discard, Err: io.Discard, InTerminal: true}
+	done := make(chan error)
+	go func() { done <- s.confirm(ctx, "Delete it?", false) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("confirm after cancel: %v", err)
 	}
 }
 

@@ -139,7 +139,7 @@ Examples:
 				if len(refs) == 1 {
 					q = fmt.Sprintf("Remove tag %s?", refs[0].Tag)
 				}
-				if err := s.confirm(q, d.yes); err != nil {
+				if err := s.confirm(ctx, q, d.yes); err != nil {
 					return err
 				}
 				for i, r := range refs {
@@ -221,7 +221,7 @@ Examples:
 				if n := len(imp.Tags); n > 0 {
 					q += fmt.Sprintf(" and its %d tag(s)", n)
 				}
-				if err := s.confirm(q+"?", d.yes); err != nil {
+				if err := s.confirm(ctx, q+"?", d.yes); err != nil {
 					return err
 				}
 				if err := cl.DeleteManifest(ctx, ref); err != nil {
@@ -324,7 +324,7 @@ func repoRmAdmin(ctx context.Context, s *Streams, cl *client.Client, ref client.
 		fmt.Fprintln(s.Out, "dry run: nothing was changed")
 		return nil
 	}
-	if err := s.confirmName(ref.Repository, d.yes); err != nil {
+	if err := s.confirmName(ctx, ref.Repository, d.yes); err != nil {
 		return err
 	}
 	del, err := cl.AdminDeleteRepository(ctx, ref)
@@ -362,7 +362,7 @@ func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 		fmt.Fprintln(s.Out, "dry run: nothing was changed")
 		return nil
 	}
-	if err := s.confirmName(ref.Repository, d.yes); err != nil {
+	if err := s.confirmName(ctx, ref.Repository, d.yes); err != nil {
 		return err
 	}
 	bar := s.progress("deleting manifests", len(rc.Manifests))
@@ -390,15 +390,18 @@ func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 
 // confirmName asks for the repository's name to be typed, as a
 // confirmation for deleting all of it.
-func (s *Streams) confirmName(name string, yes bool) error {
+func (s *Streams) confirmName(ctx context.Context, name string, yes bool) error {
 	if yes {
 		return nil
 	}
 	if !s.InTerminal {
-		return s.confirm("", false)
+		return s.confirm(ctx, "", false)
 	}
 	fmt.Fprintf(s.Err, "Type the repository's name (%s) to delete it: ", name)
-	line, err := readLine(s.In)
+	line, err := s.readLine(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err != nil && line == "" {
 		fmt.Fprintln(s.Err)
 		return fmt.Errorf("%w: no answer", errDeclined)

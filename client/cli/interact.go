@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -86,7 +87,7 @@ func (p *progress) finish() {
 // confirm asks question on stderr and reads the answer from stdin. With
 // yes it does not ask. Without a terminal on stdin it does not guess: it
 // refuses, and says how to go ahead in a script.
-func (s *Streams) confirm(question string, yes bool) error {
+func (s *Streams) confirm(ctx context.Context, question string, yes bool) error {
 	if yes {
 		return nil
 	}
@@ -94,7 +95,10 @@ func (s *Streams) confirm(question string, yes bool) error {
 		return fmt.Errorf("%w: stdin is not a terminal, so there is no one to ask; add --yes to go ahead without a question (or --dry-run to see the plan)", errDeclined)
 	}
 	fmt.Fprintf(s.Err, "%s [y/N] ", question)
-	line, err := readLine(s.In)
+	line, err := s.readLine(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err != nil && line == "" {
 		fmt.Fprintln(s.Err)
 		return fmt.Errorf("%w: no answer", errDeclined)
@@ -122,5 +126,35 @@ func readLine(in io.Reader) (string, error) {
 		if err != nil {
 			return string(b), err
 		}
+	}
+}
+
+// readLine reads a line from stdin, giving up when ctx is done: Ctrl-C
+// cancels ctx (registryd catches the signal), and a read from a terminal
+// would not end by itself.
+func (s *Streams) readLine(ctx context.Context) (string, error) {
+	return readCancelable(ctx, func() (string, error) { return readLine(s.In) }, nil)
+}
+
+// readCancelable runs read until it returns or ctx is done; then abandon
+// runs (it puts the terminal back as it was).
+func readCancelable(ctx context.Context, read func() (string, error), abandon func()) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		l, err := read()
+		ch <- result{l, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.err
+	case <-ctx.Done():
+		if abandon != nil {
+			abandon()
+		}
+		return "", ctx.Err()
 	}
 }

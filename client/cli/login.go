@@ -51,7 +51,7 @@ Examples:
 						return usagef("--username is needed when stdin is not a terminal")
 					}
 					fmt.Fprint(s.Err, "Username: ")
-					line, err := readLine(s.In)
+					line, err := s.readLine(ctx)
 					if err != nil && line == "" {
 						return fmt.Errorf("no user name: %w", err)
 					}
@@ -68,12 +68,12 @@ Examples:
 					fmt.Fprintln(s.Err, "warning: a password on the command line is visible to other users and kept in the shell's history; use --password-stdin")
 				case s.ReadPassword != nil:
 					fmt.Fprint(s.Err, "Password: ")
-					b, err := s.ReadPassword()
+					p, err := s.ReadPassword(ctx)
 					fmt.Fprintln(s.Err)
 					if err != nil {
 						return err
 					}
-					password = string(b)
+					password = p
 				default:
 					return usagef("no password: give --password-stdin, or run on a terminal to be asked")
 				}

@@ -258,9 +258,9 @@ func listTags(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 		var mu sync.Mutex
 		done := 0
 		err := forEach(ctx, len(rows), func(i int) error {
-			img, err := cl.Inspect(ctx, ref.WithTag(rows[i].Name))
+			t, err := cl.Created(ctx, ref.WithTag(rows[i].Name))
 			if err == nil {
-				rows[i].Created = created(img)
+				rows[i].Created = t
 			} else if !client.IsNotFound(err) {
 				return err
 			}
@@ -277,20 +277,6 @@ func listTags(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 		slices.SortStableFunc(rows, func(a, b tagRow) int { return compareTimesDesc(a.Created, b.Created) })
 	}
 	return rows, info != nil, nil
-}
-
-// created is an image's creation time; for an index, its newest child's.
-func created(img *client.Image) *time.Time {
-	var t *time.Time
-	if img.Config != nil && img.Config.Created != nil {
-		t = img.Config.Created
-	}
-	for i := range img.Manifests {
-		if c := created(&img.Manifests[i]); c != nil && (t == nil || c.After(*t)) {
-			t = c
-		}
-	}
-	return t
 }
 
 // compareTimesDesc orders newest first, unknown last.
