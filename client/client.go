@@ -172,9 +172,36 @@ func (c *Client) newTransport(ctx context.Context, host string, scopes []string)
 	}
 	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(c.base, c.opts.UserAgent), scopes)
 	if err != nil {
+		if tlsErr := c.tlsError(ctx, api); tlsErr != nil {
+			return nil, fmt.Errorf("%s: %w", host, tlsErr)
+		}
 		return nil, wrapTransportError(host, err)
 	}
 	return rt, nil
+}
+
+// tlsError is the TLS failure of a GET https://host/v2/, if that is what
+// failed. The ping tries http next to https where plain HTTP is allowed,
+// and reports the http attempt's failure ("400 Bad Request" from a TLS
+// port); the certificate problem is what the user needs to read.
+func (c *Client) tlsError(ctx context.Context, host string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/v2/", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := c.base.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		return nil
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &certErr) || errors.As(err, &unknown) || errors.As(err, &hostErr) || errors.As(err, &invalid) {
+		return fmt.Errorf("%w (--ca FILE trusts a private CA; --insecure skips the check)", err)
+	}
+	return nil
 }
 
 // Error is a registry's answer that was not a success.

@@ -176,3 +176,27 @@ func envValue(env []string, key string) string {
 	}
 	return v
 }
+
+// TestCLITLS: a registry with a certificate from a private CA is trusted
+// with --ca, refused without it, and reached unverified with --insecure.
+func TestCLITLS(t *testing.T) {
+	ca := newTestCA(t)
+	srv := startAuthRegistrydTLS(t, "htpasswd", ca)
+	h := srv.Addr
+	env := clientEnv(t)
+	if r := rdStdin(t, env, authUsers["alice"]+"\n", "login", "--ca", ca.CAFile, "-u", "alice", "--password-stdin", h); r.Code != 0 {
+		t.Fatalf("login --ca:\n%s", r)
+	}
+	if r := rdOK(t, env, "repo", "ls", "--ca", ca.CAFile, h); r.Stdout != "REPOSITORY\n" {
+		t.Errorf("repo ls --ca:\n%s", r)
+	}
+	if r := rd(t, env, "repo", "ls", h); r.Code != 1 || !strings.Contains(r.Stderr, "certificate") {
+		t.Errorf("repo ls without the CA:\n%s", r)
+	}
+	if r := rd(t, env, "repo", "ls", "--insecure", h); r.Code != 0 {
+		t.Errorf("repo ls --insecure:\n%s", r)
+	}
+	if r := rd(t, env, "repo", "ls", "--ca", "/nonexistent.pem", h); r.Code != 1 || !strings.Contains(r.Stderr, "--ca") {
+		t.Errorf("repo ls --ca with a missing file:\n%s", r)
+	}
+}

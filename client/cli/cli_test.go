@@ -488,3 +488,12 @@ func TestCommandsAdmin(t *testing.T) {
 		t.Errorf("repo rm: %d %q", code, out)
 	}
 }
+
+// Every command's help has examples and says what it is for.
+func TestHelpHasExamples(t *testing.T) {
+	for _, c := range Commands() {
+		if !strings.Contains(c.About, "\nExamples:\n  registryd "+c.Name) || c.Summary == "" {
+			t.Errorf("%s: help without examples of itself:\n%s", c.Name, c.About)
+		}
+	}
+}
