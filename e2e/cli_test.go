@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -381,5 +382,122 @@ func TestCLIBadInput(t *testing.T) {
 	// Plain HTTP to a host that is not loopback needs --insecure.
 	if r := rd(t, env, "repo", "ls", "registry.invalid:5000"); r.Code != 1 {
 		t.Errorf("repo ls of an unknown host:\n%s", r)
+	}
+}
+
+// storeSnapshot lists the files of a storage root's repositories and blobs
+// with their sizes: what a dry run must leave as it was. (A registryd also
+// keeps pull times elsewhere in the root; reading is allowed to note them.)
+func storeSnapshot(t testing.TB, root string) map[string]int64 {
+	t.Helper()
+	files := map[string]int64{}
+	for _, sub := range []string{"repositories", "blobs"} {
+		dir := filepath.Join(root, "docker", "registry", "v2", sub)
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() {
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				files[strings.TrimPrefix(p, root)] = fi.Size()
+			}
+			return nil
+		})
+		must(t, err)
+	}
+	return files
+}
+
+// TestCLIPrune: prune --dry-run changes nothing, and the real run deletes
+// exactly the tags the dry run listed, tag by tag (siblings and other
+// repositories stay), on registryd and on the reference.
+func TestCLIPrune(t *testing.T) {
+	for _, reg := range cliRegistries {
+		t.Run(reg.name, func(t *testing.T) {
+			srv := reg.start(t)
+			crane := tool(t, "crane")
+			env := clientEnv(t)
+			cr := func(args ...string) {
+				t.Helper()
+				runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...)
+			}
+			h := srv.Addr
+			// Pushed in the order they were built: push times and creation
+			// times rank the tags alike.
+			for i := 1; i <= 4; i++ {
+				img := newTestImageCreated(t, t.TempDir(), "v1", fmt.Sprintf("prune-%d", i), fmt.Sprintf("2025-0%d-01T00:00:00Z", i))
+				cr("push", img.Layout, fmt.Sprintf("%s/ci/app:build-%d", h, i))
+				time.Sleep(1100 * time.Millisecond) // distinct push times, even to the second
+			}
+			cr("tag", h+"/ci/app:build-4", "latest")
+			cr("tag", h+"/ci/app:build-1", "v1.0")
+			old := newTestImageCreated(t, t.TempDir(), "v1", "prune-old", "2025-01-01T00:00:00Z")
+			cr("push", old.Layout, h+"/ci/other:old")
+			cr("push", old.Layout, h+"/keep/me:old")
+
+			before := storeSnapshot(t, srv.RootDir)
+			r := rdOK(t, env, "prune", "--dry-run", "--format", "json", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+			var plan struct {
+				DryRun    bool
+				Decisions []struct {
+					Repository, Tag, Rule string
+					Delete                bool
+				}
+			}
+			must(t, json.Unmarshal([]byte(r.Stdout), &plan))
+			var listed []string
+			for _, d := range plan.Decisions {
+				if d.Delete {
+					listed = append(listed, d.Repository+":"+d.Tag)
+				}
+			}
+			if want := []string{"ci/app:build-1", "ci/app:build-2", "ci/app:build-3"}; !plan.DryRun || !slices.Equal(listed, want) {
+				t.Fatalf("the dry run lists %v, want %v\n%s", listed, want, r)
+			}
+			text := rdOK(t, env, "prune", "--dry-run", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+			for _, want := range []string{"REPOSITORY  TAG", "would delete  nokeeprule", "dry run: would delete 3 tags"} {
+				if !strings.Contains(text.Stdout, want) {
+					t.Errorf("prune --dry-run lacks %q:\n%s", want, text)
+				}
+			}
+			after := storeSnapshot(t, srv.RootDir)
+			if !maps.Equal(before, after) {
+				t.Fatalf("the dry run changed the storage:\nbefore %v\nafter  %v", before, after)
+			}
+
+			// The real run: the same plan, then those deletions, by tag.
+			r = rdOK(t, env, "prune", "--yes", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+			var deleted []string
+			for _, l := range lines(r.Stdout) {
+				if rest, ok := strings.CutPrefix(l, "deleted tag "+h+"/"); ok {
+					deleted = append(deleted, strings.Fields(rest)[0])
+				}
+			}
+			if !slices.Equal(deleted, listed) {
+				t.Errorf("the real run deleted %v; the dry run listed %v\n%s", deleted, listed, r)
+			}
+			if r := rdOK(t, env, "tag", "ls", "--format", "{{.Name}}", h+"/ci/app"); r.Stdout != "build-4\nlatest\nv1.0\n" {
+				t.Errorf("ci/app after prune:\n%s", r)
+			}
+			for _, ref := range []string{"/ci/other:old", "/keep/me:old"} {
+				if r := rd(t, env, "digest", h+ref); r.Stdout != old.Digest+"\n" {
+					t.Errorf("%s after prune:\n%s", ref, r)
+				}
+			}
+
+			// --older-than: ages are push times where the registry records
+			// them, creation times elsewhere.
+			r = rdOK(t, env, "prune", "--yes", "--older-than", "30d", h+"/ci/other")
+			if strings.Contains(r.Stdout, "ages: the images' creation time") {
+				if !strings.Contains(r.Stdout, "deleted tag "+h+"/ci/other:old") {
+					t.Errorf("an image built in January 2025 is older than 30 days:\n%s", r)
+				}
+			} else if strings.Contains(r.Stdout, "deleted tag") {
+				t.Errorf("a tag pushed a minute ago is not older than 30 days:\n%s", r)
+			}
+		})
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/registryd/registryd/api/admin"
 	v2 "github.com/registryd/registryd/api/v2"
 	"github.com/registryd/registryd/client"
+	"github.com/registryd/registryd/internal/repoglob"
+	"github.com/registryd/registryd/retention"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver/inmemory"
 )
@@ -318,9 +320,15 @@ func mustRepos(t *testing.T, r *registry) []string {
 // push pushes a one-layer image and tags it; it returns the digest.
 func (r *registry) push(t *testing.T, repo, seed string, tags ...string) digest.Digest {
 	t.Helper()
+	return r.pushCreated(t, repo, seed, "2024-01-02T03:04:05Z", tags...)
+}
+
+// pushCreated is push with the image's creation time.
+func (r *registry) pushCreated(t *testing.T, repo, seed, created string, tags ...string) digest.Digest {
+	t.Helper()
 	ctx := context.Background()
 	ref := client.Reference{Host: r.host, Repository: repo}
-	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05Z","config":{"Env":["SEED=%s"]}}`, seed))
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","created":%q,"config":{"Env":["SEED=%s"]}}`, created, seed))
 	layer := []byte("layer " + seed)
 	cd, err := r.c.PutBlob(ctx, ref, cfg)
 	if err != nil {
@@ -494,6 +502,132 @@ func TestHelpHasExamples(t *testing.T) {
 	for _, c := range Commands() {
 		if !strings.Contains(c.About, "\nExamples:\n  registryd "+c.Name) || c.Summary == "" {
 			t.Errorf("%s: help without examples of itself:\n%s", c.Name, c.About)
+		}
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1.5d": 36 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute} {
+		if got, err := parseAge(in); err != nil || got != want {
+			t.Errorf("parseAge(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "30x", "1e9d"} {
+		if _, err := parseAge(bad); err == nil {
+			t.Errorf("parseAge(%q) succeeded", bad)
+		}
+	}
+}
+
+// prune against a registry without push times: ages from the images'
+// creation time; 1970 is unknown and kept; the dry run's list is what the
+// real run deletes.
+func TestPruneV2(t *testing.T) {
+	r := newRegistry(t, false)
+	h := r.host
+	r.pushCreated(t, "ci/app", "b1", "2025-01-01T00:00:00Z", "build-1", "v1.0")
+	r.pushCreated(t, "ci/app", "b2", "2025-02-01T00:00:00Z", "build-2")
+	r.pushCreated(t, "ci/app", "b3", "2025-03-01T00:00:00Z", "build-3")
+	r.pushCreated(t, "ci/app", "b4", "2025-04-01T00:00:00Z", "build-4", "latest")
+	r.pushCreated(t, "ci/app", "repro", "1970-01-01T00:00:00Z", "repro")
+	r.pushCreated(t, "ci/other", "o1", "2025-01-01T00:00:00Z", "old")
+	r.pushCreated(t, "keep/me", "k1", "2025-01-01T00:00:00Z", "old")
+
+	dry, _, code := run(t, "", false, "prune", "--dry-run", "--format", "json", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+	var plan admin.Run
+	if err := json.Unmarshal([]byte(dry), &plan); code != 0 || err != nil {
+		t.Fatalf("prune --dry-run --format json: %d %v\n%s", code, err, dry)
+	}
+	var listed []string
+	for _, d := range plan.Decisions {
+		if d.Delete {
+			listed = append(listed, d.Repository+":"+d.Tag)
+		}
+	}
+	// The two pushed (here: built) last are latest and build-4, one image:
+	// counts rank every tag, as the server's policies do.
+	if want := []string{"ci/app:build-1", "ci/app:build-2", "ci/app:build-3"}; !slices.Equal(listed, want) || !plan.DryRun {
+		t.Fatalf("the dry run lists %v, want %v:\n%s", listed, want, dry)
+	}
+	text, _, _ := run(t, "", false, "prune", "--dry-run", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+	for _, want := range []string{"ages: the images' creation time", "would delete  nokeeprule", "keep          latest", "keep          patterns", "age unknown", "dry run: would delete 3 tags"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("prune --dry-run lacks %q:\n%s", want, text)
+		}
+	}
+	tagsOf := func(repo string) []string {
+		tags, _ := r.c.Tags(context.Background(), client.Reference{Host: h, Repository: repo})
+		return tags
+	}
+	if got := tagsOf("ci/app"); len(got) != 7 {
+		t.Fatalf("the dry run changed the tags: %v", got)
+	}
+	// Without a terminal and without --yes: refused.
+	if _, errOut, code := run(t, "", false, "prune", "--keep-last", "2", h+"/ci/*"); code != 1 || !strings.Contains(errOut, "--yes") {
+		t.Errorf("prune without --yes: %d %s", code, errOut)
+	}
+	out, _, code := run(t, "", false, "prune", "--yes", "--format", "json", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
+	var done admin.Run
+	if err := json.Unmarshal([]byte(out), &done); code != 0 || err != nil || done.DryRun || done.Deleted["tags"] != 3 {
+		t.Fatalf("prune --yes: %d %v\n%s", code, err, out)
+	}
+	if got := tagsOf("ci/app"); !slices.Equal(got, []string{"build-4", "latest", "repro", "v1.0"}) {
+		t.Errorf("after prune: %v", got)
+	}
+	if got := tagsOf("keep/me"); len(got) != 1 {
+		t.Errorf("a repository outside the glob lost tags: %v", got)
+	}
+	// --older-than: 1970 is kept, the others are older than 30 days.
+	out, _, code = run(t, "", false, "prune", "--yes", "--older-than", "30d", h+"/ci/other")
+	if code != 0 || !strings.Contains(out, "deleted tag "+h+"/ci/other:old (OCI delete by tag)") {
+		t.Errorf("prune --older-than: %d\n%s", code, out)
+	}
+	for _, bad := range [][]string{{"--keep", "^v", h + "/ci/*"}, {"--keep-last", "1", h}, {"--keep-last", "1", h + "/[x"}, {"--keep-last", "1", "--keep", "(", h + "/ci/*"}, {"--older-than", "soon", h + "/ci/*"}} {
+		if _, errOut, code := run(t, "", false, "prune", bad...); code != ExitUsage {
+			t.Errorf("prune %v: %d %s", bad, code, errOut)
+		}
+	}
+	if _, _, code := run(t, "", false, "prune", "--keep-last", "1", h+"/nothing/*"); code != ExitNotFound {
+		t.Errorf("prune of a glob that matches nothing: %d", code)
+	}
+}
+
+// prune with push times from the admin API, and a tag pushed again
+// between the plan and the delete is kept.
+func TestPruneAdminMoved(t *testing.T) {
+	r := newRegistry(t, true)
+	h := r.host
+	for i := 1; i <= 4; i++ {
+		r.push(t, "ci/app", fmt.Sprint(i), fmt.Sprintf("build-%d", i))
+	}
+	out, _, code := run(t, "", false, "prune", "--dry-run", "--format", "{{.Tag}} {{.Delete}} {{.Rule}}", "--keep-last", "2", h+"/ci/app")
+	if code != 0 || out != "build-1 true nokeeprule\nbuild-2 true nokeeprule\nbuild-3 false mostrecentlypushedcount\nbuild-4 false mostrecentlypushedcount\n" {
+		t.Fatalf("prune --dry-run with push times: %d\n%s", code, out)
+	}
+	// Move build-1 while the question waits: answer arrives after a push.
+	ctx := context.Background()
+	pr := &pruner{cl: r.c, s: &Streams{Out: io.Discard, Err: io.Discard}, host: h}
+	var err error
+	if pr.engine, err = retention.Compile(retention.Settings{Delay: time.Hour, MaxDeletionsPerRun: 100, MaxShare: 1,
+		Policies: []retention.Policy{{Repositories: []string{"ci/app"}, KeepTags: []retention.KeepRule{{MostRecentlyPushedCount: 2}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	pat, _ := repoglob.Compile("ci/app")
+	rep, err := pr.plan(ctx, pat)
+	if err != nil || rep.DeletedTags != 2 {
+		t.Fatalf("plan: %+v %v", rep, err)
+	}
+	r.push(t, "ci/app", "new", "build-1")
+	if err := pr.apply(ctx, &rep, false); err != nil {
+		t.Fatal(err)
+	}
+	tags, _ := r.c.Tags(ctx, client.Reference{Host: h, Repository: "ci/app"})
+	if !slices.Equal(tags, []string{"build-1", "build-3", "build-4"}) || rep.DeletedTags != 1 {
+		t.Errorf("after a move: tags %v, deleted %d", tags, rep.DeletedTags)
+	}
+	for _, d := range rep.Decisions {
+		if d.Tag == "build-1" && (d.Delete || d.Rule != retention.RuleMoved) {
+			t.Errorf("build-1: %+v", d)
 		}
 	}
 }

@@ -10,7 +10,7 @@ func Commands() []Command {
 	return []Command{
 		repoLs(), tagLs(), imageInspect(), digestCmd(),
 		tagRm(), manifestRm(), repoRm(),
-		du(), gcCmd(),
+		du(), prune(), gcCmd(),
 		login(), logout(),
 	}
 }
