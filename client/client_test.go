@@ -370,7 +370,7 @@ func TestComputeUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RepoUsage{Repository: "a", Tags: 3, Logical: 2*sizeA + sizeShared, Unique: sizeA + sizeShared, Exclusive: sizeA}
+	want := RepoUsage{Repository: "a", Tags: 3, Logical: sizeA + sizeShared, Unique: sizeA + sizeShared, Exclusive: sizeA}
 	if len(u) != 1 || u[0] != want {
 		t.Fatalf("ComputeUsage = %+v, want %+v", u, want)
 	}
@@ -410,6 +410,12 @@ func TestRepoContents(t *testing.T) {
 	img, err := c.Inspect(ctx, r.WithTag("v1"))
 	if err != nil || len(img.Manifests) != 2 || img.Manifests[1].Platform != "linux/arm64" || img.Manifests[0].Config == nil {
 		t.Fatalf("Inspect of an index = %+v, %v", img, err)
+	}
+	// One image, the index with its platforms: logical counts it once,
+	// and its children only as parts of it.
+	u, err := c.ComputeUsage(ctx, ts.host, []string{"multi"}, nil, nil)
+	if err != nil || len(u) != 1 || u[0].Logical != img.Size || u[0].Unique != img.Size || u[0].Exclusive != img.Size || u[0].Tags != 1 {
+		t.Fatalf("ComputeUsage of an index = %+v, %v; the image is %d bytes", u, err, img.Size)
 	}
 }
 

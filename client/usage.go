@@ -15,8 +15,8 @@ import (
 type RepoUsage struct {
 	Repository string `json:"repository"`
 	Tags       int    `json:"tags"`
-	// Logical sums the size of the image behind every tag, counting a
-	// blob shared by two images twice.
+	// Logical sums the size of every image (each once, however many
+	// tags it has), counting a blob shared by two images twice.
 	Logical int64 `json:"logical"`
 	// Unique counts each distinct blob and manifest of the repository
 	// once.
@@ -123,7 +123,7 @@ func (w *usageWalker) repo(ctx context.Context, name string) (RepoUsage, map[dig
 		return u, nil, fmt.Errorf("tags of %s: %w", name, err)
 	}
 	u.Tags = len(tags)
-	seen := map[digest.Digest]bool{}
+	rs := &repoWalk{w: w, r: r, blobs: blobs, reached: map[digest.Digest]*Manifest{}, children: map[digest.Digest]bool{}}
 	for _, t := range tags {
 		m, err := w.c.Manifest(ctx, r.WithTag(t))
 		if err != nil {
@@ -133,13 +133,28 @@ func (w *usageWalker) repo(ctx context.Context, name string) (RepoUsage, map[dig
 			return u, nil, fmt.Errorf("%s:%s: %w", name, t, err)
 		}
 		w.remember(m)
-		size, err := w.walk(ctx, r, m, blobs, seen, 0)
-		if err != nil {
+		if err := rs.visit(ctx, m, 0); err != nil {
 			return u, nil, err
 		}
-		u.Logical += size
+	}
+	// Logical: each image once, whatever its number of tags; an image is
+	// a manifest that is not a child of another (an index's platforms are
+	// part of the index's image). The server's admin API counts the same.
+	for d := range rs.reached {
+		if !rs.children[d] {
+			u.Logical += rs.imageSize(d, 0)
+		}
 	}
 	return u, blobs, nil
+}
+
+// repoWalk is one repository's manifests as the tags reach them.
+type repoWalk struct {
+	w        *usageWalker
+	r        Reference
+	blobs    map[digest.Digest]int64 // every manifest and blob, with its size
+	reached  map[digest.Digest]*Manifest
+	children map[digest.Digest]bool // manifests that are an index's child
 }
 
 func (w *usageWalker) remember(m *Manifest) {
@@ -163,63 +178,83 @@ func (w *usageWalker) manifest(ctx context.Context, r Reference, d digest.Digest
 	return m, nil
 }
 
-// walk adds what manifest m references to blobs and returns the image's
-// logical size (manifest, config, layers; an index with its children).
-// Referrers of each manifest are added to blobs once, not to the size.
-func (w *usageWalker) walk(ctx context.Context, r Reference, m *Manifest, blobs map[digest.Digest]int64, seen map[digest.Digest]bool, depth int) (int64, error) {
-	if depth > 4 {
-		return 0, fmt.Errorf("%s@%s: manifests nested too deep", r.Repository, m.Descriptor.Digest)
+// visit adds manifest m, what it references, its children and its
+// referrers to the walk, once each.
+func (rs *repoWalk) visit(ctx context.Context, m *Manifest, depth int) error {
+	d := m.Descriptor.Digest
+	if rs.reached[d] != nil {
+		return nil
 	}
-	size := m.Descriptor.Size
-	blobs[m.Descriptor.Digest] = m.Descriptor.Size
-	first := !seen[m.Descriptor.Digest]
-	seen[m.Descriptor.Digest] = true
+	if depth > 8 {
+		return fmt.Errorf("%s@%s: manifests nested too deep", rs.r.Repository, d)
+	}
+	rs.reached[d] = m
+	rs.blobs[d] = m.Descriptor.Size
 	if m.Config != nil {
-		blobs[m.Config.Digest] = m.Config.Size
-		size += m.Config.Size
+		rs.blobs[m.Config.Digest] = m.Config.Size
 	}
 	for _, l := range m.Layers {
 		if stored(l) {
-			blobs[l.Digest] = l.Size
-			size += l.Size
+			rs.blobs[l.Digest] = l.Size
 		}
 	}
-	for _, d := range m.Manifests {
-		child, err := w.manifest(ctx, r, d.Digest)
+	for _, c := range m.Manifests {
+		rs.children[c.Digest] = true
+		child, err := rs.w.manifest(ctx, rs.r, c.Digest)
 		if err != nil {
 			if IsNotFound(err) {
 				continue // a child the registry does not hold (a partial mirror)
 			}
-			return 0, fmt.Errorf("%s@%s: %w", r.Repository, d.Digest, err)
+			return fmt.Errorf("%s@%s: %w", rs.r.Repository, c.Digest, err)
 		}
-		s, err := w.walk(ctx, r, child, blobs, seen, depth+1)
-		if err != nil {
-			return 0, err
+		if err := rs.visit(ctx, child, depth+1); err != nil {
+			return err
 		}
-		size += s
 	}
-	if first {
-		refs, err := w.referrers(ctx, r, m.Descriptor.Digest)
+	refs, err := rs.w.referrers(ctx, rs.r, d)
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		rm, err := rs.w.manifest(ctx, rs.r, ref.Digest)
 		if err != nil {
-			return 0, err
-		}
-		for _, d := range refs {
-			if seen[d.Digest] {
+			if IsNotFound(err) {
 				continue
 			}
-			rm, err := w.manifest(ctx, r, d.Digest)
-			if err != nil {
-				if IsNotFound(err) {
-					continue
-				}
-				return 0, err
-			}
-			if _, err := w.walk(ctx, r, rm, blobs, seen, depth+1); err != nil {
-				return 0, err
-			}
+			return err
+		}
+		if err := rs.visit(ctx, rm, depth+1); err != nil {
+			return err
 		}
 	}
-	return size, nil
+	return nil
+}
+
+// imageSize is manifest d's image: itself, its config and layers, and its
+// children's images (a child the registry lacks counts as its descriptor
+// says).
+func (rs *repoWalk) imageSize(d digest.Digest, depth int) int64 {
+	m := rs.reached[d]
+	if m == nil || depth > 8 {
+		return 0
+	}
+	size := m.Descriptor.Size
+	if m.Config != nil {
+		size += m.Config.Size
+	}
+	for _, l := range m.Layers {
+		if stored(l) {
+			size += l.Size
+		}
+	}
+	for _, c := range m.Manifests {
+		if rs.reached[c.Digest] != nil {
+			size += rs.imageSize(c.Digest, depth+1)
+		} else {
+			size += c.Size
+		}
+	}
+	return size
 }
 
 // referrers asks the referrers API, once it is known to exist; without it

@@ -13,8 +13,8 @@ func du() Command {
 	return command("du", "[flags] HOST[:PORT][/REPO]",
 		"disk usage per repository: logical, unique and exclusive bytes",
 		`Shows how many bytes each repository holds, three ways:
-  LOGICAL    the images behind every tag added up (a layer shared by two
-             images counts twice): what "size" columns elsewhere sum to;
+  LOGICAL    the images added up, each once however many tags it has (a
+             layer shared by two images counts twice);
   UNIQUE     each distinct blob and manifest of the repository once;
   EXCLUSIVE  what no other repository references: the bytes that deleting
              the repository, then collecting garbage, frees.
