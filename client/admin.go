@@ -56,25 +56,12 @@ func (c *Client) Admin(ctx context.Context, host string) (*admin.Info, error) {
 // AdminRepositories lists host's repositories through the admin API, with
 // tag counts, push times and sizes, following pagination.
 func (c *Client) AdminRepositories(ctx context.Context, host, prefix string) ([]admin.Repository, error) {
-	var all []admin.Repository
-	path, query := admin.Prefix+"/repositories", url.Values{"n": {"1000"}}
+	q := url.Values{"n": {"1000"}}
 	if prefix != "" {
-		query.Set("prefix", prefix)
+		q.Set("prefix", prefix)
 	}
-	for path != "" {
-		var page admin.RepositoryList
-		h, err := c.getJSON(ctx, request{host: host, path: path, query: query, scopes: []string{catalogScope}}, &page)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page.Repositories...)
-		next, q := nextLink(h)
-		if next != "" && len(page.Repositories) == 0 {
-			break
-		}
-		path, query = next, q
-	}
-	return all, nil
+	return paginate(ctx, c, request{host: host, path: admin.Prefix + "/repositories", query: q, scopes: []string{catalogScope}},
+		func(p *admin.RepositoryList) []admin.Repository { return p.Repositories })
 }
 
 // AdminRepository is one repository's entry (with its size).
@@ -90,25 +77,12 @@ func (c *Client) AdminRepository(ctx context.Context, r Reference) (*admin.Repos
 // AdminTags lists a repository's tags with digests, sizes and push times;
 // sort is "name" or "pushed" (newest first).
 func (c *Client) AdminTags(ctx context.Context, r Reference, sort string) ([]admin.Tag, error) {
-	var all []admin.Tag
-	path, query := admin.Prefix+"/repositories/"+r.Repository+"/tags", url.Values{"n": {"1000"}}
+	q := url.Values{"n": {"1000"}}
 	if sort != "" {
-		query.Set("sort", sort)
+		q.Set("sort", sort)
 	}
-	for path != "" {
-		var page admin.TagList
-		h, err := c.getJSON(ctx, request{host: r.Host, path: path, query: query, scopes: []string{pullScope(r.Repository)}}, &page)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page.Tags...)
-		next, q := nextLink(h)
-		if next != "" && len(page.Tags) == 0 {
-			break
-		}
-		path, query = next, q
-	}
-	return all, nil
+	return paginate(ctx, c, request{host: r.Host, path: admin.Prefix + "/repositories/" + r.Repository + "/tags", query: q, scopes: []string{pullScope(r.Repository)}},
+		func(p *admin.TagList) []admin.Tag { return p.Tags })
 }
 
 // AdminImpact is what deleting manifest d of r would take along.

@@ -176,41 +176,20 @@ func stored(d ocispec.Descriptor) bool {
 }
 
 func parseImageConfig(b []byte) (*ImageConfig, error) {
-	var raw struct {
-		Created      *time.Time `json:"created"`
-		Author       string     `json:"author"`
-		Architecture string     `json:"architecture"`
-		OS           string     `json:"os"`
-		Variant      string     `json:"variant"`
-		Config       struct {
-			User         string              `json:"User"`
-			Entrypoint   []string            `json:"Entrypoint"`
-			Cmd          []string            `json:"Cmd"`
-			WorkingDir   string              `json:"WorkingDir"`
-			Env          []string            `json:"Env"`
-			Labels       map[string]string   `json:"Labels"`
-			ExposedPorts map[string]struct{} `json:"ExposedPorts"`
-		} `json:"config"`
-		History []struct {
-			Created    *time.Time `json:"created"`
-			CreatedBy  string     `json:"created_by"`
-			Comment    string     `json:"comment"`
-			EmptyLayer bool       `json:"empty_layer"`
-		} `json:"history"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var img ocispec.Image // docker's image config has the same fields
+	if err := json.Unmarshal(b, &img); err != nil {
 		return nil, fmt.Errorf("not an image configuration: %w", err)
 	}
+	c := img.Config
 	cfg := &ImageConfig{
-		Created: raw.Created, Author: raw.Author, Architecture: raw.Architecture, OS: raw.OS, Variant: raw.Variant,
-		User: raw.Config.User, Entrypoint: raw.Config.Entrypoint, Cmd: raw.Config.Cmd, WorkingDir: raw.Config.WorkingDir,
-		Env: raw.Config.Env, Labels: raw.Config.Labels,
+		Created: img.Created, Author: img.Author, Architecture: img.Architecture, OS: img.OS, Variant: img.Variant,
+		User: c.User, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, Env: c.Env, Labels: c.Labels,
 	}
-	for p := range raw.Config.ExposedPorts {
+	for p := range c.ExposedPorts {
 		cfg.ExposedPorts = append(cfg.ExposedPorts, p)
 	}
 	slices.Sort(cfg.ExposedPorts)
-	for _, h := range raw.History {
+	for _, h := range img.History {
 		cfg.History = append(cfg.History, History{Created: h.Created, CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
 	}
 	return cfg, nil

@@ -47,45 +47,40 @@ const maxManifest = 8 << 20
 // Repositories lists every repository of host, following the catalog's
 // pagination (each page n=1000, then Link rel="next" as the registry says).
 func (c *Client) Repositories(ctx context.Context, host string) ([]string, error) {
-	var all []string
-	path, query := "/v2/_catalog", url.Values{"n": {"1000"}}
-	for path != "" {
-		var page struct {
-			Repositories []string `json:"repositories"`
-		}
-		h, err := c.getJSON(ctx, request{host: host, path: path, query: query, scopes: []string{catalogScope}}, &page)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page.Repositories...)
-		next, q := nextLink(h)
-		if next != "" && len(page.Repositories) == 0 {
-			break // a registry that keeps linking to empty pages
-		}
-		path, query = next, q
+	type page struct {
+		Repositories []string `json:"repositories"`
 	}
-	return all, nil
+	return paginate(ctx, c, request{host: host, path: "/v2/_catalog", query: url.Values{"n": {"1000"}}, scopes: []string{catalogScope}},
+		func(p *page) []string { return p.Repositories })
 }
 
 // Tags lists the tags of repository r, following pagination. A repository
 // that does not exist is an error IsNotFound recognizes.
 func (c *Client) Tags(ctx context.Context, r Reference) ([]string, error) {
-	var all []string
-	path, query := "/v2/"+r.Repository+"/tags/list", url.Values{"n": {"1000"}}
-	for path != "" {
-		var page struct {
-			Tags []string `json:"tags"`
-		}
-		h, err := c.getJSON(ctx, request{host: r.Host, path: path, query: query, scopes: []string{pullScope(r.Repository)}}, &page)
+	type page struct {
+		Tags []string `json:"tags"`
+	}
+	return paginate(ctx, c, request{host: r.Host, path: "/v2/" + r.Repository + "/tags/list", query: url.Values{"n": {"1000"}}, scopes: []string{pullScope(r.Repository)}},
+		func(p *page) []string { return p.Tags })
+}
+
+// paginate GETs a paginated JSON listing from r and every page its Link
+// headers lead to, collecting what items finds in each page.
+func paginate[P, E any](ctx context.Context, c *Client, r request, items func(*P) []E) ([]E, error) {
+	var all []E
+	for r.path != "" {
+		var page P
+		h, err := c.getJSON(ctx, r, &page)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page.Tags...)
+		got := items(&page)
+		all = append(all, got...)
 		next, q := nextLink(h)
-		if next != "" && len(page.Tags) == 0 {
-			break
+		if next != "" && len(got) == 0 {
+			break // a registry that keeps linking to empty pages
 		}
-		path, query = next, q
+		r.path, r.query = next, q
 	}
 	return all, nil
 }

@@ -129,12 +129,8 @@ func TestCLICommands(t *testing.T) {
 	for _, reg := range cliRegistries {
 		t.Run(reg.name, func(t *testing.T) {
 			srv := reg.start(t)
-			crane := tool(t, "crane")
 			env := clientEnv(t)
-			cr := func(args ...string) {
-				t.Helper()
-				runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...)
-			}
+			cr := craneIn(t, env)
 			h := srv.Addr
 			a := newTestImage(t, t.TempDir(), "v1", "cli-a")
 			b := newTestImage(t, t.TempDir(), "v2", "cli-b")
@@ -284,6 +280,15 @@ func firstColumn(s string) []string {
 	return out
 }
 
+// craneIn runs crane (--insecure) in env, failing the test on an error.
+func craneIn(t *testing.T, env []string) func(args ...string) {
+	crane := tool(t, "crane")
+	return func(args ...string) {
+		t.Helper()
+		runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...)
+	}
+}
+
 // blobBytes sums the sizes of the blobs in a filesystem storage root.
 func blobBytes(t testing.TB, root string) int64 {
 	t.Helper()
@@ -312,12 +317,8 @@ func TestCLIDuMatchesGC(t *testing.T) {
 	for _, reg := range cliRegistries {
 		t.Run(reg.name, func(t *testing.T) {
 			srv := reg.start(t)
-			crane := tool(t, "crane")
 			env := clientEnv(t)
-			cr := func(args ...string) {
-				t.Helper()
-				runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...)
-			}
+			cr := craneIn(t, env)
 			h := srv.Addr
 			shared := newTestImage(t, t.TempDir(), "v1", "du-shared")
 			own := newTestImage(t, t.TempDir(), "v1", "du-own")
@@ -418,12 +419,8 @@ func TestCLIPrune(t *testing.T) {
 	for _, reg := range cliRegistries {
 		t.Run(reg.name, func(t *testing.T) {
 			srv := reg.start(t)
-			crane := tool(t, "crane")
 			env := clientEnv(t)
-			cr := func(args ...string) {
-				t.Helper()
-				runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...)
-			}
+			cr := craneIn(t, env)
 			h := srv.Addr
 			// Pushed in the order they were built: push times and creation
 			// times rank the tags alike.

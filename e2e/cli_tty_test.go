@@ -108,16 +108,16 @@ func cliShellEnv(t *testing.T) []string {
 
 func TestCLITerminal(t *testing.T) {
 	srv := startRegistryd(t)
-	crane := tool(t, "crane")
 	env := cliShellEnv(t)
+	cr := craneIn(t, env)
 	h := srv.Addr
 	a := newTestImage(t, t.TempDir(), "v1", "tty-a")
 	b := newTestImage(t, t.TempDir(), "v1", "tty-b")
 	c := newTestImage(t, t.TempDir(), "v1", "tty-c")
 	for _, p := range [][2]string{{a.Layout, "v1"}, {b.Layout, "v2"}, {c.Layout, "v3"}} {
-		runCmd(t, env, clientTimeout, crane, "push", "--insecure", p[0], h+"/e2e/tty:"+p[1])
+		cr("push", p[0], h+"/e2e/tty:"+p[1])
 	}
-	runCmd(t, env, clientTimeout, crane, "tag", "--insecure", h+"/e2e/tty:v1", "v1-alias")
+	cr("tag", h+"/e2e/tty:v1", "v1-alias")
 
 	sh := startTmux(t, env, "bash", "--norc", "--noprofile")
 	sh.waitFor("rd>")
@@ -213,11 +213,10 @@ func TestCLITerminalLogin(t *testing.T) {
 // repositories and tags (asked of the registry).
 func TestCLICompletion(t *testing.T) {
 	srv := startRegistryd(t)
-	crane := tool(t, "crane")
 	env := cliShellEnv(t)
 	h := srv.Addr
 	img := newTestImage(t, t.TempDir(), "release-1", "completion")
-	runCmd(t, env, clientTimeout, crane, "push", "--insecure", img.Layout, h+"/e2e/completion:release-1")
+	craneIn(t, env)("push", img.Layout, h+"/e2e/completion:release-1")
 
 	shells := []struct {
 		name  string

@@ -162,6 +162,10 @@ func parseRef(arg string, need refNeed) (client.Reference, error) {
 		return r, &usageError{err.Error()}
 	}
 	switch need {
+	case needRegistry:
+		if r.Repository != "" {
+			return r, usagef("%s: expected a registry, HOST[:PORT], without a repository", arg)
+		}
 	case needHost:
 		if r.Repository != "" && (r.Tag != "" || r.Digest != "") {
 			return r, usagef("%s: expected HOST[:PORT] or HOST/REPO, without a tag or digest", arg)
@@ -192,11 +196,12 @@ func parseRef(arg string, need refNeed) (client.Reference, error) {
 type refNeed int
 
 const (
-	needHost   refNeed = iota // HOST or HOST/REPO
-	needRepo                  // HOST/REPO
-	needImage                 // HOST/REPO[:TAG|@DIGEST]
-	needTag                   // HOST/REPO:TAG
-	needDigest                // HOST/REPO@DIGEST
+	needRegistry refNeed = iota // HOST
+	needHost                    // HOST or HOST/REPO
+	needRepo                    // HOST/REPO
+	needImage                   // HOST/REPO[:TAG|@DIGEST]
+	needTag                     // HOST/REPO:TAG
+	needDigest                  // HOST/REPO@DIGEST
 )
 
 // oneArg checks that exactly one positional argument was given.
@@ -208,4 +213,29 @@ func oneArg(args []string, what string) (string, error) {
 		return args[0], nil
 	}
 	return "", usagef("expected one %s, got %d arguments: %s", what, len(args), strings.Join(args, " "))
+}
+
+// start is how most commands begin: their one reference argument, checked
+// for what they need, their --format (format nil: they have none) and the
+// registry client.
+func (c *common) start(args []string, what string, need refNeed, format *formatFlag) (client.Reference, *output, *client.Client, error) {
+	var ref client.Reference
+	arg, err := oneArg(args, what)
+	if err != nil {
+		return ref, nil, nil, err
+	}
+	if ref, err = parseRef(arg, need); err != nil {
+		return ref, nil, nil, err
+	}
+	out := &output{}
+	if format != nil {
+		if out, err = format.parse(); err != nil {
+			return ref, nil, nil, err
+		}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return ref, nil, nil, err
+	}
+	return ref, out, cl, nil
 }

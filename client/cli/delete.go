@@ -186,23 +186,11 @@ Examples:
 			d.define(fs)
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "manifest (HOST[:PORT]/REPO@DIGEST)")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needDigest)
+				ref, out, cl, err := c.start(args, "manifest (HOST[:PORT]/REPO@DIGEST)", needDigest, &format)
 				if err != nil {
 					return err
 				}
 				ref.Tag = ""
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
-				if err != nil {
-					return err
-				}
 				imp, err := cl.Impact(ctx, ref)
 				if err != nil {
 					return err
@@ -286,15 +274,7 @@ Examples:
 			var d destructive
 			d.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "repository (HOST[:PORT]/REPO)")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needRepo)
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
+				ref, _, cl, err := c.start(args, "repository (HOST[:PORT]/REPO)", needRepo, nil)
 				if err != nil {
 					return err
 				}
@@ -384,30 +364,6 @@ func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 	fmt.Fprintf(s.Out, "deleted repository %s: %d manifest(s), %d tag(s) through the V2 API; the registry's garbage collection frees the blobs\n", ref, deleted, len(rc.Tags))
 	if len(left) > 0 {
 		return fmt.Errorf("tags pushed meanwhile remain: %s", strings.Join(left, ", "))
-	}
-	return nil
-}
-
-// confirmName asks for the repository's name to be typed, as a
-// confirmation for deleting all of it.
-func (s *Streams) confirmName(ctx context.Context, name string, yes bool) error {
-	if yes {
-		return nil
-	}
-	if !s.InTerminal {
-		return s.confirm(ctx, "", false)
-	}
-	fmt.Fprintf(s.Err, "Type the repository's name (%s) to delete it: ", name)
-	line, err := s.readLine(ctx)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err != nil && line == "" {
-		fmt.Fprintln(s.Err)
-		return fmt.Errorf("%w: no answer", errDeclined)
-	}
-	if line = strings.TrimSpace(line); line != name {
-		return fmt.Errorf("%w: %q is not %q", errDeclined, line, name)
 	}
 	return nil
 }

@@ -37,24 +37,12 @@ Examples:
 			fs.StringVar(&prefix, "prefix", "", "only repositories whose name starts with this `prefix`")
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "registry or repository (HOST[:PORT][/REPO])")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needHost)
+				ref, out, cl, err := c.start(args, "registry or repository (HOST[:PORT][/REPO])", needHost, &format)
 				if err != nil {
 					return err
 				}
 				if ref.Repository != "" && prefix != "" {
 					return usagef("--prefix goes with a registry, not a repository")
-				}
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
-				if err != nil {
-					return err
 				}
 				rows, err := diskUsage(ctx, s, cl, ref, prefix)
 				if err != nil {

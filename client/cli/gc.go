@@ -45,22 +45,7 @@ Examples:
 			fs.BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "registry (HOST[:PORT])")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needHost)
-				if err != nil {
-					return err
-				}
-				if ref.Repository != "" {
-					return usagef("%s: gc runs on a whole registry: give HOST[:PORT]", arg)
-				}
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
+				ref, out, cl, err := c.start(args, "registry (HOST[:PORT])", needRegistry, &format)
 				if err != nil {
 					return err
 				}
@@ -92,7 +77,7 @@ func needAdmin(ctx context.Context, cl *client.Client, host, what string, featur
 		return err
 	}
 	if info == nil {
-		return fmt.Errorf("%s has no registryd admin API (GET %s answered 404), so %s cannot be started from here; for distribution, run `registry garbage-collect config.yml` on its host", host, admin.Prefix, what)
+		return fmt.Errorf("%s has no registryd admin API (GET %s answered 404), so %s cannot be started from here: run the registry's own collector on its host (registryd garbage-collect config.yml; distribution: registry garbage-collect config.yml)", host, admin.Prefix, what)
 	}
 	if !feature(info.Features) {
 		return fmt.Errorf("%s: %s is turned off on this registryd", host, what)

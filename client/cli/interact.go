@@ -84,17 +84,33 @@ func (p *progress) finish() {
 	fmt.Fprintln(p.s.Err)
 }
 
-// confirm asks question on stderr and reads the answer from stdin. With
-// yes it does not ask. Without a terminal on stdin it does not guess: it
-// refuses, and says how to go ahead in a script.
+// confirm asks a yes/no question on stderr and reads the answer from
+// stdin; only y or yes goes ahead.
 func (s *Streams) confirm(ctx context.Context, question string, yes bool) error {
+	return s.ask(ctx, question+" [y/N] ", yes, func(answer string) bool {
+		a := strings.ToLower(answer)
+		return a == "y" || a == "yes"
+	})
+}
+
+// confirmName asks for the repository's name to be typed, as a
+// confirmation for deleting all of it.
+func (s *Streams) confirmName(ctx context.Context, name string, yes bool) error {
+	return s.ask(ctx, fmt.Sprintf("Type the repository's name (%s) to delete it: ", name), yes,
+		func(answer string) bool { return answer == name })
+}
+
+// ask shows prompt and goes ahead when ok accepts the answer. With yes it
+// does not ask. Without a terminal on stdin it does not guess: it refuses,
+// and says how to go ahead in a script.
+func (s *Streams) ask(ctx context.Context, prompt string, yes bool, ok func(answer string) bool) error {
 	if yes {
 		return nil
 	}
 	if !s.InTerminal {
 		return fmt.Errorf("%w: stdin is not a terminal, so there is no one to ask; add --yes to go ahead without a question (or --dry-run to see the plan)", errDeclined)
 	}
-	fmt.Fprintf(s.Err, "%s [y/N] ", question)
+	fmt.Fprint(s.Err, prompt)
 	line, err := s.readLine(ctx)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -103,11 +119,10 @@ func (s *Streams) confirm(ctx context.Context, question string, yes bool) error 
 		fmt.Fprintln(s.Err)
 		return fmt.Errorf("%w: no answer", errDeclined)
 	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
+	if !ok(strings.TrimSpace(line)) {
+		return fmt.Errorf("%w: not confirmed", errDeclined)
 	}
-	return fmt.Errorf("%w: not confirmed", errDeclined)
+	return nil
 }
 
 // readLine reads up to a newline, a byte at a time: nothing after the

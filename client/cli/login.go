@@ -36,12 +36,9 @@ Examples:
 				if err != nil {
 					return err
 				}
-				ref, err := parseRef(arg, needHost)
+				ref, err := parseRef(arg, needRegistry)
 				if err != nil {
 					return err
-				}
-				if ref.Repository != "" {
-					return usagef("%s: log in to a registry: give HOST[:PORT]", arg)
 				}
 				if stdin && password != "" {
 					return usagef("--password and --password-stdin are exclusive")
@@ -104,7 +101,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				ref, err := parseRef(arg, needHost)
+				ref, err := parseRef(arg, needRegistry)
 				if err != nil {
 					return err
 				}

@@ -104,7 +104,7 @@ Examples:
 				if !ok || glob == "" {
 					return usagef("%s: expected HOST[:PORT]/REPO-GLOB, e.g. 'localhost:5000/team/*'", arg)
 				}
-				if _, err := parseRef(host, needHost); err != nil {
+				if _, err := parseRef(host, needRegistry); err != nil {
 					return err
 				}
 				pattern, err := repoglob.Compile(glob)

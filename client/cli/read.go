@@ -63,25 +63,13 @@ Examples:
 			fs.StringVar(&prefix, "prefix", "", "only repositories whose name starts with this `prefix` (team/)")
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "registry (HOST[:PORT])")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needHost)
-				if err != nil {
-					return err
-				}
-				out, err := format.parse()
+				ref, out, cl, err := c.start(args, "registry (HOST[:PORT])", needHost, &format)
 				if err != nil {
 					return err
 				}
 				if ref.Repository != "" { // "host/team" reads as a prefix
 					prefix = ref.Repository + "/" + strings.TrimPrefix(prefix, ref.Repository+"/")
 					prefix = strings.TrimSuffix(prefix, "/") + "/"
-				}
-				cl, err := c.client()
-				if err != nil {
-					return err
 				}
 				info, err := cl.Admin(ctx, ref.Host)
 				if err != nil {
@@ -173,24 +161,12 @@ Examples:
 			fs.StringVar(&sortBy, "sort", "name", "order: name, pushed (newest first; needs push times) or created (the image's creation time, newest first)")
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "repository (HOST[:PORT]/REPO)")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needRepo)
+				ref, out, cl, err := c.start(args, "repository (HOST[:PORT]/REPO)", needRepo, &format)
 				if err != nil {
 					return err
 				}
 				if !slices.Contains([]string{"name", "pushed", "created"}, sortBy) {
 					return usagef("--sort %q: expected name, pushed or created", sortBy)
-				}
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
-				if err != nil {
-					return err
 				}
 				rows, admin, err := listTags(ctx, s, cl, ref, sortBy)
 				if err != nil {
@@ -344,19 +320,7 @@ Examples:
 			fs.BoolVar(&raw, "raw", false, "print the manifest's bytes as served")
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "image reference")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needImage)
-				if err != nil {
-					return err
-				}
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
+				ref, out, cl, err := c.start(args, "image reference", needImage, &format)
 				if err != nil {
 					return err
 				}
@@ -542,19 +506,7 @@ Examples:
 			var format formatFlag
 			format.define(fs)
 			return func(ctx context.Context, s *Streams, args []string) error {
-				arg, err := oneArg(args, "image reference")
-				if err != nil {
-					return err
-				}
-				ref, err := parseRef(arg, needImage)
-				if err != nil {
-					return err
-				}
-				out, err := format.parse()
-				if err != nil {
-					return err
-				}
-				cl, err := c.client()
+				ref, out, cl, err := c.start(args, "image reference", needImage, &format)
 				if err != nil {
 					return err
 				}
