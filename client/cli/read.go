@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -379,14 +380,14 @@ func writeImage(w io.Writer, img *client.Image, indent string) error {
 		}
 		if len(c.Labels) > 0 {
 			fmt.Fprintf(w, "%sLabels:\n", indent)
-			for _, k := range sortedKeys(c.Labels) {
+			for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 				fmt.Fprintf(w, "%s  %s=%s\n", indent, k, c.Labels[k])
 			}
 		}
 	}
 	if len(img.Annotations) > 0 {
 		fmt.Fprintf(w, "%sAnnotations:\n", indent)
-		for _, k := range sortedKeys(img.Annotations) {
+		for _, k := range slices.Sorted(maps.Keys(img.Annotations)) {
 			fmt.Fprintf(w, "%s  %s=%s\n", indent, k, img.Annotations[k])
 		}
 	}
@@ -467,15 +468,6 @@ func quoteList(l []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // ---------------------------------------------------------------- digest

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ _registryd() {
     cmd="${COMP_WORDS[1]}"
     case "$cmd" in
 `)
-	for _, g := range sortedKeys(t.second) {
+	for _, g := range slices.Sorted(maps.Keys(t.second)) {
 		fmt.Fprintf(&b, `    %s)
         if [[ $COMP_CWORD -eq 2 ]]; then
             COMPREPLY=($(compgen -W "%s" -- "$cur"))
@@ -140,7 +141,7 @@ _registryd() {
     local flags="" refs=0
     case "$cmd" in
 `)
-	for _, k := range sortedKeys(t.flags) {
+	for _, k := range slices.Sorted(maps.Keys(t.flags)) {
 		refs := 0
 		if t.refs[k] {
 			refs = 1
@@ -191,7 +192,7 @@ _registryd() {
     cmd=${words[2]}
     case $cmd in
 `)
-	for _, g := range sortedKeys(t.second) {
+	for _, g := range slices.Sorted(maps.Keys(t.second)) {
 		fmt.Fprintf(&b, `        %s)
             if (( CURRENT == 3 )); then
                 compadd -- %s
@@ -203,7 +204,7 @@ _registryd() {
 	b.WriteString(`    esac
     case $cmd in
 `)
-	for _, k := range sortedKeys(t.flags) {
+	for _, k := range slices.Sorted(maps.Keys(t.flags)) {
 		refs := 0
 		if t.refs[k] {
 			refs = 1
@@ -230,13 +231,4 @@ _registryd() {
 compdef _registryd registryd 2>/dev/null || true
 `)
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
