@@ -448,3 +448,47 @@ func TestAdminDiscovery(t *testing.T) {
 }
 
 func specsVersioned() specs.Versioned { return specs.Versioned{SchemaVersion: 2} }
+
+// A signature pushed with a subject: inspect lists it, du counts it in the
+// repository, repo rm's contents include it, manifest rm's impact names it.
+func TestReferrers(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestServer(t, 100, nil)
+	c := newTestClient(t)
+	r := Reference{Host: ts.host, Repository: "signed"}
+	img, size := pushImage(t, c, r, "img", "v1")
+	payload := []byte(`{"signature":"x"}`)
+	pd, err := c.PutBlob(ctx, r, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutBlob(ctx, r, emptyJSON); err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := json.Marshal(ocispec.Manifest{Versioned: specsVersioned(), MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/vnd.dev.cosign.artifact.sig.v1+json",
+		Config:       ocispec.Descriptor{MediaType: mediaTypeEmpty, Digest: digest.FromBytes(emptyJSON), Size: 2},
+		Layers:       []ocispec.Descriptor{{MediaType: "application/octet-stream", Digest: pd, Size: int64(len(payload))}},
+		Subject:      &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: img, Size: sizeOf(t, c, r, img)}})
+	sd, err := c.PutManifest(ctx, r.WithDigest(digest.FromBytes(sig)), ocispec.MediaTypeImageManifest, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Inspect(ctx, r.WithTag("v1"))
+	if err != nil || len(got.Referrers) != 1 || got.Referrers[0].Digest != sd || got.Referrers[0].ArtifactType != "application/vnd.dev.cosign.artifact.sig.v1+json" {
+		t.Fatalf("Inspect referrers = %+v, %v", got.Referrers, err)
+	}
+	u, err := c.ComputeUsage(ctx, ts.host, []string{"signed"}, nil, nil)
+	sigSize := int64(len(sig) + len(payload) + 2)
+	if err != nil || u[0].Unique != size+sigSize || u[0].Logical != size+sigSize {
+		t.Fatalf("ComputeUsage with a referrer = %+v, %v (image %d, signature %d)", u, err, size, sigSize)
+	}
+	rc, err := c.Contents(ctx, r)
+	if err != nil || !slices.Equal(rc.Manifests, []digest.Digest{img, sd}) {
+		t.Fatalf("Contents = %+v, %v", rc, err)
+	}
+	imp, err := c.Impact(ctx, r.WithDigest(img))
+	if err != nil || len(imp.Referrers) != 1 || imp.Referrers[0].Digest != sd || !slices.Equal(imp.Tags, []string{"v1"}) {
+		t.Fatalf("Impact = %+v, %v", imp, err)
+	}
+}
