@@ -209,7 +209,13 @@ func (p *parser) fillStorage(c *Config, str func(string, *string), boolean func(
 		// Most likely the unknown key is the driver, misspelt: that
 		// error says enough.
 	case len(drivers) == 0 && p.fromFile:
-		p.fail("storage", p.keys["storage"], "no storage driver is configured: add storage.filesystem (with rootdirectory) or storage.inmemory")
+		// The file's storage key, unless a variable replaced its value
+		// (REGISTRY_STORAGE=): then the variable is to blame.
+		at := p.keys["storage"]
+		if v := p.present["storage"]; v != nil && p.origin[v] != "" {
+			at = v
+		}
+		p.fail("storage", at, "no storage driver is configured: add storage.filesystem (with rootdirectory) or storage.inmemory")
 	case len(drivers) == 0:
 		c.Storage.Driver = "filesystem"
 		c.Storage.Filesystem.RootDirectory = "./data"
