@@ -194,8 +194,11 @@ func (a *API) deleteGuard(h repoHandler) repoHandler {
 	})
 }
 
-// serveError renders err and records it for the access log.
+// serveError renders err and records it for the access log. A storage
+// fault anywhere in err's chain (full, throttled, unreachable) is answered
+// as such, 503 UNAVAILABLE, whatever code it was given on the way up.
 func serveError(w http.ResponseWriter, r *http.Request, err error) {
+	err = storage.Unavailable(err)
 	for _, rec := range httprec.Find(w) {
 		rec.Err = err
 	}
