@@ -209,6 +209,8 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),
 		"interval", fmtDuration(up.Interval), "dryrun", up.DryRun))
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
+	sc := r.Storage.Maintenance.Scrub
+	addNode(mt, "scrub", pairs("enabled", sc.Enabled, "interval", fmtDuration(sc.Interval), "ratelimit", sc.RateLimit, "repair", sc.Repair))
 	addNode(st, "maintenance", mt)
 	addNode(root, "storage", st)
 

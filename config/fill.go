@@ -95,6 +95,7 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+	p.fillScrub(&c.Storage.Maintenance.Scrub, boolean, duration, bad)
 
 	// http
 	h := &c.HTTP
@@ -318,4 +319,29 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// fillScrub reads storage.maintenance.scrub.
+func (p *parser) fillScrub(sc *Scrub, boolean func(string, *bool), duration func(string, *time.Duration), bad func(string, string, ...any)) {
+	const k = "storage.maintenance.scrub."
+	boolean(k+"enabled", &sc.Enabled)
+	boolean(k+"repair", &sc.Repair)
+	duration(k+"interval", &sc.Interval)
+	if n := p.vals[k+"ratelimit"]; n != nil {
+		v, err := ParseBytes(n.Value)
+		if err != nil || n.Kind != yaml.ScalarNode {
+			bad(k+"ratelimit", "must be bytes per second, e.g. 16MiB or 16777216, got %q", n.Value)
+		} else {
+			sc.RateLimit = v
+		}
+	}
+	if !sc.Enabled {
+		return
+	}
+	if sc.Interval <= 0 {
+		bad(k+"interval", "must be positive when the scrub is enabled")
+	}
+	if sc.RateLimit <= 0 {
+		bad(k+"ratelimit", "must be positive when the scrub is enabled (it keeps the check from starving serving)")
+	}
 }

@@ -171,6 +171,12 @@ func schema() *key {
 				"dryrun":   impl(boolean()),
 			})),
 			"readonly": impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"scrub": impl(section(map[string]*key{ // registryd's own
+				"enabled":   impl(boolean()),
+				"interval":  impl(duration()),
+				"ratelimit": impl(leaf(kAny)),
+				"repair":    impl(boolean()),
+			})),
 		})),
 	}))
 	storage.nameForm = true

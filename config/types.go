@@ -90,6 +90,22 @@ type Delete struct {
 type Maintenance struct {
 	UploadPurging UploadPurging // storage.maintenance.uploadpurging
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
+	Scrub         Scrub         // storage.maintenance.scrub
+}
+
+// Scrub is storage.maintenance.scrub: the integrity check (registryd
+// scrub) run by the registry in the background.
+type Scrub struct {
+	Enabled bool // default false
+	// Interval is how often the whole storage is checked, by whichever
+	// instance sharing it comes first (default 168h).
+	Interval time.Duration
+	// RateLimit bounds the bytes per second the check reads, so that it
+	// never starves serving (default 16 MiB/s; "ratelimit: 50MiB").
+	RateLimit int64
+	// Repair quarantines damaged blobs and fixes links as the command's
+	// --repair does (default false: report only).
+	Repair bool
 }
 
 // UploadPurging is storage.maintenance.uploadpurging.

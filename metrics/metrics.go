@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ type Metrics struct {
 	driverFaults  *prometheus.CounterVec
 	notifEvents   *prometheus.CounterVec
 	notifFailures *prometheus.CounterVec
+
+	scrubOnce sync.Once
+	scrub     *ScrubObserver
 }
 
 // New creates the collectors and registers them, with the Go runtime and

@@ -48,6 +48,13 @@ with TLS, SIGHUP reloads the certificate and key.`,
 			flags:   gcFlags,
 		},
 		{
+			name:    "scrub",
+			args:    "[flags] [config.yml]",
+			summary: "check the integrity of every blob, link, tag and image; --repair quarantines what is damaged",
+			about:   scrubAbout,
+			flags:   scrubFlags, // scrub.go
+		},
+		{
 			name:    "config check",
 			args:    "[config.yml]",
 			summary: "validate a config and print the effective settings (environment applied, secrets masked)",

@@ -260,6 +260,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
+	if sc := cfg.Storage.Maintenance.Scrub; sc.Enabled {
+		var obs *metrics.ScrubObserver
+		if m != nil {
+			obs = m.Scrub()
+		}
+		go scrubInBackground(bg, reg, sc, cfg.Storage.Maintenance.ReadOnly.Enabled, instanceID, obs, log) // scrubloop.go
+	}
 
 	// A collection in progress may be deleting what a push would link;
 	// serving writes now could lose data, serving pulls cannot.
