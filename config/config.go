@@ -70,9 +70,11 @@ func defaults() *Config {
 		Version: "0.1",
 		Log:     Log{Level: "info", Formatter: "text"},
 		Storage: Storage{
-			Maintenance: Maintenance{UploadPurging: UploadPurging{
-				Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-			}, Scrub: Scrub{Interval: 168 * time.Hour, RateLimit: 16 << 20}},
+			Maintenance: Maintenance{
+				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
+				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
+				Scrub:         Scrub{Interval: 168 * time.Hour, RateLimit: 16 << 20},
+			},
 		},
 		HTTP: HTTP{
 			Addr:    ":5000",

@@ -211,6 +211,8 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
 	sc := r.Storage.Maintenance.Scrub
 	addNode(mt, "scrub", pairs("enabled", sc.Enabled, "interval", fmtDuration(sc.Interval), "ratelimit", sc.RateLimit, "repair", sc.Repair))
+	pt := r.Storage.Maintenance.PullTimes
+	addNode(mt, "pulltimes", pairs("enabled", pt.Enabled, "interval", fmtDuration(pt.Interval)))
 	addNode(st, "maintenance", mt)
 	addNode(root, "storage", st)
 

@@ -177,6 +177,10 @@ func schema() *key {
 				"ratelimit": impl(leaf(kAny)),
 				"repair":    impl(boolean()),
 			})),
+			"pulltimes": impl(section(map[string]*key{
+				"enabled":  impl(boolean()),
+				"interval": impl(duration()),
+			})),
 		})),
 	}))
 	storage.nameForm = true

@@ -90,7 +90,8 @@ type Delete struct {
 type Maintenance struct {
 	UploadPurging UploadPurging // storage.maintenance.uploadpurging
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
-	Scrub         Scrub         // storage.maintenance.scrub
+	Scrub         Scrub         // storage.maintenance.scrub (registryd's own)
+	PullTimes     PullTimes     // storage.maintenance.pulltimes (registryd's own)
 }
 
 // Scrub is storage.maintenance.scrub: the integrity check (registryd
@@ -106,6 +107,13 @@ type Scrub struct {
 	// Repair quarantines damaged blobs and fixes links as the command's
 	// --repair does (default false: report only).
 	Repair bool
+}
+
+// PullTimes is storage.maintenance.pulltimes: recording the last pull of
+// every manifest (push times are always recorded).
+type PullTimes struct {
+	Enabled  bool          // default true; off in read-only mode, which writes nothing
+	Interval time.Duration // default 1m: at most one write per manifest per interval
 }
 
 // UploadPurging is storage.maintenance.uploadpurging.
