@@ -231,6 +231,7 @@ func (c *Config) Dump() ([]byte, error) {
 	dbg := pairs("addr", h.Debug.Addr)
 	addNode(dbg, "prometheus", pairs("enabled", h.Debug.Prometheus.Enabled, "path", h.Debug.Prometheus.Path))
 	addNode(hn, "debug", dbg)
+	dumpRateLimit(hn, h.RateLimit) // ratelimit.go
 	addNode(root, "http", hn)
 
 	hs := r.Health.StorageDriver

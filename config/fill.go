@@ -196,6 +196,7 @@ func (p *parser) fill(c *Config) {
 		bad("health.storagedriver.threshold", "must be a positive number, got %d", hs.Threshold)
 	}
 
+	p.fillRateLimit(&c.HTTP.RateLimit, boolean, integer, strList, bad)    // ratelimit.go
 	p.fillAuth(c, str, strList, duration, bad)                            // auth.go
 	p.fillNotifications(c, str, boolean, integer, duration, strList, bad) // notifications.go
 }

@@ -255,7 +255,8 @@ func schema() *key {
 					"path":    impl(str()),
 				})),
 			})),
-			"http2": section(map[string]*key{"disabled": boolean()}),
+			"ratelimit": rateLimitSchema(), // ratelimit.go
+			"http2":     section(map[string]*key{"disabled": boolean()}),
 			"h2c":   section(map[string]*key{"enabled": boolean()}),
 		})),
 		"notifications": notifications,

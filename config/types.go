@@ -153,6 +153,7 @@ type HTTP struct {
 	Headers      http.Header   // http.headers (default X-Content-Type-Options: nosniff)
 	TLS          TLS           // http.tls
 	Debug        Debug         // http.debug
+	RateLimit    RateLimit     // http.ratelimit (registryd's own; ratelimit.go)
 }
 
 // TLS is http.tls.

@@ -44,6 +44,24 @@ type Options struct {
 	// Notifier receives an event for every push, pull, mount and delete;
 	// nil sends none.
 	Notifier *notifications.Notifier
+	// Limiter limits requests by authenticated user once the authorizer
+	// has said who it is (http.ratelimit.peruser); nil limits nothing.
+	Limiter UserLimiter
+}
+
+// UserLimiter limits requests by user: it answers 429 itself and returns
+// false for a request over the limit.
+type UserLimiter interface {
+	AllowUser(w http.ResponseWriter, r *http.Request, user string) bool
+}
+
+// allowUser asks the Limiter about the authenticated user of r.
+func (a *API) allowUser(w http.ResponseWriter, r *http.Request) bool {
+	if a.opts.Limiter == nil {
+		return true
+	}
+	user, _ := auth.UserFromContext(r.Context())
+	return a.opts.Limiter.AllowUser(w, r, user)
 }
 
 // API is the registry's HTTP handler.
@@ -146,6 +164,9 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			}
 			r, err = a.opts.Authorizer.Authorize(w, r, access...)
 		}
+		if err == nil && !a.allowUser(w, r) {
+			return
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -164,6 +185,9 @@ func (a *API) authorized(access []auth.Access, h http.HandlerFunc) http.HandlerF
 				serveError(w, r, err)
 				return
 			}
+		}
+		if !a.allowUser(w, r) {
+			return
 		}
 		h(w, r)
 	}

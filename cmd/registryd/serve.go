@@ -157,6 +157,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// Runs after the HTTP server has drained: the events of the last
 	// requests still get their chance to be sent.
 	defer flushNotifications(notifier, log)
+	// Off unless http.ratelimit.enabled (ratelimit.go): per client
+	// around everything but the probes, per user once authenticated.
+	limiter := newLimiter(cfg.HTTP.RateLimit)
+	var userLimiter v2.UserLimiter
+	if limiter != nil {
+		userLimiter = limiter
+	}
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -168,8 +175,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Logger:            log,
 		Authorizer:        authz,
 		Notifier:          notifier,
+		Limiter:           userLimiter,
 	})
-	var apiHandler http.Handler = api
+	apiHandler := limited(limiter, api)
 	if m != nil {
 		apiHandler = m.Middleware(apiHandler)
 	}
@@ -180,7 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
-		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+		root.Handle(cfg.Auth.TokenServer.Path, limited(limiter, tokenServer))
 	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
