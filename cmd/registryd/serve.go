@@ -177,7 +177,8 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Notifier:          notifier,
 		Limiter:           userLimiter,
 	})
-	apiHandler := limited(limiter, api)
+	gate := &writeGate{}
+	apiHandler := limited(limiter, gate.handler(api))
 	if m != nil {
 		apiHandler = m.Middleware(apiHandler)
 	}
@@ -298,7 +299,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	// The lease tells garbage-collect (here or on another host sharing the
 	// storage) that a registry is serving it, and whether it accepts writes.
-	release, err := reg.RegisterInstance(ctx, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
+	// A storage that is full or away at startup does not stop the
+	// registry: it serves pulls and opens writes once registered (lease.go).
+	release, err := registerInstance(ctx, reg, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, gate, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("registering with the storage: %w", err)
