@@ -123,7 +123,9 @@ func newFaultRun(t *testing.T, srv *Server, kind string) *faultRun {
 	return f
 }
 
-func (f *faultRun) since(at time.Time) string { return at.Sub(f.start).Round(time.Millisecond).String() }
+func (f *faultRun) since(at time.Time) string {
+	return at.Sub(f.start).Round(time.Millisecond).String()
+}
 
 // wrongAnswer records something a fault may never cause.
 func (f *faultRun) wrongAnswer(format string, args ...any) {

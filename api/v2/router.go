@@ -122,6 +122,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = append([]string(nil), v...)
 	}
 	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	// A query Go cannot read whole (a ";" in it, a bad escape) would be
+	// read with pairs silently left out: "?digest=D;x" would start an
+	// upload session instead of refusing the digest.
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		serveError(w, r, errcode.Newf(errcode.Unsupported, "malformed query string: %v", err).WithStatus(http.StatusBadRequest))
+		return
+	}
 	a.router.ServeHTTP(w, r)
 }
 
