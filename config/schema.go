@@ -257,7 +257,7 @@ func schema() *key {
 			})),
 			"ratelimit": rateLimitSchema(), // ratelimit.go
 			"http2":     section(map[string]*key{"disabled": boolean()}),
-			"h2c":   section(map[string]*key{"enabled": boolean()}),
+			"h2c":       section(map[string]*key{"enabled": boolean()}),
 		})),
 		"notifications": notifications,
 		// redis inlines go-redis's client options, whose names change
