@@ -253,7 +253,7 @@ func (f *faultRun) newImage(repo, tag string) *pushedImage {
 // configs holds config blobs by digest: they are not made from a seed.
 var configs sync.Map
 
-func blobBytes(b blobSpec) []byte {
+func specBytes(b blobSpec) []byte {
 	if v, ok := configs.Load(b.Digest); ok {
 		return v.([]byte)
 	}
@@ -279,7 +279,7 @@ func (f *faultRun) pushBlob(c *http.Client, repo string, b blobSpec, r *rand.Ran
 		f.failed("HEAD blob", head)
 		return false
 	}
-	data := blobBytes(b)
+	data := specBytes(b)
 	if r.IntN(2) == 0 {
 		a := f.do(c, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+b.Digest, http.Header{"Content-Type": {"application/octet-stream"}}, data)
 		if a.err != nil || a.status != http.StatusCreated {
@@ -380,7 +380,7 @@ func (f *faultRun) pullImage(c *http.Client, im *pushedImage, byDigest, ranges b
 	}
 	bytesOK += int64(len(a.body))
 	for _, b := range im.blobs {
-		want := blobBytes(b)
+		want := specBytes(b)
 		hdr := http.Header{}
 		lo, hi := 0, b.Size-1
 		if ranges && b.Size > 1 && r.IntN(3) == 0 {
@@ -558,7 +558,7 @@ func (f *faultRun) check() {
 		case a.err == nil && a.status == http.StatusNotFound:
 		case a.err == nil && a.status == http.StatusOK:
 			blobsVisible++
-			if !bytes.Equal(a.body, blobBytes(b)) {
+			if !bytes.Equal(a.body, specBytes(b)) {
 				t.Errorf("blob %s in %s is visible with %d bytes that are not the ones pushed", b.Digest, repo, len(a.body))
 			}
 			verified += int64(len(a.body))
