@@ -7,6 +7,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/gc"
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/storage"
 )
@@ -39,7 +40,7 @@ func scrubInBackground(ctx context.Context, reg *storage.Registry, sc config.Scr
 			log.WithError(err).Warn("cannot read the scrub state; checking later")
 			continue
 		}
-		if ok && time.Since(st.Started) < sc.Interval {
+		if ok && time.Since(st.Started) < sc.Interval && !abandoned(ctx, reg, st) {
 			continue
 		}
 		runBackgroundScrub(ctx, reg, sc.RateLimit, repair, instanceID, obs, log)
@@ -95,4 +96,24 @@ func damageByKind(rep *storage.ScrubReport) map[string]int {
 		out[string(d.Kind)]++
 	}
 	return out
+}
+
+// abandoned reports whether the run st records was started and never
+// finished by an instance that is gone (stopped or crashed mid-run): it is
+// started again now rather than an interval later. A run still going on
+// in a live instance is left alone.
+func abandoned(ctx context.Context, reg *storage.Registry, st storage.ScrubState) bool {
+	if !st.Finished.Before(st.Started) {
+		return false
+	}
+	live, err := reg.LiveInstances(ctx, time.Now(), gc.DefaultInstanceTTL)
+	if err != nil {
+		return false
+	}
+	for _, in := range live {
+		if in.ID == st.Instance {
+			return false
+		}
+	}
+	return true
 }

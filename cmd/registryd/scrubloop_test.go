@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registryd/registryd/config"
+	"github.com/registryd/registryd/storage"
+	"github.com/registryd/registryd/storage/driver/filesystem"
 )
 
 // The background scrub, through serve: it finds a blob damaged on disk,
@@ -75,4 +78,33 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return fmt.Sprint(strings.Join(out, "\n"))
+}
+
+// A run started by an instance that is gone is started again at once; one
+// going on in a live instance, or finished, is not.
+func TestScrubAbandoned(t *testing.T) {
+	ctx := context.Background()
+	d, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := storage.New(d, storage.Options{NoDirWatch: true})
+	release, err := reg.RegisterInstance(ctx, "live-instance", false, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	started := time.Now().Add(-time.Minute)
+	for _, c := range []struct {
+		st   storage.ScrubState
+		want bool
+	}{
+		{storage.ScrubState{Started: started, Instance: "gone-instance"}, true},
+		{storage.ScrubState{Started: started, Instance: "live-instance"}, false},
+		{storage.ScrubState{Started: started, Finished: started.Add(time.Second), Instance: "gone-instance"}, false},
+	} {
+		if got := abandoned(ctx, reg, c.st); got != c.want {
+			t.Errorf("%+v: abandoned %v, want %v", c.st, got, c.want)
+		}
+	}
 }
