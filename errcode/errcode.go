@@ -37,8 +37,9 @@ const (
 	PaginationNumberInvalid Code = "PAGINATION_NUMBER_INVALID"
 	TagInvalid              Code = "TAG_INVALID"
 	Unknown                 Code = "UNKNOWN"
-	// Unavailable is distribution's code for a registry that cannot serve
-	// the request now (503); Error.RetryAfter says when to try again.
+	// Unavailable is Docker's code for a registry that cannot serve the
+	// request now but may later (the storage is full, the object store
+	// throttles or cannot be reached): 503, with Retry-After.
 	Unavailable Code = "UNAVAILABLE"
 )
 
@@ -94,11 +95,11 @@ type Error struct {
 	Message string `json:"message"`
 	Detail  any    `json:"detail,omitempty"`
 	Status  int    `json:"-"`
+	// RetryAfter, when positive, is sent as the Retry-After header: when
+	// the client may try again (429, 503).
+	RetryAfter time.Duration `json:"-"`
 	// Err is the underlying cause; logged, never sent to the client.
 	Err error `json:"-"`
-	// RetryAfter, when positive, is sent as the Retry-After header (in
-	// whole seconds, at least one).
-	RetryAfter time.Duration `json:"-"`
 }
 
 // New returns an Error with the code's default message.
@@ -167,11 +168,13 @@ func ServeJSON(w http.ResponseWriter, err error) int {
 		e = New(Unknown)
 	}
 	status := e.HTTPStatus()
+	if e.RetryAfter > 0 {
+		// Whole seconds, rounded up: "Retry-After: 0" would invite a
+		// client to retry at once.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Del("Content-Length")
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (e.RetryAfter+time.Second-1)/time.Second))))
-	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Errors: []*Error{e}})
 	return status
