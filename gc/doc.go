@@ -109,11 +109,15 @@
 //     looked up as usual (deeper references of a manifest are looked up in
 //     its repository).
 //
-// A GET (not a HEAD) of content the sweep reached that a writer pinned is
+// A read (HEAD, GET) of content the sweep reached that a writer pinned is
 // served: that pin was written before the sweep listed the pins of its
-// batch (or its writer was refused), so the sweep keeps it. When the state
-// cannot be read, writes that rely on existing content fail closed (503);
-// reads go on.
+// batch (or its writer was refused by its own re-check), so the sweep
+// keeps it, and an image just pushed pulls without a gap. A write never
+// relies on a pin: one that finds a pinned digest being deleted waits
+// until the state says whether the sweep kept it (it then lists the digest
+// as kept) or deleted it, and looks it up then. When the state cannot be
+// read, writes that rely on existing content fail closed (503); reads go
+// on.
 //
 // # Why nothing live is deleted
 //

@@ -200,6 +200,7 @@ type onlineModel struct {
 	plans   map[string]time.Time // plan id -> published (store time), read at each delete
 	failure string
 
+	lastErr error // of the last run that ended
 	pending map[int]*pendingPush
 	dropped []digest.Digest // blobs of manifests the client deleted
 	seq     int
@@ -298,6 +299,7 @@ func (o *onlineModel) gcStep() {
 		o.trace = append(o.trace, "  gc: "+where)
 	case err := <-o.done:
 		o.running = false
+		o.lastErr = err
 		// A collector that lost its lease (a renewal late on a loaded
 		// machine) stops before its next delete: a safe end, and the
 		// invariants are checked all the same.
@@ -413,8 +415,9 @@ func (o *onlineModel) ensureManifest(repo, ref string, d digest.Digest) error {
 		if err == nil || !retryable(err) {
 			return err
 		}
-		// A client retries after a while: the collector goes on meanwhile.
-		o.gcStep()
+		// A client retries after a while: the collector goes on meanwhile
+		// (client, which runs this, steps it while it waits).
+		time.Sleep(150 * time.Millisecond)
 	}
 	return fmt.Errorf("push of %s still refused after 6 attempts: %w", d, err)
 }
@@ -638,7 +641,7 @@ func (o *onlineModel) check() error {
 }
 
 func (o *onlineModel) pullable(repo, ref string) error {
-	e := &env{t: o.t, ctx: storage.ForDownload(o.ctx), d: o.store, reg: o.reg}
+	e := &env{t: o.t, ctx: o.ctx, d: o.store, reg: o.reg}
 	return e.pullable(repo, ref)
 }
 
@@ -648,11 +651,20 @@ func (o *onlineModel) finish() error {
 	for o.running {
 		o.gcStep()
 	}
-	for range 3 {
+	// Three runs that end well (a crashed collector's lease must expire
+	// first, a loaded machine may cost a run its lease).
+	deadline := time.Now().Add(time.Minute)
+	for ok := 0; ok < 3; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d collector runs ended well in a minute (last: %v)", ok, o.lastErr)
+		}
 		time.Sleep(mdlDelay + mdlSkew + 50*time.Millisecond)
 		o.gcStep()
 		for o.running {
 			o.gcStep()
+		}
+		if o.lastErr == nil {
+			ok++
 		}
 		if err := o.check(); err != nil {
 			return err

@@ -55,7 +55,9 @@ type OnlineOptions struct {
 	Workers int
 	// BatchSize is the first sweep batch's number of digests; later
 	// batches adapt so that deleting one takes about StateMaxAge (the wait
-	// of the next overlaps it). 0 selects 256.
+	// of the next overlaps it). 0 selects 4096: every pass waits
+	// StateMaxAge before its first delete, so a small store's sweep is one
+	// batch per pass.
 	BatchSize int
 	// Window, when set, is consulted between sweep batches: outside it the
 	// sweep stops where it is (the state keeps its place for the next run).
@@ -149,6 +151,10 @@ type RunReport struct {
 	Finished       *time.Time `json:"finished,omitempty"`
 	DryRun         bool       `json:"dryRun"`
 	DeleteUntagged bool       `json:"deleteUntagged"`
+	// Trigger is what started the run: "schedule", "demand" (the admin
+	// API, retention; the window does not apply) or "offline"
+	// (garbage-collect).
+	Trigger string `json:"trigger,omitempty"`
 	Result         string     `json:"result"`
 	Error          string     `json:"error,omitempty"`
 	Repositories   int        `json:"repositories"`
@@ -221,7 +227,7 @@ func NewCollector(d driver.StorageDriver, opts OnlineOptions, perSecond float64)
 		opts.History = 20
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 256
+		opts.BatchSize = 4096
 	}
 	reg := storage.New(Limit(d, perSecond), storage.Options{
 		GCStateMaxAge: -1, NoDirWatch: true, ManifestCacheBytes: 8 << 20,

@@ -148,9 +148,7 @@ func wantCode(t *testing.T, err error, code errcode.Code, what string) {
 
 func (o *onlineEnv) mustPull(repo, ref string) {
 	o.t.Helper()
-	e := *o.env
-	e.ctx = storage.ForDownload(e.ctx)
-	if err := e.pullable(repo, ref); err != nil {
+	if err := o.pullable(repo, ref); err != nil {
 		o.t.Fatalf("%s:%s is broken: %v", repo, ref, err)
 	}
 }

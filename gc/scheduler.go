@@ -81,10 +81,21 @@ func (s *Scheduler) log(msg string, fields map[string]any) {
 	}
 }
 
+// Triggers of runs (RunReport.Trigger).
+const (
+	TriggerSchedule = "schedule"
+	TriggerDemand   = "demand"
+	TriggerOffline  = "offline"
+)
+
 // Start begins a run now (ignoring the window: it was asked for) and
 // returns its id; ErrBusy when a run is under way here or another
 // instance holds the lease.
 func (s *Scheduler) Start(ctx context.Context, dryRun bool) (string, error) {
+	return s.start(ctx, dryRun, TriggerDemand)
+}
+
+func (s *Scheduler) start(ctx context.Context, dryRun bool, trigger string) (string, error) {
 	if s.opts.ReadOnly && !dryRun && !s.c.opts.DryRun {
 		return "", ErrReadOnly
 	}
@@ -118,6 +129,7 @@ func (s *Scheduler) Start(ctx context.Context, dryRun bool) (string, error) {
 		return fail(err)
 	}
 	rep := s.c.NewReport(dryRun)
+	rep.Trigger = trigger
 	j.id, j.dryRun = rep.ID, rep.DryRun
 	s.mu.Lock()
 	s.jobs = append([]*job{j}, s.jobs...)
@@ -250,7 +262,7 @@ func (s *Scheduler) Schedule() {
 		}
 		started := time.Now()
 		wait = s.opts.Interval
-		id, err := s.Start(s.base, false)
+		id, err := s.start(s.base, false, TriggerSchedule)
 		switch {
 		case errors.Is(err, ErrBusy):
 			s.log("gc: another collector holds the lease; trying again at the next turn", nil)

@@ -170,7 +170,7 @@ func (s *sweeper) pass(ctx context.Context, pass string, items []storage.GCItem)
 		if h := r.opts().Hooks; h != nil && h.BeforeSweepBatch != nil {
 			h.BeforeSweepBatch(ctx, pass, last)
 		}
-		if w := r.opts().Window; w != nil && !w.Contains(time.Now()) {
+		if w := r.opts().Window; w != nil && r.rep.Trigger == TriggerSchedule && !w.Contains(time.Now()) {
 			return errOutsideWindow
 		}
 		// Every writer that read the state before the cursor moved past
@@ -219,7 +219,7 @@ func (s *sweeper) pass(ctx context.Context, pass string, items []storage.GCItem)
 		if n := countDigests(del); n > 0 {
 			if el := time.Since(start); el > 0 {
 				rate := float64(n) / el.Seconds()
-				s.batch = min(max(int(rate*r.wait.Seconds()), 64), 20000)
+				s.batch = min(max(int(rate*r.wait.Seconds()), 256), 50000)
 			}
 		}
 		st = r.st

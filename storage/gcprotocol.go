@@ -37,7 +37,8 @@ import (
 //     referencing it is MANIFEST_BLOB_UNKNOWN; the client uploads again.
 //     A write of the content itself (an upload's commit, a manifest PUT
 //     of those bytes) waits until the sweep has deleted it, then writes it
-//     anew.
+//     anew. If a writer pinned it in time the sweep keeps it: reads serve
+//     it, writes wait for the state to say so.
 //   - When the state cannot be read, writes that rely on existing content
 //     fail closed (503, Retry-After); reads go on.
 
@@ -294,11 +295,21 @@ func (t *gcTicket) decide(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(gcOwnWait)
 	for waited := false; ; {
+		// Own content the sweep is deleting is waited for; so is a
+		// reference it is deleting that a writer pinned (the sweep keeps
+		// it, or that pin came too late for it: either way the state
+		// soon says which). Any other reference it is deleting is refused
+		// below.
 		busy := false
 		for _, d := range t.own {
 			if v.status(d) == gcInProgress {
 				busy = true
 				break
+			}
+		}
+		for _, d := range t.refs {
+			if !busy && v.status(d) == gcInProgress && p.pinnedNow(ctx, d) {
+				busy = true
 			}
 		}
 		if !busy {

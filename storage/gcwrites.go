@@ -20,7 +20,7 @@ import (
 // exists skips its upload. A state that cannot be read does not stop a
 // read: the write that would rely on it checks again, and fails closed.
 func (repo *Repository) gcRead(ctx context.Context, d digest.Digest) error {
-	if _, err := repo.reg.gcp.rely(ctx, "read", []digest.Digest{d}, nil); swept(err) && !(isDownload(ctx) && repo.reg.gcp.pinnedNow(ctx, d)) {
+	if _, err := repo.reg.gcp.rely(ctx, "read", []digest.Digest{d}, nil); swept(err) && !repo.reg.gcp.pinnedNow(ctx, d) {
 		return blobUnknown(d)
 	}
 	return nil
@@ -35,32 +35,17 @@ func (repo *Repository) gcManifestSwept(ctx context.Context, d digest.Digest) bo
 		return false
 	}
 	v := p.current(ctx, p.maxAge)
-	return v.err == nil && v.status(d) == gcInProgress && !(isDownload(ctx) && p.pinnedNow(ctx, d))
+	return v.err == nil && v.status(d) == gcInProgress && !p.pinnedNow(ctx, d)
 }
 
-type downloadKey struct{}
-
-// ForDownload marks ctx as a request that fetches content (a GET, not a
-// HEAD): content the sweep has reached but a writer pinned is served to it
-// (see pinnedNow), where a HEAD, which a client may take as leave to skip
-// an upload, says unknown until the collector has published that it keeps
-// it.
-func ForDownload(ctx context.Context) context.Context {
-	return context.WithValue(ctx, downloadKey{}, true)
-}
-
-func isDownload(ctx context.Context) bool { return ctx.Value(downloadKey{}) != nil }
-
-// pinnedNow reports whether a writer pinned d in the current plan. A
-// download of a digest the sweep has reached serves it when it is pinned:
-// the
-// writer that pinned it did so before the sweep lists the pins of its
-// batch (or it would have been refused), so the sweep keeps it, and the
-// image that writer just pushed pulls without a gap until the state says
-// so. Writes never rely on this: a pin written too late (a write slower
-// than MaxAge) is not seen by the sweep, and the write that wrote it is
-// refused by its own re-check; a read in that case answers as if the
-// content stayed, which it does until the sweep deletes it.
+// pinnedNow reports whether a writer pinned d in the current plan. A read
+// (HEAD or GET) of a digest the sweep has reached serves it when it is
+// pinned: the sweep keeps it, unless the pin came later than the sweep's
+// listing (a writer slower than MaxAge, which its own re-check then
+// refuses). So a read may say 200 for content about to go in that rare
+// case; what relies on a read does so through a write, and a write that
+// finds a pinned digest being deleted waits until the state says whether
+// the sweep kept it, then looks it up: it never relies on the pin.
 func (p *gcProtocol) pinnedNow(ctx context.Context, d digest.Digest) bool {
 	if p == nil {
 		return false

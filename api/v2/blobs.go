@@ -23,9 +23,6 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 		return err
 	}
 	ctx := r.Context()
-	if r.Method == http.MethodGet {
-		ctx = storage.ForDownload(ctx) // online GC: see storage.ForDownload
-	}
 	desc, err := repo.StatBlob(ctx, d)
 	if err != nil {
 		return err

@@ -19,11 +19,7 @@ import (
 
 func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
 	ref := mux.Vars(r)["reference"]
-	ctx := r.Context()
-	if r.Method == http.MethodGet {
-		ctx = storage.ForDownload(ctx) // online GC: see storage.ForDownload
-	}
-	m, err := repo.GetManifest(ctx, ref)
+	m, err := repo.GetManifest(r.Context(), ref)
 	if err != nil {
 		return err
 	}

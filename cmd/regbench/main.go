@@ -26,6 +26,11 @@
 //	          peak RSS, blobs reclaimed; live images checked afterwards
 //	limits    sha256 on one core, disk write+fsync, loopback sendfile, an
 //	          ideal push handler (hash, write, fsync, rename)
+//	onlinegc  registryd's online garbage collection against itself:
+//	          manifest p99 and small-image pushes while it sweeps 2,000
+//	          deleted images, against the collector off; an online
+//	          collection of 100,000 images against garbage-collect (time,
+//	          peak RSS); a table of its own (onlinegc.go)
 //	s3        the push workload with a smaller blob (-s3-size) against
 //	          each server's S3 driver over one MinIO on loopback, and
 //	          registryd on the filesystem for comparison: a separate table
@@ -87,7 +92,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,catalog,gc,onlinegc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -95,6 +100,8 @@ func main() {
 	repos := flag.Int("repos", 10000, "repositories in the catalog fixture")
 	tags := flag.Int("tags", 10000, "tags in the tags/list fixture")
 	gcImages := flag.Int("gc-images", 2000, "images in the GC fixture (half are deleted)")
+	onlineSweep := flag.Int("onlinegc-sweep", 2000, "deleted images the online collector sweeps while the manifest and small workloads run")
+	onlineImages := flag.Int("onlinegc-images", 100000, "images (half deleted) of the online-against-offline collection")
 	regBin := flag.String("registryd", "bin/registryd", "registryd binary")
 	refBin := flag.String("reference", "/usr/bin/docker-registry", "reference registry (distribution 2.8)")
 	v3Bin := flag.String("v3", envOr("REGBENCH_V3", ".cache/bin/registry-v3"), "distribution v3 registry binary (env REGBENCH_V3); skipped when missing")
@@ -115,11 +122,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "gc", "limits", "s3":
+		case "push", "small", "manifest", "catalog", "gc", "onlinegc", "limits", "s3":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, onlinegc, limits, s3)", w)
 		}
 	}
 
@@ -247,6 +254,7 @@ func main() {
 		defer mio.Stop()
 		logf("minio at %s", mio.Endpoint)
 	}
+	onlineM := newOnlineGCMetrics(*clients, *smallClients, *onlineSweep, *onlineImages)
 	var catFixture string
 	var gcWantBlobs int
 	var gcFloor []float64 // removalFloor per repetition
@@ -406,6 +414,10 @@ func main() {
 				os.RemoveAll(root)
 			}
 		}
+		if want["onlinegc"] {
+			runOnlineGCSweeping(b, targets[0], onlineM, rep, *onlineSweep, *clients, *smallClients)
+			runOnlineGCCollect(b, targets[0], onlineM, rep, *onlineImages)
+		}
 		if want["gc"] {
 			secs, err := removalFloor(work, *gcImages)
 			check(err)
@@ -462,6 +474,9 @@ func main() {
 		for _, m := range limits {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
+	}
+	if want["onlinegc"] {
+		fmt.Print(formatOnlineGC(onlineM))
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)

@@ -56,9 +56,14 @@ func runBigPush(s *server, a, b bigBlob, chunk int64, rep int) (mono, chunked, p
 // runSmall has clients push small images (config + two 4 KiB layers +
 // manifest + tag) for d: images/s.
 func runSmall(s *server, clients int, d time.Duration, seed uint64) (float64, error) {
+	return runSmallWhile(s, clients, deadline(d), seed)
+}
+
+// runSmallWhile is runSmall for as long as more says.
+func runSmallWhile(s *server, clients int, more func() bool, seed uint64) (float64, error) {
 	base := s.URL("")
 	var n atomic.Int64
-	el, err := untilDeadline(clients, d, func(c, i int) error {
+	el, err := untilDone(clients, more, func(c, i int) error {
 		if err := pushSmallImage(base, fmt.Sprintf("small/c%02d", c), fmt.Sprintf("i%d", i), seed+uint64(c)<<20, i); err != nil {
 			return err
 		}
@@ -72,14 +77,25 @@ func runSmall(s *server, clients int, d time.Duration, seed uint64) (float64, er
 // client number c and i = 0, 1, ... until d has passed or fn fails, and
 // returns the time they took and the first error.
 func untilDeadline(clients int, d time.Duration, fn func(c, i int) error) (time.Duration, error) {
+	return untilDone(clients, deadline(d), fn)
+}
+
+// deadline is a "more" function that says yes for d from now.
+func deadline(d time.Duration) func() bool {
+	end := time.Now().Add(d)
+	return func() bool { return time.Now().Before(end) }
+}
+
+// untilDone is untilDeadline until more says no (the online GC workload
+// runs while a sweep lasts).
+func untilDone(clients int, more func() bool, fn func(c, i int) error) (time.Duration, error) {
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	start := time.Now()
-	deadline := start.Add(d)
 	for c := 0; c < clients; c++ {
 		wg.Go(func() {
-			for i := 0; time.Now().Before(deadline); i++ {
+			for i := 0; more(); i++ {
 				if err := fn(c, i); err != nil {
 					once.Do(func() { firstErr = err })
 					return
@@ -98,9 +114,15 @@ func runManifest(s *server, clients int, d time.Duration) (rps, p50, p99 float64
 	if err = pushSmallImage(base, "hot/app", "latest", 5, 0); err != nil {
 		return
 	}
-	u := base + "/v2/hot/app/manifests/latest"
+	return runManifestWhile(s, clients, deadline(d))
+}
+
+// runManifestWhile is runManifest's loop, over an image already pushed,
+// for as long as more says.
+func runManifestWhile(s *server, clients int, more func() bool) (rps, p50, p99 float64, err error) {
+	u := s.URL("/v2/hot/app/manifests/latest")
 	lat := make([][]time.Duration, clients) // each client appends to its own
-	el, firstErr := untilDeadline(clients, d, func(c, i int) error {
+	el, firstErr := untilDone(clients, more, func(c, i int) error {
 		method := "HEAD"
 		if i%2 == 1 {
 			method = "GET"

@@ -292,7 +292,9 @@ func runOnlineGC(ctx context.Context, d driver.StorageDriver, cfg *config.Config
 		fmt.Fprintf(stderr, "registryd garbage-collect: %v\n", err)
 		return 1
 	}
-	rep, err := col.RunWithLease(ctx, lease, col.NewReport(false))
+	rep := col.NewReport(false)
+	rep.Trigger = gc.TriggerOffline
+	rep, err = col.RunWithLease(ctx, lease, rep)
 	if !fl.quiet {
 		fmt.Fprint(stdout, rep.Summary())
 	}
