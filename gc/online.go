@@ -154,11 +154,11 @@ type RunReport struct {
 	// Trigger is what started the run: "schedule", "demand" (the admin
 	// API, retention; the window does not apply) or "offline"
 	// (garbage-collect).
-	Trigger string `json:"trigger,omitempty"`
-	Result         string     `json:"result"`
-	Error          string     `json:"error,omitempty"`
-	Repositories   int        `json:"repositories"`
-	Marked         int        `json:"marked"`
+	Trigger      string `json:"trigger,omitempty"`
+	Result       string `json:"result"`
+	Error        string `json:"error,omitempty"`
+	Repositories int    `json:"repositories"`
+	Marked       int    `json:"marked"`
 	// SweptPlan is the plan this run swept, Plan the one it published.
 	SweptPlan string `json:"sweptPlan,omitempty"`
 	Plan      string `json:"plan,omitempty"`
