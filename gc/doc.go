@@ -60,7 +60,11 @@
 //  2. Mark, from scratch, to M.
 //  3. If P is due: its candidates are its items whose digest is not in M
 //     (and, when resuming an interrupted sweep, were in that sweep's set
-//     and not kept by it). They are written as the sweep set, and the
+//     and not kept by it). With DeleteUntagged the mark does not reach
+//     revisions no tag reaches; those this sweep does not delete (too
+//     young to have been condemned) keep what they reference, children
+//     and their content included, so that no revision that stays ever
+//     names deleted content. The candidates are written as the sweep set, and the
 //     state says "sweeping". Then per pass, links (revisions and layer
 //     links) then blobs, in batches of whole digests in digest order: the
 //     state's cursor moves to the batch's last digest; the collector waits

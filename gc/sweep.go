@@ -56,6 +56,10 @@ func (r *run) sweep(ctx context.Context, marks *storage.DigestSet) (map[digest.D
 		}
 		cands = append(cands, it)
 	}
+	cands, err = r.protectSurvivors(ctx, cands)
+	if err != nil {
+		return nil, err
+	}
 	sw := &storage.GCPlan{ID: fmt.Sprintf("%s-s%d", plan.ID, r.lease.Epoch()), Epoch: r.lease.Epoch(), Created: plan.Created, Items: cands}
 	if r.dry {
 		for _, it := range cands {
@@ -107,6 +111,80 @@ func (r *run) sweep(ctx context.Context, marks *storage.DigestSet) (map[digest.D
 		}
 	}
 	return s.deleted, nil
+}
+
+// protectSurvivors (DeleteUntagged) drops from the candidates what a
+// revision that stays references: the mark does not reach revisions no tag
+// reaches, and those this sweep does not delete (younger than the delay
+// when the plan was made, so not condemned yet) must keep their config,
+// layers and children, which an older plan may have condemned. Only
+// revisions that existed at the mark need this: one pushed since relied on
+// what it references, pinning what the plan condemned.
+func (r *run) protectSurvivors(ctx context.Context, cands []storage.GCItem) ([]storage.GCItem, error) {
+	if !r.opts().DeleteUntagged {
+		return cands, nil // every revision is a root: the mark reached it all
+	}
+	type rev struct {
+		repo string
+		d    digest.Digest
+	}
+	condemned := map[rev]bool{}
+	for _, it := range cands {
+		if it.Kind == storage.GCRevision {
+			condemned[rev{it.Repository, it.Digest}] = true
+		}
+	}
+	// Content (blobs, manifests' own blobs, links to them) is kept by
+	// digest; a child manifest's revision in the survivor's repository.
+	protect := map[digest.Digest]bool{}
+	protectRev := map[rev]bool{}
+	var work []rev
+	for _, pr := range r.mark.pending {
+		for _, d := range pr.digests {
+			x := rev{pr.repo.Name(), d}
+			if !condemned[x] && !protectRev[x] {
+				protectRev[x] = true
+				work = append(work, x)
+			}
+		}
+	}
+	if len(work) == 0 {
+		return cands, nil
+	}
+	for len(work) > 0 {
+		x := work[len(work)-1]
+		work = work[:len(work)-1]
+		protect[x.d] = true
+		refs, problem, err := r.mark.references(ctx, x.d)
+		if err != nil {
+			return nil, err
+		}
+		if problem != nil {
+			continue // nothing to protect: its content is gone or corrupt
+		}
+		for _, b := range refs.Blobs {
+			protect[b] = true
+		}
+		for _, c := range refs.Manifests {
+			if y := (rev{x.repo, c}); !protectRev[y] {
+				protectRev[y] = true
+				work = append(work, y)
+			}
+		}
+	}
+	out := cands[:0]
+	for _, it := range cands {
+		keep := protect[it.Digest]
+		if it.Kind == storage.GCRevision {
+			keep = protectRev[rev{it.Repository, it.Digest}]
+		}
+		if keep {
+			r.rep.Resurrected++
+			continue
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }
 
 // sweeper deletes a sweep set's items.
