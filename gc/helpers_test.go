@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -35,8 +36,11 @@ func newEnv(t testing.TB) *env {
 }
 
 func newEnvOn(t testing.TB, d driver.StorageDriver) *env {
-	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{})}
+	// A fixed clock for push times: stores built alike are byte-identical.
+	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{Now: fixedNow})}
 }
+
+func fixedNow() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // drivers are the backends the property is checked on: the in-memory one
 // thoroughly, the filesystem (whose every write is synced, and which keeps

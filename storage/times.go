@@ -368,7 +368,7 @@ func (r *Registry) FlushPulls(ctx context.Context) (int, error) {
 // record would outlive it (and, in a repository being deleted, come back
 // after it).
 func (r *Registry) writePulled(ctx context.Context, name string, d digest.Digest, pulled time.Time) (bool, error) {
-	if d.Validate() != nil || ValidateName(name) != nil {
+	if d.Validate() != nil || ValidateName(name) != nil || r.deleting(name) {
 		return false, nil
 	}
 	if _, err := r.driver.Stat(ctx, revisionLinkPath(name, d)); err != nil {

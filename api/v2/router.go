@@ -146,6 +146,11 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			}
 			r, err = a.opts.Authorizer.Authorize(w, r, access...)
 		}
+		if err == nil && writes(actions) {
+			// A repository being deleted takes no writes, even on an
+			// instance whose view of the deletions is out of date.
+			err = a.reg.CheckWritable(r.Context(), name)
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -153,6 +158,16 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			serveError(w, r, err)
 		}
 	}
+}
+
+// writes reports whether a route needing actions changes the repository.
+func writes(actions []string) bool {
+	for _, a := range actions {
+		if a == auth.ActionPush || a == auth.ActionDelete {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized guards a route that is not under a repository.
