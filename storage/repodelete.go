@@ -407,6 +407,11 @@ func (r *Registry) runDelete(run *deleteRun) {
 	close(stopRenew)
 	<-renewDone
 	liveOwners.Delete(tb.Owner)
+	if err == nil {
+		r.dropSizes(tb.Name)
+	} else {
+		r.invalidateSizes(tb.Name)
+	}
 	// After a failure the tombstone is still there (or another owner's
 	// is): the name stays refused here until a refresh says otherwise.
 	cur, found := tb, err != nil
