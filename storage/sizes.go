@@ -1042,4 +1042,3 @@ func mapValues(m map[string]digest.Digest) func(func(digest.Digest) bool) {
 		}
 	}
 }
-
