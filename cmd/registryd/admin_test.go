@@ -23,15 +23,15 @@ import (
 	"github.com/registryd/registryd/notifications"
 )
 
-// client is a test client of a registry started by serve.
-type client struct {
+// adminClient is a test client of a registry started by serve.
+type adminClient struct {
 	t          *testing.T
 	base       string
 	user, pass string
 }
 
-func (c *client) as(user, pass string) *client {
-	return &client{t: c.t, base: c.base, user: user, pass: pass}
+func (c *adminClient) as(user, pass string) *adminClient {
+	return &adminClient{t: c.t, base: c.base, user: user, pass: pass}
 }
 
 type reply struct {
@@ -40,7 +40,7 @@ type reply struct {
 	header http.Header
 }
 
-func (c *client) do(method, path string, body []byte, hdr ...string) reply {
+func (c *adminClient) do(method, path string, body []byte, hdr ...string) reply {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -66,7 +66,7 @@ func (c *client) do(method, path string, body []byte, hdr ...string) reply {
 }
 
 // json GETs path, expects status and decodes the body into v.
-func (c *client) json(path string, status int, v any) reply {
+func (c *adminClient) json(path string, status int, v any) reply {
 	c.t.Helper()
 	r := c.do(http.MethodGet, path, nil)
 	if r.status != status {
@@ -97,7 +97,7 @@ func wantError(t *testing.T, what string, r reply, status int, code string) {
 	}
 }
 
-func (c *client) blob(name string, content []byte) (digest.Digest, int) {
+func (c *adminClient) blob(name string, content []byte) (digest.Digest, int) {
 	c.t.Helper()
 	d := digest.FromBytes(content)
 	r := c.do(http.MethodPost, "/v2/"+name+"/blobs/uploads/?digest="+d.String(), content)
@@ -109,7 +109,7 @@ func (c *client) blob(name string, content []byte) (digest.Digest, int) {
 
 // image pushes a config naming arch and the layers and the manifest,
 // under ref (a tag, or "" for by digest); it returns the manifest.
-func (c *client) image(name, ref, arch string, layers ...string) []byte {
+func (c *adminClient) image(name, ref, arch string, layers ...string) []byte {
 	c.t.Helper()
 	cfg := []byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","rootfs":{"type":"layers"},"n":%q}`, arch, name+ref))
 	cd, cn := c.blob(name, cfg)
@@ -124,7 +124,7 @@ func (c *client) image(name, ref, arch string, layers ...string) []byte {
 	return m
 }
 
-func (c *client) manifest(name, ref, mt string, m []byte) digest.Digest {
+func (c *adminClient) manifest(name, ref, mt string, m []byte) digest.Digest {
 	c.t.Helper()
 	d := digest.FromBytes(m)
 	if ref == "" {
@@ -137,7 +137,7 @@ func (c *client) manifest(name, ref, mt string, m []byte) digest.Digest {
 	return d
 }
 
-func (c *client) index(name, ref string, children map[string][]byte) []byte {
+func (c *adminClient) index(name, ref string, children map[string][]byte) []byte {
 	c.t.Helper()
 	var ms []string
 	for _, arch := range slices.Sorted(func(yield func(string) bool) {
@@ -194,7 +194,7 @@ func TestAdminAPI(t *testing.T) {
 	defer hook.Close()
 	cfg := adminConfig(t)
 	cfg.Notifications.Endpoints = []config.Endpoint{{Name: "hook", URL: hook.URL, Timeout: time.Second, Threshold: 3, Backoff: 10 * time.Millisecond}}
-	c := &client{t: t, base: startServe(t, cfg)}
+	c := &adminClient{t: t, base: startServe(t, cfg)}
 
 	// team/app: an index of two platforms (v1, latest) and an image (v2);
 	// team/lib shares a layer; other has its own.
@@ -402,18 +402,18 @@ func TestAdminDeleteGated(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := adminConfig(t)
 			dir := cfg.Storage.Filesystem.RootDirectory
-			c := &client{t: t, base: startServe(t, cfg)}
+			c := &adminClient{t: t, base: startServe(t, cfg)}
 			c.image("a", "v1", "amd64", "l")
 			if mode == "disabled" {
 				cfg2 := adminConfig(t)
 				cfg2.Storage.Filesystem.RootDirectory = dir
 				cfg2.Storage.Delete.Enabled = false
-				c = &client{t: t, base: startServe(t, cfg2)}
+				c = &adminClient{t: t, base: startServe(t, cfg2)}
 			} else {
 				cfg2 := adminConfig(t)
 				cfg2.Storage.Filesystem.RootDirectory = dir
 				cfg2.Storage.Maintenance.ReadOnly.Enabled = true
-				c = &client{t: t, base: startServe(t, cfg2)}
+				c = &adminClient{t: t, base: startServe(t, cfg2)}
 			}
 			wantError(t, "delete", c.do("DELETE", admin.Prefix+"/repositories/a", nil), 405, "UNSUPPORTED")
 			if r := c.do("GET", "/v2/a/manifests/v1", nil); r.status != 200 {
@@ -446,7 +446,7 @@ func TestAdminAPIAccess(t *testing.T) {
 		{Repositories: []string{"team/**"}, Users: []string{"bob"}, Actions: []string{"pull", "push", "delete"}},
 		{Repositories: []string{"**"}, Users: []string{"ops"}, Actions: []string{"pull", "push", "admin"}},
 	}}
-	anon := &client{t: t, base: startServe(t, cfg)}
+	anon := &adminClient{t: t, base: startServe(t, cfg)}
 	alice, bob, ops := anon.as("alice", "alice-pw"), anon.as("bob", "bob-pw"), anon.as("ops", "ops-pw")
 	ops.image("team/a", "v1", "amd64", "l1")
 	ops.image("team/b", "v1", "amd64", "l2")
