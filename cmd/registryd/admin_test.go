@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -499,4 +504,75 @@ func TestAdminAPIAccess(t *testing.T) {
 		t.Fatalf("bob delete: %d %s", r.status, r.body)
 	}
 	wantError(t, "bob deletes outside", bob.do("DELETE", admin.Prefix+"/repositories/private", nil), 403, "DENIED")
+}
+
+// With registryd's token server: the admin endpoints challenge for the
+// scope registry:catalog:admin, which the server grants to admins only.
+func TestAdminAPITokenScope(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "token.key")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, u := range []string{"alice", "ops"} {
+		h, _ := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
+		lines = append(lines, u+":"+string(h))
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := adminConfig(t)
+	base := "http://" + cfg.HTTP.Addr
+	cfg.Auth.Htpasswd = &config.AuthHtpasswd{Realm: "admin-token", Path: htpasswd}
+	cfg.Auth.Token = &config.AuthToken{Realm: base + "/auth/token", Service: "admin-test", Issuer: "admin-test"}
+	cfg.Auth.TokenServer = &config.AuthTokenServer{Path: "/auth/token", Key: keyPath}
+	cfg.Access = &config.Access{Rules: []config.AccessRule{
+		{Repositories: []string{"**"}, Users: []string{"alice"}, Actions: []string{"pull"}},
+		{Repositories: []string{"**"}, Users: []string{"ops"}, Actions: []string{"pull", "admin"}},
+	}}
+	c := &adminClient{t: t, base: startServe(t, cfg)}
+
+	r := c.do("GET", admin.Prefix+"/gc", nil)
+	wantError(t, "no token", r, 401, "UNAUTHORIZED")
+	if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, `scope="registry:catalog:admin"`) {
+		t.Fatalf("challenge %q", ch)
+	}
+	token := func(user string) string {
+		req, _ := http.NewRequest("GET", base+"/auth/token?service=admin-test&scope=registry:catalog:admin", nil)
+		req.SetBasicAuth(user, user+"-pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tb struct {
+			Token string `json:"token"`
+		}
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&tb) != nil {
+			t.Fatalf("token for %s: %d", user, resp.StatusCode)
+		}
+		return tb.Token
+	}
+	for _, tc := range []struct {
+		user   string
+		status int
+	}{{"ops", 200}, {"alice", 401}} {
+		r := c.do("GET", admin.Prefix+"/gc", nil, "Authorization", "Bearer "+token(tc.user))
+		if r.status != tc.status {
+			t.Fatalf("%s's token: %d %s", tc.user, r.status, r.body)
+		}
+		if tc.status == 401 && !strings.Contains(r.header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+			t.Fatalf("%s: challenge %q", tc.user, r.header.Get("WWW-Authenticate"))
+		}
+	}
 }
