@@ -196,15 +196,17 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
 	// Mounted once retention (and, later, the collector) exist: see
-	// mountAdmin below.
-	mountAdmin := func(o admin.Options) {
-		var h http.Handler = admin.NewHandler(admin.NewService(reg, o), admin.HandlerOptions{Authorizer: authz, RequestIDHeader: v2.RequestIDHeader})
+	// mountAdmin below. The web UI calls the same Service.
+	mountAdmin := func(o admin.Options) *admin.Service {
+		svc := admin.NewService(reg, o)
+		var h http.Handler = admin.NewHandler(svc, admin.HandlerOptions{Authorizer: authz, RequestIDHeader: v2.RequestIDHeader})
 		if m != nil {
 			h = m.Middleware(h)
 		}
 		root.Handle(admin.Prefix, h)
 		root.Handle(admin.Prefix+"/", h)
 		root.Handle(admin.DiscoverPath, h)
+		return svc
 	}
 
 	network := cfg.HTTP.Net
@@ -310,7 +312,8 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if ret != nil {
 		adminOpts.Retention = retentionMaintainer{svc: ret}
 	}
-	mountAdmin(adminOpts)
+	adminSvc := mountAdmin(adminOpts)
+	_ = adminSvc // the web UI's, once it is mounted
 	if ret != nil {
 		go ret.Schedule()
 		rc := cfg.Storage.Maintenance.Retention
