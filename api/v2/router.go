@@ -138,13 +138,19 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			// Encoded characters have no place in a valid name.
 			name = raw
 		}
-		repo, err := a.reg.Repository(name)
+		err = storage.ValidateName(name)
 		if err == nil && a.opts.Authorizer != nil {
 			access := make([]auth.Access, len(actions))
 			for i, act := range actions {
 				access[i] = auth.Repository(name, act)
 			}
 			r, err = a.opts.Authorizer.Authorize(w, r, access...)
+		}
+		// After authorization: that a repository is being deleted is
+		// only told to a caller who may act on it.
+		var repo *storage.Repository
+		if err == nil {
+			repo, err = a.reg.Repository(name)
 		}
 		if err == nil && writes(actions) {
 			// A repository being deleted takes no writes, even on an
