@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // TagInfo is a tag with what the registry knows of its life. A zero time
@@ -59,12 +61,17 @@ type pullRecord struct {
 	Pulled time.Time `json:"pulled"`
 }
 
-// writePushed records that tag was pushed pointing at d.
+// writePushed records that tag was pushed pointing at d. The record is
+// written as scratch (driver.WithScratch: not synced on the filesystem),
+// which saves a push two fsyncs: a crash may lose it or leave it torn,
+// and then the current link, written durably right after it, gives the
+// same time (TagInfos' fallback).
 func (repo *Repository) writePushed(ctx context.Context, tag string, d digest.Digest) error {
 	b, err := json.Marshal(pushRecord{Digest: d, Pushed: repo.reg.now().UTC()})
 	if err != nil {
 		return err
 	}
+	ctx = driver.WithScratch(ctx, tagDir(repo.name, tag))
 	return repo.reg.driver.PutContent(ctx, tagPushedPath(repo.name, tag), b)
 }
 
