@@ -308,26 +308,85 @@ type EventSource struct {
 // DeleteRepository deletes the repository (storage.DeleteRepository) and
 // sends its event. It needs deletes enabled and the registry writable.
 func (s *Service) DeleteRepository(ctx context.Context, name string, src EventSource) (RepositoryDeleted, error) {
-	if s.opts.ReadOnly {
-		return RepositoryDeleted{}, errcode.Newf(errcode.Unsupported, "the registry is in read-only mode (storage.maintenance.readonly): nothing can be deleted")
-	}
-	if !s.opts.DeleteEnabled {
-		return RepositoryDeleted{}, errcode.Newf(errcode.Unsupported, "deletes are disabled on this registry (storage.delete.enabled is false)")
+	if err := s.deletable(); err != nil {
+		return RepositoryDeleted{}, err
 	}
 	res, err := s.reg.DeleteRepository(ctx, name)
 	if err != nil {
 		return RepositoryDeleted{}, err
 	}
-	if s.opts.Notifier.Enabled() {
-		ev := notifications.Event{
-			Action:  notifications.ActionDelete,
-			Target:  notifications.Target{Repository: name},
-			Request: src.Request,
-		}
-		ev.Actor.Name = src.Actor
-		s.opts.Notifier.Notify(ev)
-	}
+	s.notify(src, notifications.Target{Repository: name})
 	return RepositoryDeleted{Name: res.Name, Tags: res.Tags, Manifests: res.Manifests}, nil
+}
+
+// writable refuses changes when deletes are off or the registry is
+// read-only.
+func (s *Service) deletable() error {
+	if s.opts.ReadOnly {
+		return errcode.Newf(errcode.Unsupported, "the registry is in read-only mode (storage.maintenance.readonly): nothing can be deleted")
+	}
+	if !s.opts.DeleteEnabled {
+		return errcode.Newf(errcode.Unsupported, "deletes are disabled on this registry (storage.delete.enabled is false)")
+	}
+	return nil
+}
+
+func (s *Service) notify(src EventSource, target notifications.Target) {
+	if !s.opts.Notifier.Enabled() {
+		return
+	}
+	ev := notifications.Event{Action: notifications.ActionDelete, Target: target, Request: src.Request}
+	ev.Actor.Name = src.Actor
+	s.opts.Notifier.Notify(ev)
+}
+
+// DeleteTag deletes one tag (the manifest and its other tags stay), as
+// DELETE /v2/NAME/manifests/TAG does, with its event. For the web UI.
+func (s *Service) DeleteTag(ctx context.Context, name, tag string, src EventSource) error {
+	if err := s.deletable(); err != nil {
+		return err
+	}
+	repo, err := s.reg.Repository(name)
+	if err != nil {
+		return err
+	}
+	if err := s.reg.CheckWritable(ctx, name); err != nil {
+		return err
+	}
+	target := notifications.Target{Repository: name, Tag: tag}
+	if m, err := repo.GetManifest(ctx, tag); err == nil {
+		target.Digest, target.MediaType = m.Digest.String(), m.MediaType
+	}
+	if err := repo.DeleteTag(ctx, tag); err != nil {
+		return err
+	}
+	s.notify(src, target)
+	return nil
+}
+
+// DeleteManifest deletes a manifest by digest with every tag pointing at
+// it (Impact lists them first), as DELETE /v2/NAME/manifests/DIGEST does,
+// with its event. For the web UI.
+func (s *Service) DeleteManifest(ctx context.Context, name, ref string, src EventSource) error {
+	if err := s.deletable(); err != nil {
+		return err
+	}
+	repo, err := s.reg.Repository(name)
+	if err != nil {
+		return err
+	}
+	d, err := storage.ParseDigest(ref)
+	if err != nil {
+		return err
+	}
+	if err := s.reg.CheckWritable(ctx, name); err != nil {
+		return err
+	}
+	if err := repo.DeleteManifest(ctx, d); err != nil {
+		return err
+	}
+	s.notify(src, notifications.Target{Repository: name, Digest: d.String()})
+	return nil
 }
 
 // Maintenance kinds.
