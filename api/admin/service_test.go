@@ -87,4 +87,3 @@ func TestServiceDeletes(t *testing.T) {
 		t.Fatalf("bad digest: %v", err)
 	}
 }
-
