@@ -36,11 +36,11 @@ func newEnv(t testing.TB) *env {
 }
 
 func newEnvOn(t testing.TB, d driver.StorageDriver) *env {
-	// A fixed clock for push times: stores built alike are byte-identical.
-	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{Now: fixedNow})}
+	// A fixed clock: push records hold their time, and two stores built by
+	// the same operations must be byte-identical (TestConcurrentMatchesSequential).
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{Now: clock})}
 }
-
-func fixedNow() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // drivers are the backends the property is checked on: the in-memory one
 // thoroughly, the filesystem (whose every write is synced, and which keeps
