@@ -176,7 +176,7 @@ func (r *Registry) CheckWritable(ctx context.Context, name string) error {
 	if t.running.Load() {
 		if last := t.refreshed.Load(); last == nil || time.Since(*last) > t.rmax {
 			if err := r.refreshTombstones(ctx, false); err != nil {
-				return errcode.Newf(errcode.Unknown, "cannot tell whether repository %s is being deleted", clip(name)).WithStatus(503).Wrap(err)
+				return errcode.Newf(errcode.Unavailable, "cannot tell whether repository %s is being deleted", clip(name)).WithRetryAfter(5 * time.Second).Wrap(err)
 			}
 		}
 	}

@@ -22,6 +22,15 @@ type HandlerOptions struct {
 	// RequestIDHeader names the header holding the request's id, for
 	// events.
 	RequestIDHeader string
+	// Limiter limits requests by authenticated user, as the V2 API's
+	// (http.ratelimit.peruser); nil limits nothing.
+	Limiter UserLimiter
+}
+
+// UserLimiter limits requests by user: it answers 429 itself and returns
+// false for a request over the limit (v2.UserLimiter).
+type UserLimiter interface {
+	AllowUser(w http.ResponseWriter, r *http.Request, user string) bool
 }
 
 // Handler serves the admin API (docs/admin-api.md) at Prefix and the
@@ -150,6 +159,12 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, access ...au
 	if err != nil {
 		h.fail(w, r, err)
 		return nil, false
+	}
+	if h.opts.Limiter != nil {
+		user, _ := auth.UserFromContext(r2.Context())
+		if !h.opts.Limiter.AllowUser(w, r2, user) {
+			return nil, false
+		}
 	}
 	return r2, true
 }
@@ -332,9 +347,6 @@ func (h *Handler) maintenanceStart(w http.ResponseWriter, r *http.Request, kind 
 	}
 	id, run, err := h.svc.StartRun(r.Context(), kind, dryRun, wait)
 	if err != nil {
-		if errcode.Is(err, errcode.TooManyRequests) {
-			w.Header().Set("Retry-After", "10")
-		}
 		h.fail(w, r, err)
 		return
 	}

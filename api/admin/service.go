@@ -437,7 +437,7 @@ func (s *Service) StartRun(ctx context.Context, kind string, dryRun, wait bool) 
 	}
 	id, err := m.Start(ctx, dryRun)
 	if errors.Is(err, ErrBusy) {
-		return "", nil, errcode.Newf(errcode.TooManyRequests, "a %s run is already under way", kind).WithStatus(409).Wrap(err)
+		return "", nil, errcode.Newf(errcode.TooManyRequests, "a %s run is already under way", kind).WithStatus(409).WithRetryAfter(10 * time.Second).Wrap(err)
 	}
 	if err != nil {
 		return "", nil, err

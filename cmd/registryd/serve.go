@@ -208,7 +208,8 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// mountAdmin below. The web UI calls the same Service.
 	mountAdmin := func(o admin.Options) *admin.Service {
 		svc := admin.NewService(reg, o)
-		var h http.Handler = admin.NewHandler(svc, admin.HandlerOptions{Authorizer: authz, RequestIDHeader: v2.RequestIDHeader})
+		var h http.Handler = admin.NewHandler(svc, admin.HandlerOptions{Authorizer: authz, RequestIDHeader: v2.RequestIDHeader, Limiter: userLimiter})
+		h = limited(limiter, gate.handler(h))
 		if m != nil {
 			h = m.Middleware(h)
 		}
