@@ -292,8 +292,62 @@ func (r *Registry) syncSizes(ctx context.Context, names []string) error {
 	}
 	s.mu.Lock()
 	s.synced = started
+	s.compact()
 	s.mu.Unlock()
 	return nil
+}
+
+// compact drops the digests no repository holds alive any more (deleted,
+// collected, or never more than a subject or a child named by a manifest
+// since gone), once they are most of the index, so that a registry that
+// runs for years with images coming and going keeps an index the size of
+// what it holds. Live digests keep their parsed manifests; the others are
+// read again should they come back. s.mu is held.
+func (s *sizeIndex) compact() {
+	live := 0
+	for i := range s.nodes {
+		if s.nodes[i].count > 0 {
+			live++
+		}
+	}
+	if len(s.nodes) < 1024 || len(s.nodes) < 2*live {
+		return
+	}
+	remap := make([]uint32, len(s.nodes))
+	nodes := make([]sizeNode, 0, live)
+	for i := range s.nodes {
+		remap[i] = ^uint32(0)
+		if s.nodes[i].count > 0 {
+			remap[i] = uint32(len(nodes))
+			nodes = append(nodes, s.nodes[i])
+		}
+	}
+	// A live manifest's blobs and children are live too (its repository
+	// holds its closure), so every reference kept is remapped.
+	ids := make(map[digest.Digest]uint32, len(nodes))
+	for j := range nodes {
+		ids[nodes[j].d] = uint32(j)
+		if m := nodes[j].m; m != nil {
+			m.blobs = remapAll(m.blobs, remap)
+			m.children = remapAll(m.children, remap)
+		}
+	}
+	for _, rs := range s.repos {
+		rs.live = remapAll(rs.live, remap)
+	}
+	s.nodes, s.ids = nodes, ids
+	s.gen++
+}
+
+// remapAll renumbers ids, leaving out those dropped.
+func remapAll(ids []uint32, remap []uint32) []uint32 {
+	out := ids[:0]
+	for _, i := range ids {
+		if j := remap[i]; j != ^uint32(0) {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // refreshRepos brings the named repositories' states up to date; one
@@ -936,14 +990,12 @@ func (repo *Repository) Images(ctx context.Context, ds []digest.Digest) ([]Image
 	}
 	// Images' platforms are in their configs: read those not read yet.
 	s := r.sizes
-	var configs []digest.Digest
-	var owners []uint32
+	var configs, owners []digest.Digest
 	s.mu.Lock()
 	for _, d := range ds {
-		i := s.id(d)
-		if m := s.nodes[i].m; m != nil && !m.missing && !m.platformsRead && m.config.Validate() == nil {
+		if m := s.nodes[s.id(d)].m; m != nil && !m.missing && !m.platformsRead && m.config.Validate() == nil {
 			configs = append(configs, m.config)
-			owners = append(owners, i)
+			owners = append(owners, d)
 		}
 	}
 	s.mu.Unlock()
@@ -954,8 +1006,9 @@ func (repo *Repository) Images(ctx context.Context, ds []digest.Digest) ([]Image
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, i := range owners {
-		if m := s.nodes[i].m; m != nil {
+	for k, d := range owners {
+		// By digest again: the index may have been compacted meanwhile.
+		if m := s.nodes[s.id(d)].m; m != nil {
 			m.platforms, m.platformsRead = plats[k], true
 		}
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -133,5 +134,43 @@ func TestSizesSeeOtherInstances(t *testing.T) {
 			t.Fatalf("the other instance's push never showed: %+v", got)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Digests that nothing holds any more leave the index once they are most
+// of it; what remains gives the figures a fresh index gives.
+func TestSizesCompact(t *testing.T) {
+	d := inmemory.New()
+	f := newDeleteFixture(t, d)
+	for i := range 400 {
+		f.image("churn", fmt.Sprintf("t%d", i), fmt.Sprintf("churn layer %d", i), "shared")
+	}
+	for i := range 5 {
+		f.image("keep", fmt.Sprintf("t%d", i), fmt.Sprintf("keep layer %d", i), "shared")
+	}
+	if _, err := f.r.Usage(f.ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	grown := len(f.r.sizes.nodes)
+	if _, err := f.r.DeleteRepository(f.ctx, "churn"); err != nil {
+		t.Fatal(err)
+	}
+	// A full sync (as every summaryMaxAge) compacts.
+	if _, err := f.r.Usage(f.ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.r.sizes.nodes); grown < 1000 || n > 40 {
+		t.Fatalf("index of %d digests, %d after the delete", grown, n)
+	}
+	for _, name := range []string{"keep"} {
+		got, err := f.r.RepositorySize(f.ctx, name)
+		want, err2 := New(d, Options{}).RepositorySize(f.ctx, name)
+		if err != nil || err2 != nil || got != want {
+			t.Fatalf("%s: compacted %+v (%v), fresh %+v (%v)", name, got, err, want, err2)
+		}
+	}
+	infos, err := f.repo("keep").Images(f.ctx, []digest.Digest{f.mustResolve("keep", "t1")})
+	if err != nil || infos[0].Size == 0 || !slices.Equal(infos[0].Platforms, []string(nil)) && len(infos[0].Platforms) > 1 {
+		t.Fatalf("image after compaction %+v %v", infos, err)
 	}
 }
