@@ -1,0 +1,202 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/registryd/registryd/storage"
+)
+
+// maxConfigBytes bounds the image config read for a page.
+const maxConfigBytes = 4 << 20
+
+// repoRoute serves everything under r/NAME: the repository page, and after
+// "/-/" (no repository name component can be "-") its manifests, tags and
+// actions.
+func (u *UI) repoRoute(w http.ResponseWriter, r *http.Request, v *viewer, rest string) {
+	name, sub, _ := strings.Cut(rest, "/-/")
+	repo, err := u.reg.Repository(name)
+	if err != nil {
+		u.notFound(w, r, v)
+		return
+	}
+	if v.mustLogin {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			u.redirectLogin(w, r)
+		} else {
+			u.errorPage(w, r, v, http.StatusUnauthorized, "Your session has ended: log in again.")
+		}
+		return
+	}
+	if !v.canPull(name) {
+		u.notFound(w, r, v)
+		return
+	}
+	switch {
+	case sub == "":
+		u.get(w, r, v, func(w http.ResponseWriter, r *http.Request, v *viewer) { u.repository(w, r, v, repo) })
+	case strings.HasPrefix(sub, "t/"):
+		tag := sub[2:]
+		u.get(w, r, v, func(w http.ResponseWriter, r *http.Request, v *viewer) { u.manifest(w, r, v, repo, tag) })
+	case strings.HasPrefix(sub, "m/"):
+		ref, action, _ := strings.Cut(sub[2:], "/")
+		d, err := digest.Parse(ref)
+		if err != nil {
+			u.notFound(w, r, v)
+			return
+		}
+		switch action {
+		case "":
+			u.get(w, r, v, func(w http.ResponseWriter, r *http.Request, v *viewer) { u.manifest(w, r, v, repo, d.String()) })
+		case "delete":
+			u.deleteManifest(w, r, v, repo, d)
+		default:
+			u.notFound(w, r, v)
+		}
+	case sub == "tags/delete":
+		u.deleteTags(w, r, v, repo)
+	default:
+		u.notFound(w, r, v)
+	}
+}
+
+type repoPage struct {
+	Name      string
+	Crumbs    []crumb
+	Tags      []*tagRow
+	Next      string
+	First     string
+	CanDelete bool
+	Refusal   string
+	Empty     bool
+}
+
+func (p *repoPage) title() string { return p.Name }
+func (p *repoPage) nav() string   { return "catalog" }
+
+// tagRow is one tag as the repository page lists it.
+type tagRow struct {
+	Name      string
+	Digest    string
+	MediaType string
+	Kind      Kind
+	Platforms []string
+	Created   *time.Time
+	// Subject is the digest a cosign-named tag (sha256-….sig) is about.
+	Subject string
+	Err     string
+}
+
+// repository lists a page of the repository's tags with what each points
+// at: digest, kind, platforms and creation time from the image config.
+func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo *storage.Repository) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	n := pageSize(r)
+	last := r.URL.Query().Get("last")
+	if last != "" && !storage.ValidTag(last) {
+		last = ""
+	}
+	tags, more, err := repo.Tags(ctx, last, n)
+	if err != nil {
+		u.storageError(w, r, v, err)
+		return
+	}
+	p := &repoPage{Name: repo.Name(), Crumbs: crumbsOf(repo.Name())}
+	p.Refusal = v.deleteRefusal(repo.Name())
+	p.CanDelete = p.Refusal == ""
+	for _, t := range tags {
+		p.Tags = append(p.Tags, u.describeTag(ctx, repo, t))
+	}
+	p.Empty = len(tags) == 0 && last == ""
+	base := u.base + "r/" + repo.Name()
+	if more && len(tags) > 0 {
+		q := url.Values{"last": {tags[len(tags)-1]}}
+		if n != defaultPageSize {
+			q.Set("n", strconv.Itoa(n))
+		}
+		p.Next = base + "?" + q.Encode()
+	}
+	if last != "" {
+		p.First = base
+	}
+	u.render(w, r, v, http.StatusOK, "repository", p)
+}
+
+func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag string) *tagRow {
+	row := &tagRow{Name: tag}
+	if k, subject, ok := tagKind(tag); ok {
+		row.Kind, row.Subject = k, subject
+	}
+	m, err := repo.GetManifest(ctx, tag)
+	if err != nil {
+		row.Err = "points at a manifest that is not in the repository"
+		return row
+	}
+	row.Digest, row.MediaType = m.Digest.String(), m.MediaType
+	pm, err := parseManifest(m.Content, m.MediaType)
+	if err != nil {
+		row.Err = "unreadable manifest"
+		return row
+	}
+	if row.Subject == "" {
+		row.Kind = pm.kind()
+	}
+	if isIndex(pm.MediaType) {
+		for _, d := range pm.Manifests {
+			if isAttestationEntry(d) {
+				continue
+			}
+			if s := platformString(d.Platform); s != "" {
+				row.Platforms = append(row.Platforms, s)
+			}
+		}
+		return row
+	}
+	if row.Kind == kindImage && pm.Config != nil {
+		if cfg, _, err := u.readConfig(ctx, repo, pm.Config.Digest); err == nil {
+			if s := platformString(&cfg.Platform); s != "" {
+				row.Platforms = []string{s}
+			}
+			row.Created = cfg.Created
+		}
+	}
+	return row
+}
+
+// readConfig reads and parses an image config blob of repo; the raw bytes
+// come along for the page's JSON view.
+func (u *UI) readConfig(ctx context.Context, repo *storage.Repository, d digest.Digest) (*ocispec.Image, []byte, error) {
+	rc, _, err := repo.OpenBlob(ctx, d, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxConfigBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b) > maxConfigBytes {
+		return nil, nil, errTooLarge
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, b, err
+	}
+	return &img, b, nil
+}
+
+type uiError string
+
+func (e uiError) Error() string { return string(e) }
+
+const errTooLarge = uiError("the config is larger than the UI reads")
