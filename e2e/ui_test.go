@@ -311,7 +311,7 @@ func TestUIBrowser(t *testing.T) {
 		if focused := get(t, ctx, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); focused != "q" {
 			t.Errorf("after /, the focus is on %q", focused)
 		}
-		do(t, ctx, "search svc", chromedp.SendKeys(chromedp.ID("q"), "svc\n"), visible("#repos"))
+		do(t, ctx, "search svc", chromedp.SendKeys(chromedp.ID("q"), "svc"), chromedp.Submit(chromedp.ID("q")), visible("#clear-search"))
 		repos := text(t, ctx, "#repos")
 		if !strings.Contains(repos, "team-a/svc/api") || !strings.Contains(repos, "team-a/svc/web") || strings.Contains(repos, "team-a/app") {
 			t.Errorf("search svc: %q", repos)
@@ -347,7 +347,8 @@ func TestUIBrowser(t *testing.T) {
 			t.Errorf("clipboard holds %q, want %q", clip, want)
 		}
 		// The signature, shown as one, with what it signs.
-		do(t, ctx, "signature", clickX(`//section[@id="referrers"]//tr[td/span[contains(., "Signature")]]//a`), visible("#pull"))
+		do(t, ctx, "signature", clickX(`//section[@id="referrers"]//tr[td/span[contains(., "Signature")]]//a`),
+			chromedp.WaitVisible(chromedp.Search(`//dt[text()="Refers to"]`)))
 		if loc := get(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(loc, sig) {
 			t.Errorf("signature link led to %s", loc)
 		}
@@ -360,6 +361,10 @@ func TestUIBrowser(t *testing.T) {
 
 	t.Run("markup in labels and annotations is text", func(t *testing.T) {
 		do(t, ctx, "hostile image", chromedp.Navigate(base+"/ui/r/team-a/hostile/-/t/xss"), visible("#labels"))
+		// Scripts below run in this page (not the one before it).
+		if rows := get(t, ctx, "label rows", chromedp.Evaluate[int](`document.querySelectorAll("#labels tr, #annotations tr").length`)); rows != 4 {
+			t.Fatalf("the page shows %d label and annotation rows, want 4", rows)
+		}
 		xss := get(t, ctx, "window.__xss", chromedp.Evaluate[*string](`window.__xss === undefined ? null : String(window.__xss)`))
 		elems := get(t, ctx, "elements", chromedp.Evaluate[int](`document.querySelectorAll("#labels img, #annotations img, #labels script, #annotations script").length`))
 		if xss != nil || elems != 0 {
