@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -73,11 +74,15 @@ type repoPage struct {
 	Name      string
 	Crumbs    []crumb
 	Tags      []*tagRow
+	Sort      string // "name" or "pushed"
+	ByName    string // URLs of the two orders
+	ByPushed  string
 	Next      string
 	First     string
 	CanDelete bool
 	Refusal   string
 	Empty     bool
+	PullTimes bool
 }
 
 func (p *repoPage) title() string { return p.Name }
@@ -85,59 +90,119 @@ func (p *repoPage) nav() string   { return "catalog" }
 
 // tagRow is one tag as the repository page lists it.
 type tagRow struct {
-	Name      string
-	Digest    string
-	MediaType string
-	Kind      Kind
-	Platforms []string
-	Created   *time.Time
+	Name       string
+	Digest     string
+	MediaType  string
+	Kind       Kind
+	Platforms  []string
+	Pushed     time.Time
+	LastPulled time.Time
 	// Subject is the digest a cosign-named tag (sha256-….sig) is about.
 	Subject string
 	Err     string
 }
 
-// repository lists a page of the repository's tags with what each points
-// at: digest, kind, platforms and creation time from the image config.
+// repository lists a page of the repository's tags, by name or newest
+// push first, with what each points at (kind, platforms) and when it was
+// pushed and last pulled (storage.TagInfo: the registry's own records).
 func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo *storage.Repository) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	n := pageSize(r)
-	last := r.URL.Query().Get("last")
+	q := r.URL.Query()
+	last := q.Get("last")
 	if last != "" && !storage.ValidTag(last) {
 		last = ""
 	}
-	tags, more, err := repo.Tags(ctx, last, n)
+	p := &repoPage{Name: repo.Name(), Crumbs: crumbsOf(repo.Name()), Sort: "name", PullTimes: u.reg.PullTimesEnabled()}
+	if q.Get("sort") == "pushed" {
+		p.Sort = "pushed"
+	}
+	var infos []storage.TagInfo
+	var more bool
+	var err error
+	if p.Sort == "pushed" {
+		infos, more, err = tagsByPush(ctx, repo, last, n)
+	} else {
+		infos, more, err = repo.TagInfosPage(ctx, last, n)
+	}
 	if err != nil {
 		u.storageError(w, r, v, err)
 		return
 	}
-	p := &repoPage{Name: repo.Name(), Crumbs: crumbsOf(repo.Name())}
 	p.Refusal = v.deleteRefusal(repo.Name())
 	p.CanDelete = p.Refusal == ""
-	for _, t := range tags {
-		p.Tags = append(p.Tags, u.describeTag(ctx, repo, t))
+	for _, ti := range infos {
+		row := u.describeTag(ctx, repo, ti.Name, ti.Digest)
+		row.Pushed, row.LastPulled = ti.Pushed, ti.LastPulled
+		p.Tags = append(p.Tags, row)
 	}
-	p.Empty = len(tags) == 0 && last == ""
+	p.Empty = len(infos) == 0 && last == ""
 	base := u.base + "r/" + repo.Name()
-	if more && len(tags) > 0 {
-		q := url.Values{"last": {tags[len(tags)-1]}}
-		if n != defaultPageSize {
-			q.Set("n", strconv.Itoa(n))
+	pageURL := func(sort, last string) string {
+		vals := url.Values{}
+		if sort == "pushed" {
+			vals.Set("sort", "pushed")
 		}
-		p.Next = base + "?" + q.Encode()
+		if last != "" {
+			vals.Set("last", last)
+		}
+		if n != defaultPageSize {
+			vals.Set("n", strconv.Itoa(n))
+		}
+		if len(vals) == 0 {
+			return base
+		}
+		return base + "?" + vals.Encode()
+	}
+	p.ByName, p.ByPushed = pageURL("name", ""), pageURL("pushed", "")
+	if more && len(infos) > 0 {
+		p.Next = pageURL(p.Sort, infos[len(infos)-1].Name)
 	}
 	if last != "" {
-		p.First = base
+		p.First = pageURL(p.Sort, "")
 	}
 	u.render(w, r, v, http.StatusOK, "repository", p)
 }
 
-func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag string) *tagRow {
+// tagsByPush is a page of the tags newest push first (ties by name), after
+// the tag last of the previous page. Ordering by time needs every tag's
+// time: it costs the whole tag list, where the name order costs a page.
+func tagsByPush(ctx context.Context, repo *storage.Repository, last string, n int) ([]storage.TagInfo, bool, error) {
+	all, err := repo.TagInfos(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].Pushed.Equal(all[j].Pushed) {
+			return all[i].Pushed.After(all[j].Pushed)
+		}
+		return all[i].Name < all[j].Name
+	})
+	start := 0
+	if last != "" {
+		for i, ti := range all {
+			if ti.Name == last {
+				start = i + 1
+				break
+			}
+		}
+	}
+	all = all[start:]
+	if len(all) > n {
+		return all[:n], true, nil
+	}
+	return all, false, nil
+}
+
+// describeTag reads what tag points at (d, from its TagInfo): kind and
+// platforms.
+func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag string, d digest.Digest) *tagRow {
 	row := &tagRow{Name: tag}
 	if k, subject, ok := tagKind(tag); ok {
 		row.Kind, row.Subject = k, subject
 	}
-	m, err := repo.GetManifest(ctx, tag)
+	m, err := repo.GetManifest(ctx, d.String())
 	if err != nil {
 		row.Err = "points at a manifest that is not in the repository"
 		return row
@@ -167,7 +232,6 @@ func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag stri
 			if s := platformString(&cfg.Platform); s != "" {
 				row.Platforms = []string{s}
 			}
-			row.Created = cfg.Created
 		}
 	}
 	return row

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -490,3 +491,36 @@ func (fakeAuthorizer) Authorize(w http.ResponseWriter, r *http.Request, access .
 	return r, nil
 }
 func (fakeAuthorizer) Allowed(r *http.Request, access auth.Access) bool { return false }
+
+func TestTagsSortByPushTime(t *testing.T) {
+	f := newFixture(t, Options{})
+	for _, tag := range []string{"b-old", "c-mid", "a-new"} {
+		f.image("app", tag, "amd64", nil, nil)
+		time.Sleep(20 * time.Millisecond)
+	}
+	order := func(body string) []string {
+		var out []string
+		for _, tag := range []string{"a-new", "b-old", "c-mid"} {
+			out = append(out, tag)
+		}
+		slices.SortFunc(out, func(x, y string) int {
+			return strings.Index(body, `>`+x+`</a></td>`) - strings.Index(body, `>`+y+`</a></td>`)
+		})
+		return out
+	}
+	if got := order(f.get("/ui/r/app").Body.String()); strings.Join(got, ",") != "a-new,b-old,c-mid" {
+		t.Errorf("by name: %v", got)
+	}
+	body := f.get("/ui/r/app?sort=pushed").Body.String()
+	if got := order(body); strings.Join(got, ",") != "a-new,c-mid,b-old" {
+		t.Errorf("by push time: %v", got)
+	}
+	if !strings.Contains(body, `aria-sort="descending"`) || !strings.Contains(body, "just now") {
+		t.Errorf("the push-time order is not marked, or push times are not shown")
+	}
+	// Pages of one follow the same order.
+	b := f.get("/ui/r/app?sort=pushed&n=1&last=a-new").Body.String()
+	if !strings.Contains(b, ">c-mid</a></td>") || strings.Contains(b, ">b-old</a></td>") {
+		t.Errorf("second page by push time")
+	}
+}
