@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // uiPusher pushes through the V2 API as a user of the auth server.
@@ -443,6 +444,15 @@ func TestUIBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("keyboard", func(t *testing.T) {
+		do(t, ctx, "repository", chromedp.Navigate(base+"/ui/r/team-a/app"), visible("#tags"), chromedp.KeyEvent(kb.Tab))
+		if first := get(t, ctx, "first focus", chromedp.Evaluate[string](`document.activeElement.textContent`)); first != "Skip to content" {
+			t.Errorf("the first Tab focuses %q, want the skip link", first)
+		}
+		// A tag link opened with Enter, as a keyboard user does.
+		do(t, ctx, "enter on a tag", chromedp.Focus(chromedp.CSS(`td.tag a`)), chromedp.KeyEvent(kb.Enter), visible("#pull"))
+	})
+
 	t.Run("phone width", func(t *testing.T) {
 		do(t, ctx, "narrow", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
 			chromedp.Navigate(base+"/ui/r/team-a/app/-/t/latest"), visible("#pull"))
@@ -481,4 +491,55 @@ func evilSite(t *testing.T, body string) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return (&url.URL{Scheme: "http", Host: ln.Addr().String(), Path: "/"}).String()
+}
+
+// TestUILoginTokenServer: with registryd's own token server, the UI logs
+// in the same htpasswd users and applies the same access rules (HTTP
+// only: the browser steps are TestUIBrowser's).
+func TestUILoginTokenServer(t *testing.T) {
+	srv := startAuthRegistryd(t, "token")
+	base := "http://" + srv.Addr
+	// Content pushed with a token, as clients do.
+	crane := craneClient(t)
+	if _, err := crane("auth", "login", srv.Addr, "-u", "root", "-p", authUsers["root"]); err != nil {
+		t.Fatalf("crane auth login: %v", err)
+	}
+	img := newTestImage(t, t.TempDir(), "v1", "ui-token")
+	for _, repo := range []string{"team-a/app", "ops/secret"} {
+		if r, err := crane("push", img.Layout, srv.Addr+"/"+repo+":v1"); err != nil {
+			t.Fatalf("push %s: %v\n%s", repo, err, r.Stderr)
+		}
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(user, pw string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/ui/login", strings.NewReader(url.Values{"username": {user}, "password": {pw}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := noRedirect.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("alice", "wrong"); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("wrong password: %s, WWW-Authenticate %q", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp := post("alice", authUsers["alice"])
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "registryd_session" {
+			session = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || session == nil {
+		t.Fatalf("login: %s, cookie %v", resp.Status, session)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/ui/", nil)
+	req.AddCookie(session)
+	page, err := noRedirect.Do(req)
+	must(t, err)
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(body), "team-a/app") || strings.Contains(string(body), "ops/secret") {
+		t.Errorf("alice's catalog through the token server's users: %s\n%s", page.Status, body)
+	}
 }
