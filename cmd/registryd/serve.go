@@ -30,6 +30,7 @@ import (
 	"github.com/registryd/registryd/storage/driver/filesystem"
 	"github.com/registryd/registryd/storage/driver/inmemory"
 	"github.com/registryd/registryd/storage/driver/s3"
+	"github.com/registryd/registryd/ui"
 )
 
 // loadConfig reads the config named by the only positional argument, or the
@@ -182,6 +183,20 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
 		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+	}
+	if cfg.UI.Enabled {
+		webUI, err := ui.New(ui.Options{
+			Registry: reg, Path: cfg.UI.Path, PullHost: cfg.UI.PullHost, HTTPHost: cfg.HTTP.Host,
+			DeleteEnabled: cfg.Storage.Delete.Enabled, ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled,
+			Authorizer: authz, Secret: cfg.HTTP.Secret, SessionLifetime: cfg.UI.SessionLifetime,
+			Headers: cfg.HTTP.Headers, Version: version, Logger: log, Notifier: notifier,
+		})
+		if err != nil {
+			return err
+		}
+		root.Handle(cfg.UI.Path, webUI)
+		// GET / and GET /ui (no slash) lead to the UI; the rest is the API's.
+		apiHandler = ui.WithRootRedirect(apiHandler, cfg.UI.Path)
 	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
