@@ -22,7 +22,7 @@ type pageSet struct {
 }
 
 // pageNames are the templates/<name>.html files that are whole pages.
-var pageNames = []string{"catalog", "repository", "manifest", "login", "error", "confirm"}
+var pageNames = []string{"catalog", "repository", "manifest", "login", "error", "confirm", "maintenance"}
 
 func loadPages(funcs template.FuncMap) (*pageSet, error) {
 	ps := &pageSet{pages: map[string]*template.Template{}}
@@ -46,6 +46,7 @@ type layout struct {
 	Title    string
 	Nav      string
 	Notice   string
+	Admin    bool // may see maintenance
 	Page     any
 }
 
@@ -57,6 +58,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, v *viewer, status in
 	if v != nil {
 		l.User, l.AuthOn = v.user, v.authOn
 		l.CanLogin = v.authOn && u.users != nil
+		l.Admin = !v.mustLogin && v.can(adminAccess)
 	}
 	if tp, ok := page.(interface{ title() string }); ok {
 		l.Title = tp.title()

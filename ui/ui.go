@@ -36,6 +36,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
@@ -74,6 +75,9 @@ type Options struct {
 	// Notifier receives a delete event for every delete done here, as
 	// for the API's; nil sends none.
 	Notifier *notifications.Notifier
+	// GC and Retention are the services the maintenance page shows and
+	// starts (the admin API's); nil when the server has none.
+	GC, Retention admin.Maintainer
 }
 
 // UI is the web UI's handler.
@@ -199,6 +203,8 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.post(w, r, v, u.logout)
 	case strings.HasPrefix(rest, "r/"):
 		u.repoRoute(w, r, v, rest[2:])
+	case rest == "maintenance" || strings.HasPrefix(rest, "maintenance/"):
+		u.maintenanceRoute(w, r, v, strings.TrimPrefix(strings.TrimPrefix(rest, "maintenance"), "/"))
 	default:
 		u.notFound(w, r, v)
 	}
@@ -286,4 +292,10 @@ func WithRootRedirect(next http.Handler, path string) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// SetMaintainers gives the maintenance page its services (the admin
+// API's); call it before serving.
+func (u *UI) SetMaintainers(gc, retention admin.Maintainer) {
+	u.opts.GC, u.opts.Retention = gc, retention
 }

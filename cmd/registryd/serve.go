@@ -184,8 +184,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if tokenServer != nil {
 		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
 	}
+	var webUI *ui.UI
 	if cfg.UI.Enabled {
-		webUI, err := ui.New(ui.Options{
+		webUI, err = ui.New(ui.Options{
 			Registry: reg, Path: cfg.UI.Path, PullHost: cfg.UI.PullHost, HTTPHost: cfg.HTTP.Host,
 			DeleteEnabled: cfg.Storage.Delete.Enabled, ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled,
 			Authorizer: authz, Secret: cfg.HTTP.Secret, SessionLifetime: cfg.UI.SessionLifetime,
@@ -294,6 +295,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if webUI != nil {
+		// Before serving: the maintenance page starts and shows runs.
+		webUI.SetMaintainers(nil, retentionMaintainer{svc: ret})
 	}
 	if ret != nil {
 		go ret.Schedule()
