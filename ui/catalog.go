@@ -70,6 +70,10 @@ func (p *catalogPage) nav() string { return "catalog" }
 type repoRow struct {
 	Name   string
 	Crumbs []crumb // the namespaces of the name, then the name
+	// From the size index, when known.
+	TagCount   int
+	LastPushed time.Time
+	Size       *storage.Size
 }
 
 type nsRow struct {
@@ -116,8 +120,20 @@ func (u *UI) catalog(w http.ResponseWriter, r *http.Request, v *viewer) {
 		u.storageError(w, r, v, err)
 		return
 	}
+	sums := map[string]storage.RepositorySummary{}
+	if list, err := u.reg.RepositorySummaries(ctx, names); err == nil {
+		for _, s := range list {
+			sums[s.Name] = s
+		}
+	} else {
+		u.log.WithError(err).Warn("web UI: repository summaries")
+	}
 	for _, name := range names {
-		p.Repos = append(p.Repos, repoRow{Name: name, Crumbs: crumbsOf(name)})
+		row := repoRow{Name: name, Crumbs: crumbsOf(name)}
+		if s, ok := sums[name]; ok {
+			row.TagCount, row.LastPushed, row.Size = s.TagCount, s.LastPushed, &s.Size
+		}
+		p.Repos = append(p.Repos, row)
 	}
 	if more && len(names) > 0 {
 		p.Next = u.catalogURL(p.Q, p.NS, names[len(names)-1], n)

@@ -16,7 +16,7 @@ import (
 
 // adminAccess is the registry-wide right to run maintenance and to see
 // the whole registry's storage (the admin API's "admin" action).
-var adminAccess = auth.Access{Type: "registry", Name: "catalog", Action: "admin"}
+var adminAccess = auth.Admin
 
 // runWait is how long a POST that starts a run waits for its report
 // before showing the page (the run goes on; the page shows it running).

@@ -65,6 +65,8 @@ func (u *UI) repoRoute(w http.ResponseWriter, r *http.Request, v *viewer, rest s
 		}
 	case sub == "tags/delete":
 		u.deleteTags(w, r, v, repo)
+	case sub == "delete":
+		u.deleteRepository(w, r, v, repo)
 	default:
 		u.notFound(w, r, v)
 	}
@@ -83,6 +85,8 @@ type repoPage struct {
 	Refusal   string
 	Empty     bool
 	PullTimes bool
+	TagCount  int
+	Size      *storage.Size // nil when unknown
 }
 
 func (p *repoPage) title() string { return p.Name }
@@ -97,6 +101,7 @@ type tagRow struct {
 	Platforms  []string
 	Pushed     time.Time
 	LastPulled time.Time
+	Size       int64 // the image's logical size; 0 unknown
 	// Subject is the digest a cosign-named tag (sha256-….sig) is about.
 	Subject string
 	Err     string
@@ -132,10 +137,37 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 	}
 	p.Refusal = v.deleteRefusal(repo.Name())
 	p.CanDelete = p.Refusal == ""
+	// Sizes and platforms from the registry's size index (one
+	// implementation for the UI, the admin API and the CLI).
+	var digests []digest.Digest
+	seen := map[digest.Digest]bool{}
+	for _, ti := range infos {
+		if !seen[ti.Digest] {
+			seen[ti.Digest] = true
+			digests = append(digests, ti.Digest)
+		}
+	}
+	images := map[digest.Digest]storage.ImageInfo{}
+	if imgs, err := repo.Images(ctx, digests); err == nil {
+		for _, im := range imgs {
+			images[im.Digest] = im
+		}
+	} else {
+		u.log.WithError(err).WithField("repository", repo.Name()).Warn("web UI: image sizes")
+	}
 	for _, ti := range infos {
 		row := u.describeTag(ctx, repo, ti.Name, ti.Digest)
 		row.Pushed, row.LastPulled = ti.Pushed, ti.LastPulled
+		if im, ok := images[ti.Digest]; ok {
+			row.Size = im.Size
+			if len(row.Platforms) == 0 && !isIndex(im.MediaType) {
+				row.Platforms = im.Platforms
+			}
+		}
 		p.Tags = append(p.Tags, row)
+	}
+	if sums, err := u.reg.RepositorySummaries(ctx, []string{repo.Name()}); err == nil && len(sums) == 1 {
+		p.TagCount, p.Size = sums[0].TagCount, &sums[0].Size
 	}
 	p.Empty = len(infos) == 0 && last == ""
 	base := u.base + "r/" + repo.Name()
@@ -226,13 +258,6 @@ func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag stri
 			}
 		}
 		return row
-	}
-	if row.Kind == kindImage && pm.Config != nil {
-		if cfg, _, err := u.readConfig(ctx, repo, pm.Config.Digest); err == nil {
-			if s := platformString(&cfg.Platform); s != "" {
-				row.Platforms = []string{s}
-			}
-		}
 	}
 	return row
 }

@@ -203,6 +203,8 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.post(w, r, v, u.logout)
 	case strings.HasPrefix(rest, "r/"):
 		u.repoRoute(w, r, v, rest[2:])
+	case rest == "storage":
+		u.get(w, r, v, u.storagePage)
 	case rest == "maintenance" || strings.HasPrefix(rest, "maintenance/"):
 		u.maintenanceRoute(w, r, v, strings.TrimPrefix(strings.TrimPrefix(rest, "maintenance"), "/"))
 	default:
