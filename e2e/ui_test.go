@@ -593,3 +593,38 @@ func TestUILoginTokenServer(t *testing.T) {
 		t.Errorf("alice's catalog through the token server's users: %s\n%s", page.Status, body)
 	}
 }
+
+// TestUIRetentionPreview: the maintenance page previews retention (a dry
+// run that lists what it would delete and deletes nothing), then runs it.
+func TestUIRetentionPreview(t *testing.T) {
+	srv := startRegistryd(t,
+		`REGISTRY_STORAGE_MAINTENANCE_RETENTION_POLICIES=[{repositories: ["team/**"], keeptags: [{patterns: ["^v"]}]}]`,
+		"REGISTRY_STORAGE_MAINTENANCE_RETENTION_MAXSHARE=1",
+		"REGISTRY_STORAGE_MAINTENANCE_RETENTION_INTERVAL=0s")
+	base := "http://" + srv.Addr
+	p := &uiPusher{t: t, base: base, user: "root", c: &http.Client{Timeout: time.Minute}}
+	for _, tag := range []string{"v1", "old-1", "old-2"} {
+		p.image("team/app", tag, "amd64", nil, nil)
+	}
+	ctx := chromium(t, 2*time.Minute)
+	visible := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+	do(t, ctx, "preview", chromedp.Navigate(base+"/ui/maintenance"), visible("#dryrun-retention"),
+		chromedp.Click(chromedp.CSS("#dryrun-retention")), visible(`#report[data-dry="true"]`))
+	report := text(t, ctx, "#report")
+	if !strings.Contains(report, "preview") || !strings.Contains(report, "would delete 2 tags") || !strings.Contains(report, "old-1") || !strings.Contains(report, "old-2") || strings.Contains(report, "v1") {
+		t.Errorf("dry-run report: %q", report)
+	}
+	screenshots(t, ctx, "maintenance")
+	for _, tag := range []string{"v1", "old-1", "old-2"} {
+		if !p.hasManifest("team/app", tag) {
+			t.Fatalf("the dry run deleted %s", tag)
+		}
+	}
+	do(t, ctx, "run", chromedp.Click(chromedp.CSS("#run-retention")), visible(`#report[data-dry="false"]`))
+	if r := text(t, ctx, "#report"); !strings.Contains(r, "deleted 2 tags") {
+		t.Errorf("run report: %q", r)
+	}
+	if !p.hasManifest("team/app", "v1") || p.hasManifest("team/app", "old-1") || p.hasManifest("team/app", "old-2") {
+		t.Errorf("after the run: v1 %v, old-1 %v, old-2 %v", p.hasManifest("team/app", "v1"), p.hasManifest("team/app", "old-1"), p.hasManifest("team/app", "old-2"))
+	}
+}
