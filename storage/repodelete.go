@@ -321,9 +321,12 @@ func (r *Registry) startDelete(ctx context.Context, name string, takeover *tombs
 		if err != nil {
 			return nil, storageErr(err)
 		}
+		if found && !abandoned(old, r.now()) {
+			// Under way on another instance: wait for it.
+			return r.joinRemote(ctx, old)
+		}
 		if found {
-			// Under way elsewhere, or abandoned: a new run from the start
-			// (the other owner, if alive, stops at its next step).
+			// Abandoned: a new run from the start.
 			tb.Started, tb.Tags, tb.Manifests = old.Started, old.Tags, old.Manifests
 		} else {
 			has, err := r.hasOwnState(ctx, name)
@@ -357,6 +360,48 @@ func (r *Registry) startDelete(ctx context.Context, name string, takeover *tombs
 	t.mu.Unlock()
 	r.pulls.forget(name, "")
 	go r.runDelete(run)
+	return run, nil
+}
+
+// joinRemote returns a run that ends when another instance's deletion
+// of tb's name does (its tombstone goes, or is abandoned and taken over
+// here), or when ctx ends.
+func (r *Registry) joinRemote(ctx context.Context, tb tombstone) (*deleteRun, error) {
+	run := &deleteRun{tomb: tb, done: make(chan struct{})}
+	r.tombs.mu.Lock()
+	r.tombs.stored[tb.Name] = tb
+	r.tombs.publishLocked()
+	r.tombs.mu.Unlock()
+	go func() {
+		defer close(run.done)
+		tick := time.NewTicker(r.tombs.rmax / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				run.err = ctx.Err()
+				return
+			case <-tick.C:
+			}
+			cur, found, err := r.readTombstoneAt(ctx, tombstonePath(tb.Name))
+			if err != nil {
+				continue
+			}
+			if !found {
+				return
+			}
+			if abandoned(cur, r.now()) {
+				taken, err := r.startDelete(ctx, tb.Name, &cur)
+				if err != nil {
+					run.err = err
+					return
+				}
+				<-taken.done
+				run.err = taken.err
+				return
+			}
+		}
+	}()
 	return run, nil
 }
 

@@ -135,6 +135,7 @@ type sizeIndex struct {
 	// pending are the repositories this process changed since.
 	synced  time.Time
 	pending map[string]bool
+	syncing bool // a background sync is under way
 
 	totalMu  sync.Mutex
 	total    int64
@@ -242,11 +243,29 @@ func (r *Registry) dropSizes(name string) {
 func (r *Registry) syncSizes(ctx context.Context, names []string) error {
 	s := r.sizes
 	s.mu.Lock()
-	due := s.synced.IsZero() || time.Since(s.synced) >= summaryMaxAge
+	never := s.synced.IsZero()
+	due := never || time.Since(s.synced) >= summaryMaxAge
 	pending := slices.Collect(maps.Keys(s.pending))
 	clear(s.pending)
+	background := names == nil && due && !never && !s.syncing
+	if background {
+		s.syncing = true
+	}
 	s.mu.Unlock()
-	if names == nil && !due {
+	if background {
+		// The index is complete, if up to summaryMaxAge old: the request
+		// goes on with it (a page stays a page's work) while a full sync
+		// runs behind it.
+		go func() {
+			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+			defer cancel()
+			_ = r.syncSizes(bg, nil)
+			s.mu.Lock()
+			s.syncing = false
+			s.mu.Unlock()
+		}()
+	}
+	if names == nil && (!due || background) {
 		return r.refreshRepos(ctx, pending)
 	}
 	if names == nil {

@@ -98,3 +98,40 @@ func TestImageInfoAndRepositorySize(t *testing.T) {
 	b, _ := json.Marshal(u)
 	t.Logf("usage %s", b)
 }
+
+// Another instance's changes reach this index's exclusive figures: its
+// repositories are checked again once the index is summaryMaxAge old (in
+// the background: the request that notices goes on with what it has).
+func TestSizesSeeOtherInstances(t *testing.T) {
+	d := inmemory.New()
+	f := newTimesFixture(t, d, newFakeClock())
+	f.blob("r", "shared layer")
+	f.image("r", "v1", "shared layer")
+	before, err := f.r.RepositorySize(f.ctx, "r")
+	if err != nil || before.Exclusive != before.Unique {
+		t.Fatalf("alone: %+v %v", before, err)
+	}
+	// Another instance pushes a repository sharing the layer.
+	other := &enumFixture{t: t, ctx: f.ctx, d: d, r: New(d, Options{})}
+	other.image("s", "v1", "shared layer")
+	if got, _ := f.r.RepositorySize(f.ctx, "r"); got != before {
+		t.Fatalf("changed before the index was due: %+v", got)
+	}
+	f.r.sizes.mu.Lock()
+	f.r.sizes.synced = time.Now().Add(-summaryMaxAge - time.Second)
+	f.r.sizes.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := f.r.RepositorySize(f.ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Exclusive == before.Exclusive-int64(len("shared layer")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other instance's push never showed: %+v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -216,7 +216,11 @@ func (r *Registry) readPulled(ctx context.Context, name string, d digest.Digest)
 // It does nothing when pull times are off.
 func (repo *Repository) RecordPull(d digest.Digest) {
 	if t := repo.reg.pulls; t != nil && d != "" {
-		t.record(repo.name, d, repo.reg.now().UnixNano())
+		now := t.clock.Load()
+		if now == 0 {
+			now = repo.reg.now().UnixNano()
+		}
+		t.record(repo.name, d, now)
 	}
 }
 
@@ -227,7 +231,16 @@ type pullTracker struct {
 	// flushing serialises flushes (the periodic one and the last one at
 	// shutdown may meet); it guards every entry's flushed.
 	flushing sync.Mutex
+	// clock is a coarse clock (UnixNano) kept by RunPullFlusher every
+	// clockTick, so that a pull does not pay for reading the time (a
+	// third of its cost where the VM's clock is slow); 0 when no flusher
+	// runs.
+	clock atomic.Int64
 }
+
+// clockTick is the resolution of the pull clock, well below that of the
+// records (pullResolution).
+const clockTick = 250 * time.Millisecond
 
 type pullKey struct {
 	repo string
@@ -401,13 +414,21 @@ func (r *Registry) RunPullFlusher(ctx context.Context, interval time.Duration, e
 	if interval <= 0 {
 		interval = DefaultPullFlushInterval
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	t := r.pulls
+	t.clock.Store(r.now().UnixNano())
+	defer t.clock.Store(0)
+	flush := time.NewTicker(interval)
+	defer flush.Stop()
+	clock := time.NewTicker(clockTick)
+	defer clock.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-clock.C:
+			t.clock.Store(r.now().UnixNano())
+			continue
+		case <-flush.C:
 		}
 		if _, err := r.FlushPulls(ctx); err != nil && errf != nil && ctx.Err() == nil {
 			errf(err)

@@ -19,6 +19,9 @@
 //	          manifest, tag): images/s
 //	manifest  64 clients alternating HEAD and GET of a manifest by tag:
 //	          requests/s, p50, p99
+//	pulltimes registryd alone, pull-time tracking on (flushed every second)
+//	          and off, 64 clients GETting a manifest by tag: requests/s, p50,
+//	          p99 in a separate table (on / off)
 //	catalog   10,000 repositories and a repository with 10,000 tags written
 //	          on disk: catalog walk n=100, one n=10000 call, tags walk n=100
 //	          and whole
@@ -91,7 +94,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,pulltimes,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -119,11 +122,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "ui", "gc", "limits", "s3":
+		case "push", "small", "manifest", "pulltimes", "catalog", "ui", "gc", "limits", "s3":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, ui, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, pulltimes, catalog, ui, gc, limits, s3)", w)
 		}
 	}
 
@@ -210,6 +213,9 @@ func main() {
 	if want["gc"] {
 		metrics = append(metrics, mGC, mGCRSS, mGCBlobs)
 	}
+	ptRPS := &metric{Name: fmt.Sprintf("manifest GET, %d clients", *clients), Unit: "req/s", Higher: true}
+	ptP50 := &metric{Name: "manifest GET p50", Unit: "ms"}
+	ptP99 := &metric{Name: "manifest GET p99", Unit: "ms"}
 	lSHA := &metric{Name: "sha256, one core", Unit: "MB/s", Higher: true}
 	lDisk := &metric{Name: "disk write " + sz + " + fsync", Unit: "MB/s", Higher: true}
 	lLoop := &metric{Name: "loopback HTTP, sendfile " + sz, Unit: "MB/s", Higher: true}
@@ -441,6 +447,9 @@ func main() {
 			gcFloor = append(gcFloor, secs)
 			logf("rep %d gc floor: the same garbage removed with an unlink and an rmdir each, %.2fs", rep+1, secs)
 		}
+		if want["pulltimes"] {
+			runPullTimes(b, targets[0], rep, *clients, *dur, ptRPS, ptP50, ptP99)
+		}
 		if want["s3"] {
 			// Interleaved as the others: registryd on S3 and on the
 			// filesystem, then each reference on S3.
@@ -491,6 +500,10 @@ func main() {
 		for _, m := range limits {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
+	}
+	if want["pulltimes"] {
+		fmt.Printf("\nPull-time tracking (registryd alone, %d clients GET one manifest by tag); ratio = on / off:\n\n", *clients)
+		fmt.Print(formatCompare([]*metric{ptRPS, ptP50, ptP99}, pullTimesOn, []string{pullTimesOff}, nil, nil))
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
