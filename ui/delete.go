@@ -169,7 +169,7 @@ func (u *UI) deleteManifest(w http.ResponseWriter, r *http.Request, v *viewer, r
 			Cancel: u.base + "r/" + name + "/-/m/" + d.String(), Refusal: refusal}
 		// What goes with it, from the size index (the admin API's
 		// .../impact): tags, referrers, and the bytes a collection frees.
-		imp, err := repo.ManifestImpact(ctx, d)
+		imp, err := u.svc.Impact(ctx, name, d.String())
 		if err != nil {
 			u.storageError(w, r, v, err)
 			return
@@ -178,9 +178,9 @@ func (u *UI) deleteManifest(w http.ResponseWriter, r *http.Request, v *viewer, r
 		sort.Strings(p.WithTags)
 		for _, rd := range imp.Referrers {
 			p.Referrers = append(p.Referrers, refView{
-				Digest: rd.Digest.String(), ArtifactType: rd.ArtifactType, Size: rd.Size,
+				Digest: rd.Digest, ArtifactType: rd.ArtifactType, Size: rd.Size,
 				Kind: kindOf(rd.MediaType, rd.ArtifactType, rd.ArtifactType),
-				URL:  u.base + "r/" + name + "/-/m/" + rd.Digest.String(),
+				URL:  u.base + "r/" + name + "/-/m/" + rd.Digest,
 			})
 		}
 		p.Frees, p.KnowsFrees = imp.Exclusive, true

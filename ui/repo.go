@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -86,7 +86,7 @@ type repoPage struct {
 	Empty     bool
 	PullTimes bool
 	TagCount  int
-	Size      *storage.Size // nil when unknown
+	Size      *admin.Size // nil when unknown
 }
 
 func (p *repoPage) title() string { return p.Name }
@@ -123,53 +123,34 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 	if q.Get("sort") == "pushed" {
 		p.Sort = "pushed"
 	}
-	var infos []storage.TagInfo
-	var more bool
-	var err error
-	if p.Sort == "pushed" {
-		infos, more, err = tagsByPush(ctx, repo, last, n)
-	} else {
-		infos, more, err = repo.TagInfosPage(ctx, last, n)
-	}
+	// The page from the admin API's service: digest, media and artifact
+	// type, platforms, size, push and pull times (one implementation for
+	// the UI, the API and the CLI).
+	list, more, err := u.svc.Tags(ctx, repo.Name(), admin.TagQuery{N: n, Last: last, Sort: p.Sort})
 	if err != nil {
 		u.storageError(w, r, v, err)
 		return
 	}
 	p.Refusal = v.deleteRefusal(repo.Name())
 	p.CanDelete = p.Refusal == ""
-	// Sizes and platforms from the registry's size index (one
-	// implementation for the UI, the admin API and the CLI).
-	var digests []digest.Digest
-	seen := map[digest.Digest]bool{}
-	for _, ti := range infos {
-		if !seen[ti.Digest] {
-			seen[ti.Digest] = true
-			digests = append(digests, ti.Digest)
+	for _, tg := range list.Tags {
+		row := &tagRow{Name: tg.Name, Digest: tg.Digest, MediaType: tg.MediaType, Platforms: tg.Platforms, Size: tg.Size,
+			Kind: kindOfListed(tg.MediaType, tg.ArtifactType)}
+		if k, subject, ok := tagKind(tg.Name); ok {
+			row.Kind, row.Subject = k, subject
 		}
-	}
-	images := map[digest.Digest]storage.ImageInfo{}
-	if imgs, err := repo.Images(ctx, digests); err == nil {
-		for _, im := range imgs {
-			images[im.Digest] = im
+		if tg.Pushed != nil {
+			row.Pushed = *tg.Pushed
 		}
-	} else {
-		u.log.WithError(err).WithField("repository", repo.Name()).Warn("web UI: image sizes")
-	}
-	for _, ti := range infos {
-		row := u.describeTag(ctx, repo, ti.Name, ti.Digest)
-		row.Pushed, row.LastPulled = ti.Pushed, ti.LastPulled
-		if im, ok := images[ti.Digest]; ok {
-			row.Size = im.Size
-			if len(row.Platforms) == 0 && !isIndex(im.MediaType) {
-				row.Platforms = im.Platforms
-			}
+		if tg.LastPulled != nil {
+			row.LastPulled = *tg.LastPulled
 		}
 		p.Tags = append(p.Tags, row)
 	}
-	if sums, err := u.reg.RepositorySummaries(ctx, []string{repo.Name()}); err == nil && len(sums) == 1 {
-		p.TagCount, p.Size = sums[0].TagCount, &sums[0].Size
+	if rep, err := u.svc.Repository(ctx, repo.Name()); err == nil {
+		p.TagCount, p.Size = rep.TagCount, rep.Size
 	}
-	p.Empty = len(infos) == 0 && last == ""
+	p.Empty = len(list.Tags) == 0 && last == ""
 	base := u.base + "r/" + repo.Name()
 	pageURL := func(sort, last string) string {
 		vals := url.Values{}
@@ -188,8 +169,8 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 		return base + "?" + vals.Encode()
 	}
 	p.ByName, p.ByPushed = pageURL("name", ""), pageURL("pushed", "")
-	if more && len(infos) > 0 {
-		p.Next = pageURL(p.Sort, infos[len(infos)-1].Name)
+	if more && len(list.Tags) > 0 {
+		p.Next = pageURL(p.Sort, list.Tags[len(list.Tags)-1].Name)
 	}
 	if last != "" {
 		p.First = pageURL(p.Sort, "")
@@ -197,69 +178,17 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 	u.render(w, r, v, http.StatusOK, "repository", p)
 }
 
-// tagsByPush is a page of the tags newest push first (ties by name), after
-// the tag last of the previous page. Ordering by time needs every tag's
-// time: it costs the whole tag list, where the name order costs a page.
-func tagsByPush(ctx context.Context, repo *storage.Repository, last string, n int) ([]storage.TagInfo, bool, error) {
-	all, err := repo.TagInfos(ctx)
-	if err != nil {
-		return nil, false, err
+// kindOfListed tells a listed tag's kind from its media type and artifact
+// type (for a manifest whose config is not an image's, the config's
+// media type stands in for the artifact type).
+func kindOfListed(mediaType, artifactType string) Kind {
+	if isIndex(mediaType) {
+		return kindOf(mediaType, artifactType, "")
 	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if !all[i].Pushed.Equal(all[j].Pushed) {
-			return all[i].Pushed.After(all[j].Pushed)
-		}
-		return all[i].Name < all[j].Name
-	})
-	start := 0
-	if last != "" {
-		for i, ti := range all {
-			if ti.Name == last {
-				start = i + 1
-				break
-			}
-		}
+	if artifactType == "" {
+		return kindImage
 	}
-	all = all[start:]
-	if len(all) > n {
-		return all[:n], true, nil
-	}
-	return all, false, nil
-}
-
-// describeTag reads what tag points at (d, from its TagInfo): kind and
-// platforms.
-func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag string, d digest.Digest) *tagRow {
-	row := &tagRow{Name: tag}
-	if k, subject, ok := tagKind(tag); ok {
-		row.Kind, row.Subject = k, subject
-	}
-	m, err := repo.GetManifest(ctx, d.String())
-	if err != nil {
-		row.Err = "points at a manifest that is not in the repository"
-		return row
-	}
-	row.Digest, row.MediaType = m.Digest.String(), m.MediaType
-	pm, err := parseManifest(m.Content, m.MediaType)
-	if err != nil {
-		row.Err = "unreadable manifest"
-		return row
-	}
-	if row.Subject == "" {
-		row.Kind = pm.kind()
-	}
-	if isIndex(pm.MediaType) {
-		for _, d := range pm.Manifests {
-			if isAttestationEntry(d) {
-				continue
-			}
-			if s := platformString(d.Platform); s != "" {
-				row.Platforms = append(row.Platforms, s)
-			}
-		}
-		return row
-	}
-	return row
+	return kindOf(mediaType, artifactType, artifactType)
 }
 
 // readConfig reads and parses an image config blob of repo; the raw bytes

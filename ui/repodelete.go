@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 )
@@ -70,7 +71,8 @@ func (u *UI) deleteRepository(w http.ResponseWriter, r *http.Request, v *viewer,
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), repoDeleteWait)
 		defer cancel()
-		res, err := u.reg.DeleteRepository(ctx, name)
+		res, err := u.svc.DeleteRepository(ctx, name, admin.EventSource{
+			Request: notifications.RequestOf(r, r.Header.Get("X-Request-Id")), Actor: v.user})
 		done := "repository"
 		switch {
 		case err == nil:
@@ -85,7 +87,6 @@ func (u *UI) deleteRepository(w http.ResponseWriter, r *http.Request, v *viewer,
 			return
 		}
 		u.log.WithFields(logrus.Fields{"repository": name, "tags": res.Tags, "manifests": res.Manifests, "user": v.user}).Info("web UI: deleted a repository")
-		u.notify(r, v, notifications.Target{Repository: name})
 		http.Redirect(w, r, u.base+"?"+url.Values{"done": {done}, "name": {name}}.Encode(), http.StatusSeeOther)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")

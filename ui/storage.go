@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/registryd/registryd/api/admin"
+	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -18,7 +20,7 @@ const maxStorageRepos = 500
 type storagePage struct {
 	NS     string
 	Crumbs []crumb
-	Scope  storage.Usage
+	Scope  admin.Usage
 	Rows   []*storageRow
 	// More is how many repositories directly in NS are not listed.
 	More int
@@ -36,7 +38,7 @@ type storageRow struct {
 	Leaf      string
 	IsNS      bool
 	Repos     int
-	Size      storage.Size
+	Size      admin.Size
 	URL       string
 	UniquePct float64 // bar lengths, of the largest row's unique bytes
 	ExclPct   float64
@@ -48,10 +50,6 @@ type storageRow struct {
 // numbers come from the registry's size index (storage.Usage and
 // RepositorySummaries), the same the admin API serves.
 func (u *UI) storagePage(w http.ResponseWriter, r *http.Request, v *viewer) {
-	if !v.can(adminAccess) {
-		u.errorPage(w, r, v, http.StatusForbidden, "The storage page is for users with the admin right (access rules: actions [admin] on \"**\").")
-		return
-	}
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	ns := strings.Trim(r.URL.Query().Get("ns"), "/")
@@ -64,11 +62,18 @@ func (u *UI) storagePage(w http.ResponseWriter, r *http.Request, v *viewer) {
 		prefix = ns + "/"
 	}
 	p := &storagePage{NS: ns, Crumbs: crumbsOf(ns), Root: ns == ""}
-	var err error
-	if p.Scope, err = u.reg.Usage(ctx, prefix); err != nil {
+	// The admin API's usage: the registry's needs the admin right, a
+	// namespace's the admin right or pull on everything in it.
+	us, err := u.svc.Usage(ctx, prefix, v.may())
+	if err != nil {
+		if e := errcode.From(err); e != nil && e.Code == errcode.Denied {
+			u.errorPage(w, r, v, http.StatusForbidden, "Sizes of "+map[bool]string{true: "the whole registry need the admin right", false: "a namespace need the admin right or pull on every repository in it"}[ns == ""]+".")
+			return
+		}
 		u.storageError(w, r, v, err)
 		return
 	}
+	p.Scope = us
 	if p.Root && p.Scope.Total > p.Scope.Unique {
 		p.Unreferenced = p.Scope.Total - p.Scope.Unique
 	}
@@ -97,7 +102,7 @@ func (u *UI) storagePage(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	for leaf := range children {
-		us, err := u.reg.Usage(ctx, prefix+leaf+"/")
+		us, err := u.svc.Usage(ctx, prefix+leaf+"/", v.may())
 		if err != nil {
 			u.storageError(w, r, v, err)
 			return
@@ -111,7 +116,8 @@ func (u *UI) storagePage(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	for _, s := range sums {
-		p.Rows = append(p.Rows, &storageRow{Name: s.Name, Leaf: s.Name[len(prefix):], Repos: 1, Size: s.Size, URL: u.base + "r/" + s.Name})
+		p.Rows = append(p.Rows, &storageRow{Name: s.Name, Leaf: s.Name[len(prefix):], Repos: 1, URL: u.base + "r/" + s.Name,
+			Size: admin.Size{Logical: s.Size.Logical, Unique: s.Size.Unique, Exclusive: s.Size.Exclusive}})
 	}
 	sort.Slice(p.Rows, func(i, j int) bool {
 		a, b := p.Rows[i].Size, p.Rows[j].Size
