@@ -36,7 +36,8 @@ func newEnv(t testing.TB) *env {
 }
 
 func newEnvOn(t testing.TB, d driver.StorageDriver) *env {
-	// A fixed clock for push times: stores built alike are byte-identical.
+	// A fixed clock for push times: stores built alike are byte-identical
+	// (TestConcurrentMatchesSequential).
 	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{Now: fixedNow})}
 }
 
