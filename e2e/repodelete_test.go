@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// pushedImage is an image pushed over HTTP: its manifest and every blob.
-type pushedImage struct {
+// httpImage is an image pushed over HTTP: its manifest and every blob.
+type httpImage struct {
 	repo, tag string
 	digest    string
 	manifest  []byte
@@ -22,9 +22,9 @@ type pushedImage struct {
 }
 
 // pushImageHTTP pushes a config and the layers, then the manifest as tag.
-func pushImageHTTP(t *testing.T, s *Server, repo, tag string, layers ...[]byte) pushedImage {
+func pushImageHTTP(t *testing.T, s *Server, repo, tag string, layers ...[]byte) httpImage {
 	t.Helper()
-	img := pushedImage{repo: repo, tag: tag, blobs: map[string][]byte{}}
+	img := httpImage{repo: repo, tag: tag, blobs: map[string][]byte{}}
 	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"tag":%q}`, repo+":"+tag))
 	cd := pushBlobHTTP(t, s, repo, cfg)
 	img.blobs[cd] = cfg
@@ -45,7 +45,7 @@ func pushImageHTTP(t *testing.T, s *Server, repo, tag string, layers ...[]byte) 
 }
 
 // pullsIdentical checks that the image pulls byte for byte.
-func pullsIdentical(t *testing.T, s *Server, img pushedImage) {
+func pullsIdentical(t *testing.T, s *Server, img httpImage) {
 	t.Helper()
 	checkManifest(t, s, img.repo, img.tag, img.digest, mtOCIManifest)
 	for d, b := range img.blobs {
@@ -102,7 +102,7 @@ func TestRepositoryDeleteKill9(t *testing.T) {
 	for it := range iterations {
 		// The victim: tags on shared and own layers, a second repository
 		// nested below it that must survive.
-		var victim []pushedImage
+		var victim []httpImage
 		for i := range 20 {
 			victim = append(victim, pushImageHTTP(t, s, "victim", fmt.Sprintf("t%d-%d", it, i), shared, []byte(fmt.Sprintf("victim layer %d %d", it, i))))
 		}
