@@ -342,15 +342,14 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		ln.Close()
 		return err
 	}
-	if webUI != nil {
-		// Before serving: the maintenance page starts and shows runs.
-		webUI.SetMaintainers(nil, retentionMaintainer{svc: ret})
-	}
 	if ret != nil {
 		adminOpts.Retention = retentionMaintainer{svc: ret}
 	}
 	adminSvc := mountAdmin(adminOpts)
-	_ = adminSvc // the web UI's, once it is mounted
+	if webUI != nil {
+		// Before serving: the pages call the admin API's service.
+		webUI.SetAdmin(adminSvc)
+	}
 	if ret != nil {
 		go ret.Schedule()
 		rc := cfg.Storage.Maintenance.Retention
