@@ -244,6 +244,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
 	dumpAuth(root, r)          // auth.go
 	dumpNotifications(root, r) // notifications.go
+	dumpUI(root, r)            // ui.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

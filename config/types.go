@@ -23,6 +23,8 @@ type Config struct {
 	Access *Access
 	// Notifications are the webhooks that receive events.
 	Notifications Notifications
+	// UI is the web UI (registryd's own "ui" section).
+	UI UI
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one

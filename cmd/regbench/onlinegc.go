@@ -216,7 +216,7 @@ func runOnlineGCSweeping(b *bench, t target, m *onlineGCMetrics, rep, sweep, cli
 			start := time.Now()
 			switch kind {
 			case "manifest":
-				rps, p50, p99, err := runManifestWhile(s, clients, more)
+				rps, p50, p99, err := runManifestWhile(s, clients, more, "HEAD", "GET")
 				b.check(s, err)
 				m.rps.add(col, rps)
 				m.p50.add(col, p50)

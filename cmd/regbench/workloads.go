@@ -110,23 +110,26 @@ func untilDone(clients int, more func() bool, fn func(c, i int) error) (time.Dur
 // runManifest pushes one image and has clients alternate HEAD and GET of
 // its manifest by tag for d: requests/s, p50 and p99 in ms.
 func runManifest(s *server, clients int, d time.Duration) (rps, p50, p99 float64, err error) {
+	return runManifestMethods(s, clients, d, "HEAD", "GET")
+}
+
+// runManifestMethods is runManifest with each client cycling through
+// methods.
+func runManifestMethods(s *server, clients int, d time.Duration, methods ...string) (rps, p50, p99 float64, err error) {
 	base := s.URL("")
 	if err = pushSmallImage(base, "hot/app", "latest", 5, 0); err != nil {
 		return
 	}
-	return runManifestWhile(s, clients, deadline(d))
+	return runManifestWhile(s, clients, deadline(d), methods...)
 }
 
-// runManifestWhile is runManifest's loop, over an image already pushed,
-// for as long as more says.
-func runManifestWhile(s *server, clients int, more func() bool) (rps, p50, p99 float64, err error) {
+// runManifestWhile is runManifestMethods' loop, over an image already
+// pushed, for as long as more says.
+func runManifestWhile(s *server, clients int, more func() bool, methods ...string) (rps, p50, p99 float64, err error) {
 	u := s.URL("/v2/hot/app/manifests/latest")
 	lat := make([][]time.Duration, clients) // each client appends to its own
 	el, firstErr := untilDone(clients, more, func(c, i int) error {
-		method := "HEAD"
-		if i%2 == 1 {
-			method = "GET"
-		}
+		method := methods[i%len(methods)]
 		t0 := time.Now()
 		req, _ := http.NewRequest(method, u, nil)
 		req.Header.Set("Accept", manifestType)

@@ -36,13 +36,14 @@ func gcLeaseHeartbeat(interval time.Duration) time.Duration {
 }
 
 // newGCScheduler builds the collector of this instance and its scheduler
-// (runs on schedule with storage.maintenance.gc.enabled, on demand through
-// the admin API always), or nil in read-only mode, where nothing may be
-// deleted.
+// (runs on schedule, when a plan falls due, after retention, on demand
+// through the admin API) with storage.maintenance.gc.enabled; nil without
+// it, and in read-only mode, where nothing may be deleted. Every instance
+// follows the collector's protocol either way (gcProtocolOptions).
 func newGCScheduler(ctx context.Context, cfg *config.Config, d driver.StorageDriver, instanceID string,
 	m *metrics.Metrics, notifier *notifications.Notifier, log logrus.FieldLogger) (*gc.Scheduler, *gc.Metrics, error) {
 	gcfg := cfg.Storage.Maintenance.GC
-	if cfg.Storage.Maintenance.ReadOnly.Enabled {
+	if cfg.Storage.Maintenance.ReadOnly.Enabled || !gcfg.Enabled {
 		return nil, nil, nil
 	}
 	window, err := gc.ParseWindow(gcfg.Window)
@@ -122,7 +123,7 @@ func (m gcMaintainer) Status(ctx context.Context) (admin.Maintenance, error) {
 
 func (m gcMaintainer) Start(ctx context.Context, dryRun bool) (string, error) {
 	if m.sched == nil {
-		return "", errcode.Newf(errcode.Unsupported, "garbage collection is not available: the registry is read-only (storage.maintenance.readonly), or its storage cannot write conditionally")
+		return "", errcode.Newf(errcode.Unsupported, "online garbage collection is not enabled on this registry (storage.maintenance.gc.enabled), or it is read-only, or its storage cannot write conditionally")
 	}
 	id, err := m.sched.Start(ctx, dryRun)
 	switch {

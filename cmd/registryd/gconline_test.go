@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -140,6 +142,8 @@ func TestGCMaintainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Storage.Maintenance.GC.Enabled = true
+	cfg.Storage.Maintenance.GC.Interval = time.Hour // on demand only, in this test
 	d, err := filesystem.New(f.root)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +164,7 @@ func TestGCMaintainer(t *testing.T) {
 		t.Fatalf("run %+v, %v", run, err)
 	}
 	st, err := m.Status(ctx)
-	if err != nil || st.Enabled || st.Running || len(st.Runs) != 1 || st.Runs[0].ID != id {
+	if err != nil || !st.Enabled || st.Running || len(st.Runs) != 1 || st.Runs[0].ID != id {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 	// Another instance's collector holds the lease: busy.
@@ -186,7 +190,7 @@ func TestGCMaintainer(t *testing.T) {
 	if err != nil || !run.DryRun || run.Deleted["blobs"] != 1 || !f.hasStray() {
 		t.Fatalf("dry run %+v, %v (stray present: %v)", run, err, f.hasStray())
 	}
-	if _, err := (gcMaintainer{}).Start(ctx, false); err == nil || !strings.Contains(err.Error(), "not available") {
+	if _, err := (gcMaintainer{}).Start(ctx, false); err == nil || !strings.Contains(err.Error(), "not enabled") {
 		t.Fatalf("without a collector: %v", err)
 	}
 }
@@ -233,5 +237,54 @@ func TestServeOnlineGC(t *testing.T) {
 	ins, err := storage.New(d, storage.Options{}).Instances(context.Background())
 	if err != nil || len(ins) != 1 || !ins[0].GCProtocol {
 		t.Fatalf("instance leases %+v, %v", ins, err)
+	}
+}
+
+// TestServeAdminGC: the admin API drives the collector of a serving
+// registry: a run on demand (waited for), its report in the status, busy
+// while another collector holds the lease.
+func TestServeAdminGC(t *testing.T) {
+	cfg := config.Default()
+	cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+	cfg.HTTP.Addr = freeAddr(t)
+	g := &cfg.Storage.Maintenance.GC
+	g.Enabled, g.Interval, g.Delay, g.StateMaxAge, g.ClockSkew = true, time.Hour, time.Second, 100*time.Millisecond, 100*time.Millisecond
+	base := startServe(t, cfg)
+	var info admin.Info
+	if code, body, _ := get(t, base+admin.Prefix); code != 200 || json.Unmarshal([]byte(body), &info) != nil || !info.Features.GC {
+		t.Fatalf("info: %d %s", code, body)
+	}
+	resp, err := http.Post(base+admin.Prefix+"/gc?wait=true", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run admin.Run
+	err = json.NewDecoder(resp.Body).Decode(&run)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || run.Kind != "gc" || run.Result != "ok" || run.Finished == nil {
+		t.Fatalf("POST gc?wait=true: %d %+v %v", resp.StatusCode, run, err)
+	}
+	var st admin.Maintenance
+	if code, body, _ := get(t, base+admin.Prefix+"/gc"); code != 200 || json.Unmarshal([]byte(body), &st) != nil ||
+		!st.Enabled || len(st.Runs) != 1 || st.Runs[0].ID != run.ID {
+		t.Fatalf("GET gc: %d %s", code, body)
+	}
+	// Another collector (another instance) holds the lease: busy.
+	d, err := filesystem.New(cfg.Storage.Filesystem.RootDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := gc.AcquireLease(context.Background(), storage.New(d, storage.Options{GCStateMaxAge: -1}), gc.LeaseOptions{Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release(context.Background())
+	resp, err = http.Post(base+admin.Prefix+"/gc", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("POST gc while another instance collects: %d, want 409", resp.StatusCode)
 	}
 }
