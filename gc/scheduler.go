@@ -86,6 +86,7 @@ const (
 	TriggerSchedule = "schedule"
 	TriggerDemand   = "demand"
 	TriggerOffline  = "offline"
+	TriggerStartup  = "startup" // the store check at startup (a refused report only)
 )
 
 // Start begins a run now (ignoring the window: it was asked for) and
@@ -219,6 +220,22 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// CheckStore runs the collector's store check now (serve calls it at
+// startup, so that a store online collection must refuse says so at once:
+// in the log, the metric, and a refused run report the admin API shows).
+func (s *Scheduler) CheckStore(ctx context.Context) error {
+	err := s.c.CheckStore(ctx)
+	if err != nil {
+		s.mu.Lock()
+		s.refused = err
+		s.mu.Unlock()
+		rep := s.c.NewReport(false)
+		rep.Trigger = TriggerStartup
+		s.c.finish(s.base, rep, ResultRefused, err)
+	}
+	return err
 }
 
 // Kick asks for a run soon (retention calls it after deleting tags, so

@@ -76,6 +76,9 @@ func newGCScheduler(ctx context.Context, cfg *config.Config, d driver.StorageDri
 	sched := gc.NewScheduler(ctx, col, gc.SchedulerOptions{
 		Scheduled: gcfg.Enabled, Interval: gcfg.Interval, Log: logf,
 	})
+	// The store's consistency, checked at once rather than at the first
+	// run: a store online collection must refuse says so at startup.
+	go func() { _ = sched.CheckStore(ctx) }()
 	return sched, gm, nil
 }
 
