@@ -500,7 +500,8 @@ type writer struct {
 	f    *os.File
 	bw   *bufio.Writer // from writeBufs, taken at the first Write
 	size int64
-	wb   int64 // offset up to which writeback has been started
+	wb   int64   // offset up to which writeback has been requested
+	bh   *behind // the write-behind goroutine, once started
 	driver.WriterState
 }
 
@@ -526,14 +527,28 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Size() int64 { return w.size }
 
-// writeback starts the writeback of what was written since the last one,
-// up to offset end.
+// writeback requests the writeback of what was written since the last
+// request, up to offset end (see behind).
 func (w *writer) writeback(end int64) {
 	if writebackHook != nil {
 		writebackHook(w.f.Name(), w.wb, end-w.wb)
 	}
-	startWriteback(w.f, w.wb, end-w.wb)
+	if w.bh == nil {
+		if w.bh = startBehind(w.f, w.wb); w.bh == nil {
+			return
+		}
+	}
+	w.bh.request(end)
 	w.wb = end
+}
+
+// stopBehind ends the write-behind goroutine, which finishes what was
+// requested on its own descriptor.
+func (w *writer) stopBehind() {
+	if w.bh != nil {
+		w.bh.close()
+		w.bh = nil
+	}
 }
 
 // writebackHook, when set (tests), sees every range a writer starts the
@@ -571,6 +586,7 @@ func (w *writer) Close() error {
 		// nothing left to write.
 		w.writeback(w.size)
 	}
+	w.stopBehind()
 	cerr := w.f.Close()
 	if ferr != nil {
 		return ferr
@@ -584,6 +600,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return err
 	}
 	w.release()
+	w.stopBehind()
 	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
