@@ -32,8 +32,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/registryd/registryd/storage/driver"
 )
 
 // TagInfo is a tag with what the registry knows of its life. A zero time
