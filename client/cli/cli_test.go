@@ -572,7 +572,7 @@ func TestGCNotAvailable(t *testing.T) {
 	r := newRegistryGC(t, true, nil)
 	out, errOut, code := run(t, "", false, "gc", "--dry-run", r.host)
 	if code != ExitError || out != "" || !strings.Contains(errOut, "garbage collection is not available on this server") ||
-		!strings.Contains(errOut, "registryd garbage-collect config.yml") {
+		!strings.Contains(errOut, "storage.maintenance.gc.enabled: true") || !strings.Contains(errOut, "registryd garbage-collect config.yml") {
 		t.Errorf("gc without a collector: %d %q %q", code, out, errOut)
 	}
 }

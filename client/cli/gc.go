@@ -82,7 +82,9 @@ func needGC(ctx context.Context, cl *client.Client, host string) error {
 	case info == nil:
 		return fmt.Errorf("%s has no registryd admin API (GET %s answered 404), so a collection cannot be started from here; %s", host, admin.Prefix, offline)
 	case !info.Features.GC:
-		return fmt.Errorf("%s: garbage collection is not available on this server: its admin API reports no online collector\n(features.gc is false: the registry is read-only, its storage cannot write conditionally, or this registryd\nhas no online collection); %s", host, offline)
+		return fmt.Errorf("%s: garbage collection is not available on this server: its admin API reports no online collector (features.gc is false).\n"+
+			"A registryd collects while it serves with storage.maintenance.gc.enabled: true (REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED=true),\n"+
+			"unless it is read-only or its storage cannot write conditionally. Or %s", host, offline)
 	case !info.Caller.Admin:
 		who := "you are not logged in as an admin"
 		if info.Caller.Name != "" {
