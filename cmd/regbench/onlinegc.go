@@ -223,7 +223,7 @@ func runOnlineGCSweeping(b *bench, t target, m *onlineGCMetrics, rep, sweep, cli
 				m.p99.add(col, p99)
 				logf("rep %d onlinegc %-18s manifest %.0f req/s, p50 %.2f ms, p99 %.2f ms over %.1fs", rep+1, col, rps, p50, p99, time.Since(start).Seconds())
 			case "small":
-				ips, err := runSmallWhile(s, smallClients, more, uint64(rep+1)<<40|1<<39)
+				ips, _, err := runSmallWhile(s, smallClients, more, uint64(rep+1)<<40|1<<39)
 				b.check(s, err)
 				m.small.add(col, ips)
 				logf("rep %d onlinegc %-18s small images %.0f/s over %.1fs", rep+1, col, ips, time.Since(start).Seconds())
@@ -311,8 +311,8 @@ func runOnlineGCCollect(b *bench, t target, m *onlineGCMetrics, rep, images int)
 func formatOnlineGC(m *onlineGCMetrics) string {
 	var b strings.Builder
 	b.WriteString("\nonline garbage collection, registryd against itself on the filesystem; ratio = collector sweeping / off:\n\n")
-	b.WriteString(formatTable([]*metric{m.rps, m.p50, m.p99, m.small}, colSweeping, []string{colOff}))
+	b.WriteString(formatTable([]*metric{m.rps, m.p50, m.p99, m.small}, colSweeping, []string{colOff}, nil))
 	b.WriteString("\nonline collection against garbage-collect over the same store; ratio = online / offline:\n\n")
-	b.WriteString(formatTable([]*metric{m.secs, m.rss, m.blobs}, colOnline, []string{colOffline}))
+	b.WriteString(formatTable([]*metric{m.secs, m.rss, m.blobs}, colOnline, []string{colOffline}, nil))
 	return b.String()
 }

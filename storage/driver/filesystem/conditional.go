@@ -28,7 +28,7 @@ func (d *Driver) PutContentIf(ctx context.Context, p string, content []byte, ifV
 		return "", err
 	}
 	dir := filepath.Dir(full)
-	if err := ensureDir(dir, ""); err != nil {
+	if err := d.ensureDir(dir, ""); err != nil {
 		return "", err
 	}
 	unlock, err := lockFile(ctx, filepath.Join(dir, tmpPrefix+"lock-"+filepath.Base(full)))
