@@ -49,8 +49,8 @@ type Scheduler struct {
 	running *job
 	jobs    []*job // started here, newest first
 	next    time.Time
-	kick    chan struct{}
-	refused error // the store check's refusal, for Status
+	kick    chan string // the trigger of a run asked for now
+	refused error       // the store check's refusal, for Status
 }
 
 type job struct {
@@ -69,7 +69,7 @@ func NewScheduler(ctx context.Context, c *Collector, opts SchedulerOptions) *Sch
 			opts.FirstDelay = opts.Interval
 		}
 	}
-	return &Scheduler{c: c, opts: opts, base: ctx, kick: make(chan struct{}, 1)}
+	return &Scheduler{c: c, opts: opts, base: ctx, kick: make(chan string, 1)}
 }
 
 // Collector is the scheduler's collector.
@@ -87,6 +87,10 @@ const (
 	TriggerDemand   = "demand"
 	TriggerOffline  = "offline"
 	TriggerStartup  = "startup" // the store check at startup (a refused report only)
+	// TriggerRetention: retention deleted tags or manifests (serve's
+	// retention runs kick the scheduler), so that the collector condemns
+	// what they held at once rather than at its next turn.
+	TriggerRetention = "retention"
 )
 
 // Start begins a run now (ignoring the window: it was asked for) and
@@ -131,8 +135,8 @@ func (s *Scheduler) start(ctx context.Context, dryRun bool, trigger string) (str
 	}
 	rep := s.c.NewReport(dryRun)
 	rep.Trigger = trigger
+	s.mu.Lock() // Status and Wait read the job's id under it
 	j.id, j.dryRun = rep.ID, rep.DryRun
-	s.mu.Lock()
 	s.jobs = append([]*job{j}, s.jobs...)
 	if len(s.jobs) > s.c.opts.History {
 		s.jobs = s.jobs[:s.c.opts.History]
@@ -238,11 +242,12 @@ func (s *Scheduler) CheckStore(ctx context.Context) error {
 	return err
 }
 
-// Kick asks for a run soon (retention calls it after deleting tags, so
-// that their space is condemned without waiting a whole interval).
-func (s *Scheduler) Kick() {
+// Kick asks for a scheduled run now (inside the window; the schedule
+// goes on from it), recorded with trigger; a kick while one is pending
+// is dropped. It does nothing unless Schedule runs.
+func (s *Scheduler) Kick(trigger string) {
 	select {
-	case s.kick <- struct{}{}:
+	case s.kick <- trigger:
 	default:
 	}
 }
@@ -256,6 +261,7 @@ func (s *Scheduler) Schedule() {
 		return
 	}
 	wait := s.opts.FirstDelay
+	trigger := TriggerSchedule // until kicked
 	for {
 		next := time.Now().Add(wait)
 		if w := s.c.opts.Window; w != nil {
@@ -270,8 +276,9 @@ func (s *Scheduler) Schedule() {
 			t.Stop()
 			return
 		case <-t.C:
-		case <-s.kick:
+		case kicked := <-s.kick:
 			t.Stop()
+			trigger = kicked
 		}
 		if w := s.c.opts.Window; w != nil && !w.Contains(time.Now()) {
 			wait = 0 // kicked outside the window: wait for it to open
@@ -279,7 +286,8 @@ func (s *Scheduler) Schedule() {
 		}
 		started := time.Now()
 		wait = s.opts.Interval
-		id, err := s.start(s.base, false, TriggerSchedule)
+		id, err := s.start(s.base, false, trigger)
+		trigger = TriggerSchedule
 		switch {
 		case errors.Is(err, ErrBusy):
 			s.log("gc: another collector holds the lease; trying again at the next turn", nil)

@@ -27,7 +27,7 @@ func TestScheduler(t *testing.T) {
 	// Kicked: a run now, not in an hour.
 	g := newGate()
 	h.AfterMark = func(context.Context) { g.pause() }
-	s.Kick()
+	s.Kick(TriggerRetention)
 	g.reached(t)
 	st, err := s.Status(ctx)
 	if err != nil || !st.Enabled || !st.Running || len(st.Runs) != 1 || st.Runs[0].Result != ResultRunning {
@@ -43,7 +43,7 @@ func TestScheduler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !st.Running && len(st.Runs) == 1 && st.Runs[0].Result == ResultOK && st.Runs[0].Trigger == TriggerSchedule {
+		if !st.Running && len(st.Runs) == 1 && st.Runs[0].Result == ResultOK && st.Runs[0].Trigger == TriggerRetention {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -37,6 +37,10 @@ type Options struct {
 	// off, and its endpoints say so).
 	GC        Maintainer
 	Retention Maintainer
+	// GCOff says why GC is nil (the setting that turns the collector on,
+	// read-only mode, a store without conditional writes): its endpoints
+	// answer with it, so that an operator learns what to change.
+	GCOff string
 	// Notifier receives the event of a repository delete; nil sends none.
 	Notifier *notifications.Notifier
 }
@@ -397,26 +401,39 @@ const (
 
 func (s *Service) maintainer(kind string) (Maintainer, error) {
 	var m Maintainer
-	what := ""
 	switch kind {
 	case KindGC:
-		m, what = s.opts.GC, "online garbage collection is not enabled on this registry"
+		m = s.opts.GC
 	case KindRetention:
-		m, what = s.opts.Retention, "retention is not enabled on this registry"
+		m = s.opts.Retention
 	}
 	if m == nil {
-		return nil, errcode.Newf(errcode.Unsupported, "%s", what)
+		return nil, errcode.Newf(errcode.Unsupported, "%s", s.off(kind))
 	}
 	return m, nil
 }
 
+// off says why kind is not available here.
+func (s *Service) off(kind string) string {
+	switch kind {
+	case KindGC:
+		if s.opts.GCOff != "" {
+			return "online garbage collection is not enabled on this registry: " + s.opts.GCOff
+		}
+		return "online garbage collection is not enabled on this registry"
+	case KindRetention:
+		return "retention is not enabled on this registry"
+	}
+	return kind + " is not available on this registry"
+}
+
 // Maintenance is the status and last runs of kind (KindGC or
-// KindRetention); a feature that is off answers enabled false and no
-// runs.
+// KindRetention); a feature that is off answers enabled false, no runs
+// and why it is off.
 func (s *Service) Maintenance(ctx context.Context, kind string) (Maintenance, error) {
 	m, err := s.maintainer(kind)
 	if err != nil {
-		return Maintenance{Runs: []Run{}}, nil
+		return Maintenance{Runs: []Run{}, Off: s.off(kind)}, nil
 	}
 	st, err := m.Status(ctx)
 	if st.Runs == nil {

@@ -143,12 +143,16 @@ type Usage struct {
 
 // Run is one garbage collection or retention run's report.
 type Run struct {
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind"` // "gc" or "retention"
-	Started    time.Time      `json:"started"`
-	Finished   *time.Time     `json:"finished,omitempty"`
-	DryRun     bool           `json:"dryRun"`
-	Result     string         `json:"result"` // "running", "ok", "failed", "refused"
+	ID       string     `json:"id"`
+	Kind     string     `json:"kind"` // "gc" or "retention"
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	DryRun   bool       `json:"dryRun"`
+	Result   string     `json:"result"` // "running", "ok", "failed", "refused"
+	// Trigger is what started a collection: "schedule", "demand" (this
+	// API), "retention" (a retention run deleted something), "offline"
+	// (garbage-collect), "startup" (the store check refused).
+	Trigger    string         `json:"trigger,omitempty"`
 	Error      string         `json:"error,omitempty"`
 	Marked     int            `json:"marked,omitempty"`
 	Deleted    map[string]int `json:"deleted,omitempty"` // by kind: blobs, manifests, layerLinks, uploads, tags
@@ -198,6 +202,9 @@ type Maintenance struct {
 	Running bool       `json:"running"`
 	Next    *time.Time `json:"next,omitempty"`
 	Runs    []Run      `json:"runs"`
+	// Off says why the feature is not enabled (and what turns it on);
+	// empty while it is.
+	Off string `json:"off,omitempty"`
 }
 
 // Maintainer is what the admin API needs of the garbage collector and of

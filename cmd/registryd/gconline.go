@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -38,22 +39,26 @@ func gcLeaseHeartbeat(interval time.Duration) time.Duration {
 // newGCScheduler builds the collector of this instance and its scheduler
 // (runs on schedule, when a plan falls due, after retention, on demand
 // through the admin API) with storage.maintenance.gc.enabled; nil without
-// it, and in read-only mode, where nothing may be deleted. Every instance
-// follows the collector's protocol either way (gcProtocolOptions).
+// it, in read-only mode, where nothing may be deleted, and on a store that
+// cannot write conditionally, with off saying which (the admin API answers
+// with it). Every instance follows the collector's protocol either way
+// (gcProtocolOptions).
 func newGCScheduler(ctx context.Context, cfg *config.Config, d driver.StorageDriver, instanceID string,
-	m *metrics.Metrics, notifier *notifications.Notifier, log logrus.FieldLogger) (*gc.Scheduler, *gc.Metrics, error) {
+	m *metrics.Metrics, notifier *notifications.Notifier, log logrus.FieldLogger) (sched *gc.Scheduler, gm *gc.Metrics, off string, err error) {
 	gcfg := cfg.Storage.Maintenance.GC
-	if cfg.Storage.Maintenance.ReadOnly.Enabled || !gcfg.Enabled {
-		return nil, nil, nil
+	switch {
+	case cfg.Storage.Maintenance.ReadOnly.Enabled:
+		return nil, nil, "the registry is read-only (storage.maintenance.readonly.enabled); registryd garbage-collect collects offline", nil
+	case !gcfg.Enabled:
+		return nil, nil, "storage.maintenance.gc.enabled: true (REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED=true) turns it on; registryd garbage-collect collects offline", nil
 	}
 	window, err := gc.ParseWindow(gcfg.Window)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	logf := func(msg string, fields map[string]any) {
 		log.WithFields(logrus.Fields(fields)).Info(msg)
 	}
-	var gm *gc.Metrics
 	opts := gc.OnlineOptions{
 		Delay: gcfg.Delay, StateMaxAge: gcfg.StateMaxAge, ClockSkew: gcfg.ClockSkew,
 		LeaseHeartbeat: gcLeaseHeartbeat(gcfg.Interval), Mode: "online",
@@ -69,17 +74,17 @@ func newGCScheduler(ctx context.Context, cfg *config.Config, d driver.StorageDri
 	if err != nil {
 		if errors.Is(err, gc.ErrNoConditional) {
 			log.WithError(err).Warn("online garbage collection is not available on this storage")
-			return nil, nil, nil
+			return nil, nil, fmt.Sprintf("the %s storage cannot write conditionally, which electing one collector needs; registryd garbage-collect collects offline", d.Name()), nil
 		}
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	sched := gc.NewScheduler(ctx, col, gc.SchedulerOptions{
+	sched = gc.NewScheduler(ctx, col, gc.SchedulerOptions{
 		Scheduled: gcfg.Enabled, Interval: gcfg.Interval, Log: logf,
 	})
 	// The store's consistency, checked at once rather than at the first
 	// run: a store online collection must refuse says so at startup.
 	go func() { _ = sched.CheckStore(ctx) }()
-	return sched, gm, nil
+	return sched, gm, "", nil
 }
 
 // notifyGC sends the event of a finished collection.
@@ -162,7 +167,7 @@ func (m gcMaintainer) Wait(ctx context.Context, id string) (admin.Run, error) {
 func adminGCRun(r gc.RunReport) admin.Run {
 	out := admin.Run{
 		ID: r.ID, Kind: "gc", Started: r.Started.UTC(), DryRun: r.DryRun, Result: r.Result, Error: r.Error,
-		Marked: r.Marked, BytesFreed: r.Deleted.Bytes, Resurrected: r.Resurrected, Plan: r.Plan,
+		Marked: r.Marked, BytesFreed: r.Deleted.Bytes, Resurrected: r.Resurrected, Plan: r.Plan, Trigger: r.Trigger,
 		Deleted: map[string]int{"blobs": r.Deleted.Blobs, "manifests": r.Deleted.Manifests,
 			"layerLinks": r.Deleted.LayerLinks, "uploads": r.Deleted.Uploads},
 		Condemned: map[string]int{"blobs": r.Condemned.Blobs, "manifests": r.Condemned.Manifests,
@@ -189,11 +194,14 @@ func gcKick(s *gc.Scheduler) func() {
 	if s == nil {
 		return nil
 	}
-	return s.Kick
+	return func() { s.Kick(gc.TriggerRetention) }
 }
 
 // gcProtocolOptions are the storage options every serving instance needs
-// to follow the collector's protocol, collector or not.
+// to follow the collector's protocol, collector or not, and to count
+// sizes as the collector (online or garbage-collect with this file)
+// collects: with deleteuntagged only tagged manifests hold content alive.
 func gcProtocolOptions(cfg *config.Config, opts *storage.Options) {
 	opts.GCStateMaxAge = cfg.Storage.Maintenance.GC.StateMaxAge
+	opts.SizesDeleteUntagged = cfg.Storage.Maintenance.GC.DeleteUntagged
 }

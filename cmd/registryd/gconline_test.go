@@ -149,7 +149,7 @@ func TestGCMaintainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sched, _, err := newGCScheduler(ctx, cfg, d, "test-instance", nil, nil, discardLogger())
+	sched, _, _, err := newGCScheduler(ctx, cfg, d, "test-instance", nil, nil, discardLogger())
 	if err != nil || sched == nil {
 		t.Fatalf("scheduler: %v", err)
 	}
@@ -286,5 +286,131 @@ func TestServeAdminGC(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("POST gc while another instance collects: %d, want 409", resp.StatusCode)
+	}
+}
+
+// TestServeAdminGCOff: without a collector the admin API says why and
+// what turns it on, in GET (off) and POST (405 UNSUPPORTED); read-only
+// mode is named as such.
+func TestServeAdminGCOff(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		readOnly bool
+		want     string
+	}{
+		{"disabled", false, "storage.maintenance.gc.enabled: true"},
+		{"read-only", true, "read-only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Storage.Filesystem.RootDirectory = t.TempDir()
+			cfg.HTTP.Addr = freeAddr(t)
+			cfg.Storage.Maintenance.GC.Enabled = tc.readOnly // read-only wins over enabled
+			cfg.Storage.Maintenance.ReadOnly.Enabled = tc.readOnly
+			base := startServe(t, cfg)
+			var info admin.Info
+			if code, body, _ := get(t, base+admin.Prefix); code != 200 || json.Unmarshal([]byte(body), &info) != nil || info.Features.GC {
+				t.Fatalf("info: %d %s", code, body)
+			}
+			var st admin.Maintenance
+			if code, body, _ := get(t, base+admin.Prefix+"/gc"); code != 200 || json.Unmarshal([]byte(body), &st) != nil ||
+				st.Enabled || len(st.Runs) != 0 || !strings.Contains(st.Off, tc.want) {
+				t.Fatalf("GET gc: %d %s, want off naming %q", code, body, tc.want)
+			}
+			resp, err := http.Post(base+admin.Prefix+"/gc?wait=true", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "UNSUPPORTED") || !strings.Contains(string(body), tc.want) {
+				t.Fatalf("POST gc: %d %s, want 405 UNSUPPORTED naming %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+}
+
+// TestServeRetentionKicksGC: a retention run of a serving registry that
+// deleted tags starts a collection at once (not at the collector's next
+// turn, an hour away here), which the admin API lists with its trigger;
+// a dry run of retention starts none.
+func TestServeRetentionKicksGC(t *testing.T) {
+	f := newRetentionFixture(t, retentionPolicy)
+	cfg, err := config.Load(f.config, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.Addr = freeAddr(t)
+	g := &cfg.Storage.Maintenance.GC
+	g.Enabled, g.Interval, g.Delay, g.StateMaxAge, g.ClockSkew = true, time.Hour, time.Second, 100*time.Millisecond, 100*time.Millisecond
+	base := startServe(t, cfg)
+	gcRuns := func() []admin.Run {
+		t.Helper()
+		var st admin.Maintenance
+		if code, body, _ := get(t, base+admin.Prefix+"/gc"); code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+			t.Fatalf("GET gc: %d %s", code, body)
+		}
+		return st.Runs
+	}
+	retain := func(dry bool) admin.Run {
+		t.Helper()
+		u := base + admin.Prefix + "/retention?wait=true"
+		if dry {
+			u += "&dryrun=true"
+		}
+		resp, err := http.Post(u, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var run admin.Run
+		if err := json.NewDecoder(resp.Body).Decode(&run); err != nil || resp.StatusCode != 200 || run.Result != "ok" {
+			t.Fatalf("POST retention (dry %v): %d %+v %v", dry, resp.StatusCode, run, err)
+		}
+		return run
+	}
+	if run := retain(true); !run.DryRun || run.Deleted["tags"] != 2 {
+		t.Fatalf("dry retention run: %+v", run)
+	}
+	if run := retain(false); run.DryRun || run.Deleted["tags"] != 2 {
+		t.Fatalf("retention run: %+v", run)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		runs := gcRuns()
+		if len(runs) > 0 && runs[0].Result != "running" {
+			if len(runs) != 1 || runs[0].Trigger != gc.TriggerRetention || runs[0].Result != "ok" {
+				t.Fatalf("collections after retention: %+v, want one, triggered by retention", runs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no collection finished within 60s of the retention run: %+v", runs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServeSizesFollowDeleteUntagged: storage.maintenance.gc.deleteuntagged
+// decides what the admin API's sizes count as alive, as the collector
+// with that setting collects: an untagged image counts without it, and
+// not with it.
+func TestServeSizesFollowDeleteUntagged(t *testing.T) {
+	unique := map[bool]int64{}
+	for _, untagged := range []bool{false, true} {
+		cfg := adminConfig(t)
+		cfg.Storage.Maintenance.GC.DeleteUntagged = untagged
+		c := &adminClient{t: t, base: startServe(t, cfg)}
+		c.image("app", "v1", "amd64", "tagged layer")
+		c.image("app", "", "arm64", "an untagged image's own layer, much longer than the tagged one")
+		var repo admin.Repository
+		c.json(admin.Prefix+"/repositories/app", 200, &repo)
+		if repo.Size == nil || repo.Manifests != 2 {
+			t.Fatalf("deleteuntagged %v: %+v", untagged, repo)
+		}
+		unique[untagged] = repo.Size.Unique
+	}
+	if unique[true] >= unique[false] {
+		t.Fatalf("unique bytes with deleteuntagged %d, without %d: the untagged image should count only without it", unique[true], unique[false])
 	}
 }

@@ -344,7 +344,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// The online collector (storage.maintenance.gc, gconline.go): on its
 	// schedule, when its plan falls due, after retention deleted tags, and
 	// on demand through the admin API.
-	gcSched, gcMetrics, err := newGCScheduler(bg, cfg, d, instanceID, m, notifier, log.WithField("component", "gc"))
+	gcSched, gcMetrics, gcOff, err := newGCScheduler(bg, cfg, d, instanceID, m, notifier, log.WithField("component", "gc"))
 	if err != nil {
 		ln.Close()
 		return err
@@ -370,6 +370,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if gcSched != nil {
 		adminOpts.GC = gcMaintainer{sched: gcSched} // gconline.go
 	}
+	adminOpts.GCOff = gcOff
 	adminSvc := mountAdmin(adminOpts)
 	if webUI != nil {
 		// Before serving: the pages call the admin API's service.
