@@ -157,7 +157,10 @@
 // Delay when the next plan is made, so it is condemned no sooner than Delay
 // after it was written, and deleted no sooner than Delay after that, after
 // a re-check: a push has at least Delay between its blobs and its
-// manifest. This is invariant 1; 2 follows since a PUT's references are
+// manifest. "Younger" counts the layer links too: an upload of content
+// already in the store keeps the old file (its time is the first push's)
+// and writes only a link, so a blob is condemned only when its data and
+// every layer link to it are older than Delay. This is invariant 1; 2 follows since a PUT's references are
 // relied on as above; 3 is the run's structure.
 //
 // # Crashes (invariant 4)

@@ -3,6 +3,8 @@ package gc
 import (
 	"testing"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/registryd/registryd/storage/driver"
 )
 
@@ -71,6 +73,46 @@ func TestOnlineCollects(t *testing.T) {
 		runs, err := o.col.Runs(o.ctx)
 		if err != nil || len(runs) != 4 || runs[0].ID != last.ID || runs[0].Result != ResultOK {
 			t.Fatalf("stored runs: %d, %v (newest %+v)", len(runs), err, runs)
+		}
+	})
+}
+
+// TestOnlineYoungLinkKeepsOldBlob: a push that finds its layer already in
+// the store (the garbage of an image deleted earlier) keeps the old file
+// and writes only a link; while its manifest has not come, the young link
+// keeps the blob from being condemned, so the push completes even when
+// its manifest comes after a sweep.
+func TestOnlineYoungLinkKeepsOldBlob(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() driver.StorageDriver) {
+		o := newOnlineEnv(t, open, nil)
+		layer := []byte("a layer pushed again after its image was deleted")
+		gone, goneBlobs := o.image("app", "", layer)
+		if err := o.repo("app").DeleteManifest(o.ctx, gone.Digest); err != nil {
+			t.Fatal(err)
+		}
+		o.age()
+		// The push of an image with that layer into another repository:
+		// its blobs, not yet its manifest.
+		cfg := o.pushBlob("other", mtConfig, []byte(`{"config":"other"}`))
+		l := o.pushBlob("other", mtLayer, layer)
+		plan := o.runGC()
+		// The deleted image's config and manifest and app's two links;
+		// not the layer, which other's young link holds.
+		if plan.Condemned.Blobs != 2 || plan.Condemned.LayerLinks != 2 {
+			t.Fatalf("condemned %+v, want 2 blobs and 2 links", plan.Condemned)
+		}
+		o.age()
+		if sweep := o.runGC(); sweep.SweptPlan != plan.Plan || sweep.Deleted.Blobs != 2 {
+			t.Fatalf("sweep: swept %q, deleted %+v", sweep.SweptPlan, sweep.Deleted)
+		}
+		if !o.hasBlob(goneBlobs[1].Digest) {
+			t.Fatal("the layer a push in progress relies on was deleted")
+		}
+		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfg, Layers: []ocispec.Descriptor{l}}
+		m.SchemaVersion = 2
+		o.putManifest("other", "v1", m)
+		if err := o.pullable("other", "v1"); err != nil {
+			t.Fatalf("the image pushed after the sweep: %v", err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // plan condemns what the mark did not reach and is older than the delay
-// (by the store's clock: blob data, layer link and revision link times),
+// (by the store's clock: blob data, layer link and revision link times; a
+// blob only when its data and every layer link to it are),
 // writes it as the next plan and publishes it in the state. Nothing is
 // deleted: the next due run re-checks it.
 func (r *run) plan(ctx context.Context, marks *storage.DigestSet) error {
@@ -32,6 +34,13 @@ func (r *run) plan(ctx context.Context, marks *storage.DigestSet) error {
 		mu    sync.Mutex
 		items []storage.GCItem
 		errs  []error
+		// Digests with a layer link younger than the delay: their blob is
+		// not condemned either, however old its data. A push that finds
+		// its layer already in the store (garbage of an image deleted
+		// earlier, pushed again) keeps the old file and writes only the
+		// link; until its manifest comes, that link is all that says the
+		// blob is in use.
+		youngLinks = map[digest.Digest]bool{}
 	)
 	keep := func(it storage.GCItem) {
 		mu.Lock()
@@ -71,6 +80,10 @@ func (r *run) plan(ctx context.Context, marks *storage.DigestSet) error {
 					fail(err)
 				case ok && old(mod):
 					keep(storage.GCItem{Digest: d, Kind: storage.GCLink, Repository: repo.Name()})
+				case ok:
+					mu.Lock()
+					youngLinks[d] = true
+					mu.Unlock()
 				}
 			}, nil)
 		})
@@ -96,6 +109,9 @@ func (r *run) plan(ctx context.Context, marks *storage.DigestSet) error {
 	_ = p.wait()
 	if err := errors.Join(append(errs, werr)...); err != nil {
 		return fmt.Errorf("gc: making the plan: %w", err)
+	}
+	if len(youngLinks) > 0 {
+		items = slices.DeleteFunc(items, func(it storage.GCItem) bool { return it.Kind == storage.GCBlob && youngLinks[it.Digest] })
 	}
 	storage.SortGCItems(items)
 	for _, it := range items {
