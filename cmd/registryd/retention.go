@@ -71,7 +71,9 @@ func runRetention(ctx context.Context, args []string, dryRun bool, format string
 	if d.Name() == "inmemory" {
 		fmt.Fprintln(stderr, "registryd retention: warning: the inmemory driver starts empty in every process; there is nothing to apply policies to")
 	}
-	reg := storage.New(d, storage.Options{NoDirWatch: true})
+	// Bytes freed are counted as the configured collector will free them
+	// (storage.maintenance.gc.deleteuntagged), as in the server.
+	reg := storage.New(d, storage.Options{NoDirWatch: true, SizesDeleteUntagged: cfg.Storage.Maintenance.GC.DeleteUntagged})
 	_, log := newLogger(&config.Config{Log: config.Log{Level: "warn", Formatter: cfg.Log.Formatter}}, stderr)
 	runner := retention.NewRunner(reg, engine, retention.Options{Log: log})
 	rep, err := runner.Run(ctx, dryRun)
