@@ -420,7 +420,9 @@ func (s *sweeper) delete(ctx context.Context, pass string, items []storage.GCIte
 		for i, it := range items {
 			ds[i] = it.Digest
 		}
-		if err := reg.DeleteBlobContents(ctx, ds); err != nil {
+		if err := inChunks(len(ds), r.mark.workers(), func(lo, hi int) error {
+			return reg.DeleteBlobContents(ctx, ds[lo:hi])
+		}); err != nil {
 			return fmt.Errorf("gc: deleting blobs: %w", err)
 		}
 		for _, it := range items {
@@ -474,7 +476,9 @@ func (s *sweeper) delete(ctx context.Context, pass string, items []storage.GCIte
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := reg.UnlinkLayers(ctx, links); err != nil {
+	if err := inChunks(len(links), r.mark.workers(), func(lo, hi int) error {
+		return reg.UnlinkLayers(ctx, links[lo:hi])
+	}); err != nil {
 		return fmt.Errorf("gc: removing layer links: %w", err)
 	}
 	if s.touchedLinks == nil {
@@ -529,4 +533,40 @@ func (s *sweeper) flushLinks(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// inChunks calls fn on consecutive chunks of [0, n), up to workers at
+// once, and joins their errors. A batch's deletes run as the offline
+// collector's do, concurrently: one at a time, a filesystem's unlinks
+// (or an object store's round trips) made the sweep several times slower
+// than the whole offline collection. Chunks are not smaller than
+// minChunk, so that an object store's batch deletes stay batches.
+func inChunks(n, workers int, fn func(lo, hi int) error) error {
+	const minChunk = 256
+	if n == 0 {
+		return nil
+	}
+	size := max((n+workers-1)/workers, minChunk)
+	if size >= n {
+		return fn(0, n)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(lo, hi); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
