@@ -24,6 +24,7 @@ func (c *Config) Redacted() *Config {
 	r.HTTP.TLS.ClientCAs = slices.Clone(c.HTTP.TLS.ClientCAs)
 	r.Warnings = slices.Clone(c.Warnings)
 	r.Notifications = redactNotifications(c.Notifications)
+	r.Proxy = redactProxy(c.Proxy)
 	if r.HTTP.Secret != "" {
 		r.HTTP.Secret = masked
 	}
@@ -236,6 +237,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
 	dumpAuth(root, r)          // auth.go
 	dumpNotifications(root, r) // notifications.go
+	dumpProxy(root, r)         // proxy.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

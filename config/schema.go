@@ -272,11 +272,7 @@ func schema() *key {
 			"http": list(checkTiming(map[string]*key{"uri": str(), "headers": requestHeaders(), "statuscode": integer()})),
 			"tcp":  list(checkTiming(map[string]*key{"addr": str()})),
 		})),
-		"proxy": section(map[string]*key{
-			"remoteurl": str(), "username": str(), "password": secret(), "ttl": duration(),
-			"remotenamespace": str(),
-			"exec":            section(map[string]*key{"command": str(), "lifetime": duration()}),
-		}),
+		"proxy": proxySchema(), // proxy.go
 		"compatibility": section(map[string]*key{
 			"schema1": section(map[string]*key{"signingkeyfile": str(), "enabled": boolean()}),
 		}),

@@ -23,6 +23,9 @@ type Config struct {
 	Access *Access
 	// Notifications are the webhooks that receive events.
 	Notifications Notifications
+	// Proxy makes registryd a pull-through cache (proxy.go); nil when the
+	// section is absent.
+	Proxy *Proxy
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one
@@ -197,7 +200,7 @@ type Endpoint struct {
 	// IgnoredMediaTypes is ignoredmediatypes and ignore.mediatypes
 	// together: events whose target has one of them are not sent.
 	IgnoredMediaTypes []string
-	IgnoredActions    []string // ignore.actions: push, pull, delete, mount
+	IgnoredActions    []string // ignore.actions: push, pull, delete, mount, fill
 }
 
 // Endpoint defaults, for keys an endpoint leaves out.

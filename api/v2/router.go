@@ -15,6 +15,7 @@ import (
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/internal/httprec"
 	"github.com/registryd/registryd/notifications"
+	"github.com/registryd/registryd/proxy"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	// Notifier receives an event for every push, pull, mount and delete;
 	// nil sends none.
 	Notifier *notifications.Notifier
+	// Mirror, when set, makes the repositories it routes caches of
+	// upstream registries (pull-through; see mirror.go); nil hosts all.
+	Mirror *proxy.Proxy
 }
 
 // API is the registry's HTTP handler.
@@ -146,6 +150,9 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			}
 			r, err = a.opts.Authorizer.Authorize(w, r, access...)
 		}
+		if err == nil && a.opts.Mirror != nil {
+			r, repo, err = a.routeMirror(w, r, name, repo, actions)
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -199,6 +206,7 @@ func serveError(w http.ResponseWriter, r *http.Request, err error) {
 	for _, rec := range httprec.Find(w) {
 		rec.Err = err
 	}
+	setRetryAfter(w, err)
 	errcode.ServeJSON(w, err)
 }
 

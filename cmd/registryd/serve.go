@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	v2 "github.com/registryd/registryd/api/v2"
@@ -155,6 +156,14 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// Runs after the HTTP server has drained: the events of the last
 	// requests still get their chance to be sent.
 	defer flushNotifications(notifier, log)
+	var promReg prometheus.Registerer
+	if m != nil {
+		promReg = m.Registry
+	}
+	mirror, err := newProxy(cfg, reg, promReg, notifier, log) // proxy.go
+	if err != nil {
+		return err
+	}
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -166,6 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Logger:            log,
 		Authorizer:        authz,
 		Notifier:          notifier,
+		Mirror:            mirror,
 	})
 	var apiHandler http.Handler = api
 	if m != nil {
@@ -242,6 +252,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 				}
 			}
 		}()
+	}
+	if mirror != nil {
+		mirror.Run(bg)
+		defer mirror.Close()
 	}
 	if hc := cfg.Health.StorageDriver; hc.Enabled {
 		go checker.Run(bg, hc.Interval)
