@@ -28,10 +28,12 @@ func (b *Blob) Size() int64 { return b.size }
 // there.
 const rangeAhead = 4 << 20
 
-// Open returns n bytes from off. They come from the fill as they arrive;
-// a read fails, rather than ending early, when the fill fails. A range that
-// starts far beyond what has arrived is forwarded to the upstream (the fill
-// goes on for the whole blob).
+// Open returns n bytes from off. They come from the fill as they arrive,
+// the last one once the whole blob is verified; a read fails, rather than
+// ending early, when the fill fails. A range that starts far beyond what
+// has arrived is forwarded to the upstream instead (the fill goes on for
+// the whole blob): those bytes are the upstream's answer, relayed as they
+// come, since no digest can vouch for part of a blob.
 func (b *Blob) Open(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 	if b.f == nil {
 		return nil, errcode.Newf(errcode.BlobUnknown, "blob not cached")

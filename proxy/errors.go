@@ -106,10 +106,13 @@ const codeUnavailable errcode.Code = "UNAVAILABLE"
 // asked for (notFound), a 429 as 429 with Retry-After (never a 404), an
 // outage as 503.
 func clientError(err error, notFound func() *errcode.Error) error {
-	ue, ok := err.(*upstreamError)
+	shared, ok := err.(*upstreamError)
 	if !ok {
 		return err
 	}
+	// Errors are shared by every request that waited on one fetch.
+	c := *shared
+	ue := &c
 	// The message tells the client what the upstream said; only a wait
 	// (Retry-After) needs the cause kept as well.
 	switch ue.kind {

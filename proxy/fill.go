@@ -36,8 +36,8 @@ import (
 // Invariants:
 //   - At most one fill per (upstream, digest) in this process: fillSet
 //     holds it from its start until the committer is done.
-//   - A reader that reaches the blob's end gets its last byte only after
-//     the whole blob hashed to its digest. A fill that fails (the upstream
+//   - A reader gets the last byte of what it asked for (the blob, or a
+//     range of it) only after the whole blob hashed to its digest. A fill that fails (the upstream
 //     breaks off for good, the digest does not match, the timeout) fails
 //     every reader: the API then breaks the client's connection short of
 //     its Content-Length, so no client takes unverified bytes for the blob,
@@ -382,6 +382,7 @@ func (f *fill) commit(ctx context.Context) {
 	f.mu.Lock()
 	f.committed = true
 	f.mu.Unlock()
+
 	p.m.fills.WithLabelValues(f.up.name, "stored").Inc()
 	p.m.misses.WithLabelValues("blob", f.up.name).Inc()
 	p.evict.blobAdded(f.local.Name(), f.d, size)
@@ -436,10 +437,11 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	for {
 		f.mu.Lock()
 		avail := f.written
-		if !f.verified && r.end == f.size && avail == f.size {
-			// The last byte waits for the digest: a client must never
-			// see a whole blob that is not the blob.
-			avail--
+		if !f.verified && avail >= r.end {
+			// The last byte of every read waits for the digest: a
+			// client must never finish a download (of the blob or of a
+			// range of it) that is not the blob's.
+			avail = r.end - 1
 		}
 		err, wake, spool := f.err, f.wake, f.spool
 		f.mu.Unlock()

@@ -43,9 +43,12 @@ type upstreamServer struct {
 	*httptest.Server
 	reg *storage.Registry
 
-	mu    sync.Mutex
-	log   []string // "METHOD kind path" of every request served
-	fault func(w http.ResponseWriter, r *http.Request) bool
+	mu  sync.Mutex
+	log []string // "METHOD kind path" of every request served
+	// fault, when set, sees every request first; it answers it (true) or
+	// lets the registry do (false). next is the registry, for faults that
+	// wrap its answer.
+	fault func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
 	auths []string // Authorization headers seen on /v2/ requests
 }
 
@@ -92,7 +95,7 @@ func (u *upstreamServer) requests() []string {
 	return append([]string(nil), u.log...)
 }
 
-func (u *upstreamServer) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+func (u *upstreamServer) setFault(f func(w http.ResponseWriter, r *http.Request, next http.Handler) bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.fault = f
@@ -151,13 +154,17 @@ func startUpstream(t *testing.T, o upstreamOpts) *upstreamServer {
 	root := v2.Middleware(mux, nil)
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.log = append(u.log, r.Method+" "+kind(r.URL.Path)+" "+r.URL.RequestURI())
+		line := r.Method + " " + kind(r.URL.Path) + " " + r.URL.RequestURI()
+		if rg := r.Header.Get("Range"); rg != "" {
+			line += " " + rg
+		}
+		u.log = append(u.log, line)
 		if strings.HasPrefix(r.URL.Path, "/v2/") {
 			u.auths = append(u.auths, r.Header.Get("Authorization"))
 		}
 		fault := u.fault
 		u.mu.Unlock()
-		if fault != nil && fault(w, r) {
+		if fault != nil && fault(w, r, root) {
 			return
 		}
 		root.ServeHTTP(w, r)
@@ -249,7 +256,7 @@ func startMirror(t *testing.T, opts proxy.Options) *mirror {
 	}
 	for i := range opts.Upstreams {
 		if opts.Upstreams[i].Timeout == 0 {
-			opts.Upstreams[i].Timeout = 5 * time.Second
+			opts.Upstreams[i].Timeout = 30 * time.Second
 		}
 		if opts.Upstreams[i].Revalidate == 0 {
 			opts.Upstreams[i].Revalidate = time.Minute
@@ -329,6 +336,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+func (m *mirror) fillsInFlight() int { return m.p.FillsInFlight() }
 
 // cacheRepo is a repository of the mirror's storage.
 func (m *mirror) cacheRepo(t *testing.T, name string) *storage.Repository {

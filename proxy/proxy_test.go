@@ -152,7 +152,7 @@ func TestRateLimited(t *testing.T) {
 	up.push(t, "team/other", "v1", 10<<10, 7)
 	m := startMirror(t, single(up))
 	pull(t, m, "team/app", img)
-	up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	up.setFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		w.Header().Set("Retry-After", "42")
 		w.Header().Set("Ratelimit-Limit", "100;w=21600")
 		w.Header().Set("Ratelimit-Remaining", "0;w=21600")
