@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/registryd/registryd/errcode"
 )
@@ -41,12 +42,30 @@ func (b *Blob) Open(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 	b.f.mu.Lock()
 	ahead := off > b.f.written+rangeAhead && b.f.spool != nil
 	b.f.mu.Unlock()
+	var rc io.ReadCloser
+	var err error
 	if ahead {
-		if rc, err := b.r.forwardRange(ctx, b.f.d, off, n); err == nil {
-			return rc, nil
-		}
+		rc, err = b.r.forwardRange(ctx, b.f.d, off, n)
 	}
-	return b.f.reader(ctx, off, n, true)
+	if rc == nil {
+		rc, err = b.f.reader(ctx, off, n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{ReadCloser: rc, c: b.r.p.m.pushedBytes.WithLabelValues("blob", b.r.up.name)}, nil
+}
+
+// countingReader counts the bytes sent to a client.
+type countingReader struct {
+	io.ReadCloser
+	c prometheus.Counter
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.c.Add(float64(n))
+	return n, err
 }
 
 // Blob looks for d in the cache, and when it is not there starts (or

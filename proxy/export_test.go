@@ -13,3 +13,12 @@ func (p *Proxy) FillsInFlight() int {
 	defer p.fills.mu.Unlock()
 	return len(p.fills.m)
 }
+
+// UpstreamNames are the upstreams' names, in order.
+func (p *Proxy) UpstreamNames() []string {
+	var out []string
+	for _, u := range p.upstreams {
+		out = append(out, u.name)
+	}
+	return out
+}

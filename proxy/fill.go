@@ -361,7 +361,7 @@ func (f *fill) commit(ctx context.Context) {
 		p.log.WithError(err).Error("proxy: starting the cache upload")
 		return
 	}
-	rd, err := f.reader(ctx, 0, size, false)
+	rd, err := f.reader(ctx, 0, size)
 	if err == nil {
 		_, err = up.Commit(ctx, rd, -1, f.d)
 		rd.Close()
@@ -389,9 +389,8 @@ func (f *fill) commit(ctx context.Context) {
 	p.notifyFill(f.repo, f.d, notifications.BlobMediaType, size, "")
 }
 
-// reader reads n bytes of the blob from off as they arrive. count: the
-// bytes go to a client (metrics).
-func (f *fill) reader(ctx context.Context, off, n int64, count bool) (io.ReadCloser, error) {
+// reader reads n bytes of the blob from off as they arrive.
+func (f *fill) reader(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 	f.mu.Lock()
 	if f.spool == nil {
 		committed, err := f.committed, f.err
@@ -411,7 +410,7 @@ func (f *fill) reader(ctx context.Context, off, n int64, count bool) (io.ReadClo
 	}
 	f.refs++
 	f.mu.Unlock()
-	return &fillReader{f: f, ctx: ctx, off: off, end: off + n, count: count}, nil
+	return &fillReader{f: f, ctx: ctx, off: off, end: off + n}, nil
 }
 
 type limitedReadCloser struct {
@@ -425,7 +424,6 @@ type fillReader struct {
 	ctx    context.Context
 	off    int64
 	end    int64
-	count  bool
 	closed bool
 }
 
@@ -452,9 +450,6 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			n := min(int64(len(p)), avail-r.off, r.end-r.off)
 			k, rerr := spool.ReadAt(p[:n], r.off)
 			r.off += int64(k)
-			if r.count && k > 0 {
-				f.p.m.pushedBytes.WithLabelValues("blob", f.up.name).Add(float64(k))
-			}
 			if k > 0 {
 				return k, nil
 			}

@@ -276,3 +276,68 @@ func TestNotFoundCached(t *testing.T) {
 	m.clock.add(31 * time.Second)
 	pull(t, m, "team/app", img)
 }
+
+// A hung upstream (it accepts and never answers): the first request for a
+// cached tag waits one timeout and is served stale; the circuit breaker
+// then keeps every other request from waiting at all.
+func TestOutageCostsOneTimeout(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{})
+	img := up.push(t, "team/app", "v1", 10<<10, 20)
+	img2 := up.push(t, "team/two", "v1", 10<<10, 21)
+	opts := single(up)
+	opts.Upstreams[0].Timeout = 300 * time.Millisecond
+	m := startMirror(t, opts)
+	pull(t, m, "team/app", img)
+	pull(t, m, "team/two", img2)
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	up.setFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+		<-hang
+		return true
+	})
+	up.reset()
+	m.clock.add(2 * time.Minute)
+	start := time.Now()
+	r := do(t, "GET", m.URL+"/v2/team/app/manifests/v1", accept)
+	first := time.Since(start)
+	if r.status != 200 || r.header.Get("Warning") == "" {
+		t.Fatalf("first request: %d %v", r.status, r.header)
+	}
+	if first < 300*time.Millisecond || first > 5*time.Second {
+		t.Errorf("first request took %v; want about one timeout (300ms)", first)
+	}
+	start = time.Now()
+	for i := 0; i < 5; i++ {
+		for _, repo := range []string{"team/app", "team/two"} {
+			r := do(t, "GET", m.URL+"/v2/"+repo+"/manifests/v1", accept)
+			if r.status != 200 || r.header.Get("Warning") == "" {
+				t.Fatalf("%s: %d %v", repo, r.status, r.header)
+			}
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("the hung upstream got %d requests; the breaker should have stopped all but the first", n)
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("10 requests with the breaker open took %v", d)
+	}
+}
+
+// 401 and 5xx from the upstream serve the cached tag too.
+func TestStaleOnErrors(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable} {
+		up := startUpstream(t, upstreamOpts{})
+		img := up.push(t, "team/app", "v1", 1<<10, 22)
+		m := startMirror(t, single(up))
+		pull(t, m, "team/app", img)
+		up.setFault(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+			w.WriteHeader(status)
+			return true
+		})
+		m.clock.add(2 * time.Minute)
+		r := do(t, "GET", m.URL+"/v2/team/app/manifests/v1", accept)
+		if r.status != 200 || !bytes.Equal(r.body, img.manifest) || !strings.HasPrefix(r.header.Get("Warning"), "110 ") {
+			t.Errorf("upstream %d: %d %q", status, r.status, r.header.Get("Warning"))
+		}
+	}
+}
