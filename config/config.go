@@ -69,9 +69,10 @@ func defaults() *Config {
 		Version: "0.1",
 		Log:     Log{Level: "info", Formatter: "text"},
 		Storage: Storage{
-			Maintenance: Maintenance{UploadPurging: UploadPurging{
-				Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-			}},
+			Maintenance: Maintenance{
+				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
+				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
+			},
 		},
 		HTTP: HTTP{
 			Addr:    ":5000",

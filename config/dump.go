@@ -210,6 +210,8 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),
 		"interval", fmtDuration(up.Interval), "dryrun", up.DryRun))
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
+	pt := r.Storage.Maintenance.PullTimes
+	addNode(mt, "pulltimes", pairs("enabled", pt.Enabled, "interval", fmtDuration(pt.Interval)))
 	addNode(st, "maintenance", mt)
 	addNode(root, "storage", st)
 

@@ -95,6 +95,12 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+	pt := &c.Storage.Maintenance.PullTimes
+	boolean("storage.maintenance.pulltimes.enabled", &pt.Enabled)
+	duration("storage.maintenance.pulltimes.interval", &pt.Interval)
+	if pt.Enabled && pt.Interval <= 0 {
+		bad("storage.maintenance.pulltimes.interval", "must be positive when pull times are recorded")
+	}
 
 	// http
 	h := &c.HTTP

@@ -171,6 +171,10 @@ func schema() *key {
 				"dryrun":   impl(boolean()),
 			})),
 			"readonly": impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"pulltimes": impl(section(map[string]*key{
+				"enabled":  impl(boolean()),
+				"interval": impl(duration()),
+			})),
 		})),
 	}))
 	storage.nameForm = true

@@ -93,6 +93,14 @@ type Delete struct {
 type Maintenance struct {
 	UploadPurging UploadPurging // storage.maintenance.uploadpurging
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
+	PullTimes     PullTimes     // storage.maintenance.pulltimes (registryd's own)
+}
+
+// PullTimes is storage.maintenance.pulltimes: recording the last pull of
+// every manifest (push times are always recorded).
+type PullTimes struct {
+	Enabled  bool          // default true; off in read-only mode, which writes nothing
+	Interval time.Duration // default 1m: at most one write per manifest per interval
 }
 
 // UploadPurging is storage.maintenance.uploadpurging.

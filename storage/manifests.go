@@ -337,12 +337,19 @@ func (repo *Repository) checkReferences(ctx context.Context, m *parsedManifest, 
 
 func (repo *Repository) tag(ctx context.Context, tag string, d digest.Digest) error {
 	reg := repo.reg
-	if cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag)); err == nil && cur == d {
-		return nil
+	if cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag)); err != nil || cur != d {
+		// The index link first: it records every digest the tag has had,
+		// which the reference's garbage collector and registryd's use.
+		if err := reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d); err != nil {
+			return storageErr(err)
+		}
 	}
-	// The index link first: it records every digest the tag has had, which
-	// the reference's garbage collector and registryd's use. Then current.
-	if err := reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d); err != nil {
+	// Then the push record and current, even when current already names
+	// d (a push is a push): written last, current re-creates a tag
+	// directory that a concurrent delete removed after the record, so
+	// the record is never left alone in a directory tags/list would show
+	// (times.go).
+	if err := repo.writePushed(ctx, tag, d); err != nil {
 		return storageErr(err)
 	}
 	return storageErr(reg.writeLink(ctx, tagCurrentPath(repo.name, tag), d))
@@ -382,7 +389,11 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 	if isNotFound(err) {
 		return manifestUnknown(d.String())
 	}
-	return storageErr(err)
+	if err != nil {
+		return storageErr(err)
+	}
+	// Its pull record goes too: pushed again later, it starts unpulled.
+	return repo.forgetPulls(ctx, d)
 }
 
 // DeleteTag removes one tag; the manifest it pointed at stays.

@@ -16,11 +16,18 @@ import (
 //	    _manifests/revisions/<alg>/<hex>/link               manifest revision
 //	    _manifests/tags/<tag>/current/link                  tag -> digest
 //	    _manifests/tags/<tag>/index/<alg>/<hex>/link        digests the tag has had
+//	    _manifests/tags/<tag>/_pushed                       registryd only: {digest, pushed} of the last push
 //	    _uploads/<uuid>/data, startedat, hashstates/<alg>/<offset>
 //	    _referrers/<alg>/<hex>/<alg>/<hex>/link             registryd only: subject -> referrer
+//	    _registryd/pulled/<alg>/<hex>                       registryd only: last pull of a manifest
 //
 // The reference registry skips directories starting with "_" that it does
-// not know, so _referrers is invisible to it. Every function here takes
+// not know, so _referrers and _registryd are invisible to it. It reads only
+// current/ and index/ of a tag directory and removes the directory whole
+// when it deletes the tag, so _pushed is invisible to it too and goes with
+// the tag whoever deletes it. The records are data, not file times, so
+// they survive a copy of the data directory (cp -r, rsync without -t, an
+// S3 sync) that resets modification times. Every function here takes
 // values that were validated (names, tags, digests, upload ids) by the
 // caller; driver.ValidPath is the second line of defence.
 const rootPath = "/docker/registry/v2"
@@ -98,4 +105,20 @@ func referrersDir(name string, subject digest.Digest) string {
 
 func referrerLinkPath(name string, subject, referrer digest.Digest) string {
 	return path.Join(referrersDir(name, subject), referrer.Algorithm().String(), referrer.Encoded(), "link")
+}
+
+// tagPushedPath is the record of a tag's last push (times.go). It lives in
+// the tag's directory so that a tag delete, by registryd or the reference,
+// removes it with the tag.
+func tagPushedPath(name, tag string) string { return path.Join(tagDir(name, tag), "_pushed") }
+
+// repoStateDir holds registryd's own records about a repository.
+func repoStateDir(name string) string { return path.Join(repoPath(name), "_registryd") }
+
+// pulledPath is the record of the last pull of manifest d in the
+// repository (times.go). It is kept out of the revision's directory: a
+// record written there while the revision is being deleted would leave a
+// revision directory without a link, which the catalog counts.
+func pulledPath(name string, d digest.Digest) string {
+	return path.Join(repoStateDir(name), "pulled", d.Algorithm().String(), d.Encoded())
 }

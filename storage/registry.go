@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -37,6 +38,11 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// TrackPulls records the last pull of every manifest (times.go);
+	// RunPullFlusher writes what it notes.
+	TrackPulls bool
+	// Now is the clock of push and pull times; nil is time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxManifestBytes is the spec's minimum manifest size a registry must accept.
@@ -72,6 +78,11 @@ type Registry struct {
 	watchBroke atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
+
+	// pulls holds the pulls not yet written; nil when they are not
+	// recorded.
+	pulls *pullTracker
+	now   func() time.Time
 }
 
 // New returns a Registry over d.
@@ -91,6 +102,13 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		lists:       newListCache(2 << 20),
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
+		now:         opts.Now,
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if opts.TrackPulls {
+		r.pulls = &pullTracker{}
 	}
 	// Through wrappers (metrics): watching costs no storage request, so
 	// there is nothing for them to time.

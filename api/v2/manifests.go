@@ -29,6 +29,9 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.
 	if err != nil {
 		return err
 	}
+	// A pull in memory only (storage/times.go); HEAD counts, as a client
+	// holding the image asks only that before using it.
+	repo.RecordPull(m.Digest)
 	h := w.Header()
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Docker-Content-Digest", m.Digest.String())

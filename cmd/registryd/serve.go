@@ -146,6 +146,8 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		m = metrics.New()
 		d = m.Driver(d)
 	}
+	pullTimes := cfg.Storage.Maintenance.PullTimes
+	opts.TrackPulls = pullTimes.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled
 	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
@@ -271,6 +273,11 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		defer dsrv.Close()
 		log.WithField("addr", dln.Addr().String()).Info("debug listener (metrics, pprof)")
 	}
+	if reg.PullTimesEnabled() {
+		go reg.RunPullFlusher(bg, pullTimes.Interval, func(err error) { log.WithError(err).Warn("recording pull times") })
+		// After the drain: the last requests' pulls are written too.
+		defer flushPulls(reg, log)
+	}
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
@@ -323,6 +330,15 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// flushPulls writes the pulls not yet recorded when the server stops.
+func flushPulls(reg *storage.Registry, log logrus.FieldLogger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := reg.FlushPulls(ctx); err != nil {
+		log.WithError(err).Warn("pull times of the last minute not recorded")
+	}
 }
 
 // notificationFlush bounds how long a stopping server keeps trying to
