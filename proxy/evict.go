@@ -2,19 +2,418 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage"
 )
 
-// evictor keeps the cache within its size cap and age (evict.go grows it).
-type evictor struct{ p *Proxy }
+// Eviction keeps the cache under proxy.cache.maxsize and drops images not
+// pulled for proxy.ttl.
+//
+// The unit is an image as a client pulls it: a root manifest of a cache
+// repository (one no other manifest of the repository lists as a child)
+// with the children it lists, their configs and layers. Its last use is the
+// latest pull of any of its manifests, from the registry's pull times
+// (storage/times.go: recorded on every GET and HEAD, shared by instances
+// through the storage), else when it was fetched (its tags' push records).
+// Access refreshes an image, unlike distribution's TTL counted from the
+// fetch (distribution#4659).
+//
+// Usage counts each stored digest once however many images share it: the
+// manifests of cache repositories and the blobs linked into them, at the
+// sizes their manifests give (a stat for the few that none describes).
+// Above highwatermark percent of maxsize the least recently used images are
+// evicted until usage is below lowwatermark percent.
+//
+// Evicting an image deletes its tags and manifest revisions from the cache
+// repository, nothing else. Blobs are reclaimed by garbage collection,
+// which keeps every blob that any manifest still references, cached or
+// hosted, in any repository: eviction can never break an image that is
+// still cached, nor a hosted one (distribution#2367), and needs no
+// storage.delete.enabled (distribution#4957). Until a collection has run,
+// the bytes of evicted images are still on disk.
+type evictor struct {
+	p *Proxy
 
-func newEvictor(p *Proxy) *evictor { return &evictor{p: p} }
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	kick   chan struct{}
+	seen   map[string]time.Time // unit key: when this process first saw it (fallback age)
+}
 
-func (e *evictor) start(ctx context.Context)                          {}
-func (e *evictor) stop()                                              {}
-func (e *evictor) touch(repo string, d digest.Digest)                 {}
-func (e *evictor) added(repo string, m *storage.Manifest)             {}
-func (e *evictor) blobAdded(repo string, d digest.Digest, size int64) {}
+func newEvictor(p *Proxy) *evictor {
+	return &evictor{p: p, kick: make(chan struct{}, 1), seen: map[string]time.Time{}}
+}
+
+// enabled reports whether there is anything to enforce.
+func (e *evictor) enabled() bool { return e.p.opts.MaxSize > 0 || e.p.opts.TTL > 0 }
+
+func (e *evictor) start(ctx context.Context) {
+	if !e.enabled() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancel != nil {
+		return
+	}
+	ctx, e.cancel = context.WithCancel(ctx)
+	e.done = make(chan struct{})
+	interval := e.p.opts.Interval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	go func() {
+		defer close(e.done)
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-e.kick:
+			}
+			if _, err := e.pass(ctx); err != nil && ctx.Err() == nil {
+				e.p.log.WithError(err).Warn("proxy: cache eviction")
+			}
+			t.Reset(interval)
+		}
+	}()
+}
+
+func (e *evictor) stop() {
+	e.mu.Lock()
+	cancel, done := e.cancel, e.done
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// added is told of content stored in the cache: with a size cap, the next
+// pass comes sooner.
+func (e *evictor) added(repo string, m *storage.Manifest) { e.poke() }
+
+func (e *evictor) blobAdded(repo string, d digest.Digest, size int64) { e.poke() }
+
+func (e *evictor) poke() {
+	if e.p.opts.MaxSize <= 0 {
+		return
+	}
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// image is one eviction unit.
+type cachedImage struct {
+	repo    *storage.Repository
+	root    digest.Digest
+	members []digest.Digest // root and its children present in the repository
+	tags    []string
+	uses    []digest.Digest // stored digests it holds: members and linked blobs
+	access  time.Time
+	up      string
+}
+
+// EvictionReport says what a pass found and did.
+type EvictionReport struct {
+	Images  int   // cached images
+	Usage   int64 // bytes before the pass
+	After   int64 // bytes after it
+	Evicted []EvictedImage
+}
+
+// EvictedImage is one image a pass evicted.
+type EvictedImage struct {
+	Repository string
+	Digest     digest.Digest
+	Tags       []string
+	Reason     string // "size" or "age"
+	LastUsed   time.Time
+}
+
+// pass scans the cache, evicts what it must and reports.
+func (e *evictor) pass(ctx context.Context) (EvictionReport, error) {
+	p := e.p
+	images, sizes, err := e.scan(ctx)
+	if err != nil {
+		return EvictionReport{}, err
+	}
+	refs := map[digest.Digest]int{}
+	var usage int64
+	for _, im := range images {
+		for _, d := range im.uses {
+			if refs[d] == 0 {
+				usage += sizes[d]
+			}
+			refs[d]++
+		}
+	}
+	rep := EvictionReport{Images: len(images), Usage: usage}
+	sort.Slice(images, func(i, j int) bool { return images[i].access.Before(images[j].access) })
+
+	now := p.now()
+	high, low := p.opts.MaxSize*int64(p.opts.High)/100, p.opts.MaxSize*int64(p.opts.Low)/100
+	overCap := p.opts.MaxSize > 0 && usage > high
+	for _, im := range images {
+		if len(im.members) == 0 {
+			continue // blobs without a manifest: the collector's
+		}
+		reason := ""
+		switch {
+		case p.opts.TTL > 0 && now.Sub(im.access) > p.opts.TTL:
+			reason = "age"
+		case overCap && usage > low:
+			reason = "size"
+		default:
+			continue
+		}
+		if err := e.evict(ctx, im); err != nil {
+			if ctx.Err() != nil {
+				return rep, err
+			}
+			p.log.WithError(err).WithField("repository", im.repo.Name()).Warn("proxy: evicting a cached image")
+			continue
+		}
+		for _, d := range im.uses {
+			if refs[d]--; refs[d] == 0 {
+				usage -= sizes[d]
+			}
+		}
+		p.m.evictions.WithLabelValues(im.up, reason).Inc()
+		rep.Evicted = append(rep.Evicted, EvictedImage{Repository: im.repo.Name(), Digest: im.root, Tags: im.tags, Reason: reason, LastUsed: im.access})
+	}
+	rep.After = usage
+	p.m.cacheBytes.Set(float64(usage))
+	if len(rep.Evicted) > 0 {
+		p.log.WithFields(map[string]any{"evicted": len(rep.Evicted), "bytes_before": rep.Usage, "bytes_after": usage}).Info("proxy: cache eviction")
+	}
+	return rep, nil
+}
+
+// evict deletes an image's tags and manifests from its cache repository.
+func (e *evictor) evict(ctx context.Context, im *cachedImage) error {
+	for _, t := range im.tags {
+		if err := im.repo.DeleteTag(ctx, t); err != nil && !errcode.Is(err, errcode.ManifestUnknown) {
+			return err
+		}
+	}
+	for _, d := range im.members {
+		if err := im.repo.DeleteManifest(ctx, d); err != nil && !errcode.Is(err, errcode.ManifestUnknown) {
+			return err
+		}
+	}
+	e.p.forgetRepo(im.repo.Name())
+	return nil
+}
+
+// sizedManifest reads the sizes a manifest gives its references.
+type sizedManifest struct {
+	Config *struct {
+		Digest digest.Digest `json:"digest"`
+		Size   int64         `json:"size"`
+	} `json:"config"`
+	Layers []struct {
+		Digest digest.Digest `json:"digest"`
+		Size   int64         `json:"size"`
+	} `json:"layers"`
+	Manifests []struct {
+		Digest digest.Digest `json:"digest"`
+	} `json:"manifests"`
+}
+
+// scan reads every cache repository into images, and the size of every
+// digest they hold.
+func (e *evictor) scan(ctx context.Context) ([]*cachedImage, map[digest.Digest]int64, error) {
+	p := e.p
+	var images []*cachedImage
+	sizes := map[digest.Digest]int64{}
+	seenKeys := map[string]bool{}
+	err := p.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
+		up := e.cacheUpstream(repo.Name())
+		if up == "" {
+			return nil
+		}
+		var revs []digest.Digest
+		if err := repo.Revisions(ctx, func(d digest.Digest) error { revs = append(revs, d); return nil }); err != nil {
+			return err
+		}
+		linked := map[digest.Digest]bool{}
+		if err := repo.LayerLinks(ctx, func(d digest.Digest) error { linked[d] = true; return nil }); err != nil {
+			return err
+		}
+		tags, err := repo.TagsAndTargets(ctx)
+		if err != nil {
+			return err
+		}
+		children := map[digest.Digest][]digest.Digest{}
+		blobs := map[digest.Digest][]digest.Digest{}
+		isChild := map[digest.Digest]bool{}
+		present := map[digest.Digest]bool{}
+		for _, d := range revs {
+			b, err := p.reg.ManifestContent(ctx, d)
+			if err != nil {
+				if storage.ErrNotFound(err) || errors.Is(err, storage.ErrCorruptContent) {
+					continue // nothing to pull: its revision goes with a purge
+				}
+				return err
+			}
+			present[d] = true
+			sizes[d] = int64(len(b))
+			var sm sizedManifest
+			_ = json.Unmarshal(b, &sm)
+			if sm.Config != nil && sm.Config.Digest.Validate() == nil {
+				blobs[d] = append(blobs[d], sm.Config.Digest)
+				sizes[sm.Config.Digest] = sm.Config.Size
+			}
+			for _, l := range sm.Layers {
+				if l.Digest.Validate() == nil {
+					blobs[d] = append(blobs[d], l.Digest)
+					sizes[l.Digest] = l.Size
+				}
+			}
+			for _, c := range sm.Manifests {
+				if c.Digest.Validate() == nil {
+					children[d] = append(children[d], c.Digest)
+					isChild[c.Digest] = true
+				}
+			}
+		}
+		tagsOf := map[digest.Digest][]string{}
+		for t, d := range tags {
+			tagsOf[d] = append(tagsOf[d], t)
+		}
+		claimed := map[digest.Digest]bool{}
+		for _, root := range revs {
+			if !present[root] || isChild[root] && len(tagsOf[root]) == 0 {
+				continue
+			}
+			im := &cachedImage{repo: repo, root: root, up: up}
+			work := []digest.Digest{root}
+			inImage := map[digest.Digest]bool{}
+			for len(work) > 0 {
+				d := work[len(work)-1]
+				work = work[:len(work)-1]
+				if inImage[d] || !present[d] {
+					continue
+				}
+				inImage[d] = true
+				im.uses = append(im.uses, d)
+				if d != root && len(tagsOf[d]) > 0 {
+					// A child with tags of its own is an image of its
+					// own too: it holds this one's bytes but goes with
+					// its own tags.
+					continue
+				}
+				im.members = append(im.members, d)
+				im.tags = append(im.tags, tagsOf[d]...)
+				for _, b := range blobs[d] {
+					if linked[b] {
+						im.uses = append(im.uses, b)
+						claimed[b] = true
+					}
+				}
+				work = append(work, children[d]...)
+			}
+			// Children of a tagged child stay with the child's tag; an
+			// index's children that another root also lists are shared.
+			sort.Strings(im.tags)
+			im.access = e.lastUse(ctx, im)
+			seenKeys[repo.Name()+"@"+root.String()] = true
+			images = append(images, im)
+		}
+		// Linked blobs no cached manifest describes (fetched by digest
+		// alone) count at their stored size; garbage collection removes
+		// them, eviction has nothing to delete for them.
+		orphans := &cachedImage{repo: repo, up: up}
+		for b := range linked {
+			if claimed[b] {
+				continue
+			}
+			if _, ok := sizes[b]; !ok {
+				if n, ok, err := p.reg.BlobDataSize(ctx, b); err == nil && ok {
+					sizes[b] = n
+				}
+			}
+			orphans.uses = append(orphans.uses, b)
+		}
+		if len(orphans.uses) > 0 {
+			images = append(images, orphans)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Forget first sightings of images that are gone.
+	e.mu.Lock()
+	for k := range e.seen {
+		if !seenKeys[k] {
+			delete(e.seen, k)
+		}
+	}
+	e.mu.Unlock()
+	return images, sizes, nil
+}
+
+// lastUse is the image's last pull, else its fetch (its tags' push
+// records), else when this process first saw it.
+func (e *evictor) lastUse(ctx context.Context, im *cachedImage) time.Time {
+	var last time.Time
+	for _, d := range im.members {
+		if t, err := im.repo.LastPulled(ctx, d); err == nil && t.After(last) {
+			last = t
+		}
+	}
+	if last.IsZero() && len(im.tags) > 0 {
+		if infos, err := im.repo.TagInfosOf(ctx, im.tags); err == nil {
+			for _, in := range infos {
+				if in.Pushed.After(last) {
+					last = in.Pushed
+				}
+			}
+		}
+	}
+	if last.IsZero() {
+		key := im.repo.Name() + "@" + im.root.String()
+		e.mu.Lock()
+		t, ok := e.seen[key]
+		if !ok {
+			t = e.p.now()
+			e.seen[key] = t
+		}
+		e.mu.Unlock()
+		last = t
+	}
+	return last
+}
+
+// cacheUpstream is the upstream a repository caches, "" for a hosted one.
+func (e *evictor) cacheUpstream(name string) string {
+	p := e.p
+	if p.opts.All {
+		return p.upstreams[0].name
+	}
+	for _, u := range p.upstreams {
+		if u.namespace != "" && strings.HasPrefix(name, u.namespace+"/") {
+			return u.name
+		}
+	}
+	return ""
+}
+
+// Evict runs one eviction pass now (for tests and the admin API).
+func (p *Proxy) Evict(ctx context.Context) (EvictionReport, error) { return p.evict.pass(ctx) }

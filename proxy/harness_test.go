@@ -246,8 +246,8 @@ func (c *clock) add(d time.Duration) {
 
 func startMirror(t *testing.T, opts proxy.Options) *mirror {
 	t.Helper()
-	reg := storage.New(inmemory.New(), storage.Options{})
 	c := &clock{t: time.Now()}
+	reg := storage.New(inmemory.New(), storage.Options{Now: c.now, TrackPulls: true})
 	if opts.Now == nil {
 		opts.Now = c.now
 	}
@@ -335,6 +335,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// httptestServer serves h for the test, returning its URL.
+func httptestServer(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func (m *mirror) fillsInFlight() int { return m.p.FillsInFlight() }

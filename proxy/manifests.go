@@ -44,7 +44,6 @@ func (r *Repo) Manifest(ctx context.Context, h http.Header, ref string, head boo
 	if err == nil && !head {
 		r.p.m.requests.WithLabelValues("manifest", r.up.name).Inc()
 		r.p.m.pushedBytes.WithLabelValues("manifest", r.up.name).Add(float64(len(m.Content)))
-		r.p.evict.touch(r.local.Name(), m.Digest)
 	}
 	return m, err
 }
@@ -242,8 +241,21 @@ func (p *Proxy) setFresh(key string) {
 	p.fresh[key] = p.now()
 }
 
-// forget drops what is remembered of key (after a purge).
-func (p *Proxy) forget(prefix string) {
+// forgetRepo drops what is remembered of the tags of a cache repository
+// (its content was evicted or purged): the next request asks upstream.
+func (p *Proxy) forgetRepo(local string) {
+	var prefix string
+	for _, u := range p.upstreams {
+		if u.namespace == "" {
+			prefix = u.name + "|" + local + "|"
+		} else if rest, ok := strings.CutPrefix(local, u.namespace+"/"); ok {
+			prefix = u.name + "|" + rest + "|"
+			break
+		}
+	}
+	if prefix == "" {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for k := range p.fresh {

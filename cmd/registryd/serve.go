@@ -25,6 +25,7 @@ import (
 	"github.com/registryd/registryd/internal/httpmux"
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/notifications"
+	"github.com/registryd/registryd/proxy"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
@@ -191,6 +192,11 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
 		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+	}
+	if mirror != nil {
+		admin := mirror.AdminHandler(authz) // the cache's purge and status (proxy/admin.go)
+		root.Handle(proxy.AdminPrefix, admin)
+		root.Handle(proxy.AdminPrefix+"/", admin)
 	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
