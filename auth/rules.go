@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/registryd/registryd/internal/repoglob"
 )
 
 // AccessConfig holds per-repository access rules: what distribution cannot
@@ -83,7 +85,7 @@ type policy struct {
 }
 
 type compiledRule struct {
-	patterns []pattern
+	patterns []repoglob.Pattern
 	anyUser  bool
 	users    map[string]bool // users named directly or through a group
 	actions  actionSet
@@ -153,7 +155,7 @@ func compileRule(where string, repos, actions []string) (compiledRule, error) {
 		return cr, fmt.Errorf("%s.repositories: at least one repository pattern is needed (\"**\" matches every repository)", where)
 	}
 	for _, r := range repos {
-		pt, err := compilePattern(r)
+		pt, err := repoglob.Compile(r)
 		if err != nil {
 			return cr, fmt.Errorf("%s.repositories: %w", where, err)
 		}
@@ -228,107 +230,11 @@ func (p *policy) allowed(user string, a Access) bool {
 
 func (r *compiledRule) matches(repo string) bool {
 	for _, p := range r.patterns {
-		if p.match(repo) {
+		if p.Match(repo) {
 			return true
 		}
 	}
 	return false
-}
-
-// pattern is a glob over repository names: "/" separates components, "*"
-// matches any run of characters within one component, and a component that
-// is exactly "**" matches zero or more whole components ("team-a/**"
-// matches team-a, team-a/app and team-a/x/y; "**/cache" matches cache and
-// a/b/cache).
-type pattern struct {
-	raw   string
-	parts []string
-}
-
-func compilePattern(s string) (pattern, error) {
-	if s == "" {
-		return pattern{}, fmt.Errorf("empty repository pattern")
-	}
-	if len(s) > 255 {
-		return pattern{}, fmt.Errorf("repository pattern %.40q... is longer than a repository name may be", s)
-	}
-	parts := strings.Split(s, "/")
-	var out []string
-	for _, part := range parts {
-		if part == "" {
-			return pattern{}, fmt.Errorf("repository pattern %q has an empty path component", s)
-		}
-		if part != "**" && strings.Contains(part, "**") {
-			return pattern{}, fmt.Errorf("repository pattern %q: \"**\" must be a whole path component (use \"*\" within a component)", s)
-		}
-		for _, c := range part {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '*') {
-				return pattern{}, fmt.Errorf("repository pattern %q: character %q cannot appear in a repository name (names are lowercase)", s, c)
-			}
-		}
-		// "**/**" means what "**" means; collapsing keeps matching linear.
-		if part == "**" && len(out) > 0 && out[len(out)-1] == "**" {
-			continue
-		}
-		out = append(out, part)
-	}
-	return pattern{raw: s, parts: out}, nil
-}
-
-// match reports whether name matches. It runs in O(parts × components)
-// whatever the pattern, by dynamic programming over suffixes instead of
-// backtracking.
-func (p pattern) match(name string) bool {
-	comps := strings.Split(name, "/")
-	np, nc := len(p.parts), len(comps)
-	// ok[j] is whether parts[i:] matches comps[j:], for the current i.
-	ok := make([]bool, nc+1)
-	ok[nc] = true
-	for i := np - 1; i >= 0; i-- {
-		next := make([]bool, nc+1)
-		if p.parts[i] == "**" {
-			// parts[i:] matches comps[j:] if parts[i+1:] matches comps[k:] for some k >= j.
-			seen := false
-			for j := nc; j >= 0; j-- {
-				seen = seen || ok[j]
-				next[j] = seen
-			}
-		} else {
-			for j := 0; j < nc; j++ {
-				next[j] = ok[j+1] && matchComponent(p.parts[i], comps[j])
-			}
-		}
-		ok = next
-	}
-	return ok[0]
-}
-
-// matchComponent matches one component against a glob whose only special
-// character is "*". The classic greedy algorithm with one backtrack point
-// is linear in practice and quadratic at worst.
-func matchComponent(glob, s string) bool {
-	gi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case gi < len(glob) && glob[gi] == '*':
-			star, mark = gi, si
-			gi++
-		case gi < len(glob) && glob[gi] == s[si]:
-			gi++
-			si++
-		case star >= 0:
-			gi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for gi < len(glob) && glob[gi] == '*' {
-		gi++
-	}
-	return gi == len(glob)
 }
 
 // String lists the rules compactly, for the startup log.
@@ -357,7 +263,7 @@ func (p *policy) String() string {
 func (r *compiledRule) patternList() string {
 	raw := make([]string, len(r.patterns))
 	for i, p := range r.patterns {
-		raw[i] = p.raw
+		raw[i] = p.String()
 	}
 	return strings.Join(raw, ",")
 }

@@ -71,6 +71,7 @@ func defaults() *Config {
 		Storage: Storage{
 			Maintenance: Maintenance{
 				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
+				Retention:     defaultRetention(),
 				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
 			},
 		},
@@ -547,6 +548,11 @@ func checkLeaf(k *key, n *yaml.Node) string {
 		var i int
 		if !scalar || n.Decode(&i) != nil {
 			return fmt.Sprintf("must be an integer, got %s", describe(n))
+		}
+	case kFloat:
+		var f float64
+		if !scalar || n.Decode(&f) != nil {
+			return fmt.Sprintf("must be a number, got %s", describe(n))
 		}
 	case kDuration:
 		if !scalar {

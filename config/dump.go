@@ -25,6 +25,7 @@ func (c *Config) Redacted() *Config {
 	r.Warnings = slices.Clone(c.Warnings)
 	r.Notifications = redactNotifications(c.Notifications)
 	r.Proxy = redactProxy(c.Proxy)
+	r.Storage.Maintenance.Retention = cloneRetention(c.Storage.Maintenance.Retention)
 	if r.HTTP.Secret != "" {
 		r.HTTP.Secret = masked
 	}
@@ -210,6 +211,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),
 		"interval", fmtDuration(up.Interval), "dryrun", up.DryRun))
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
+	addNode(mt, "retention", dumpRetention(r.Storage.Maintenance.Retention)) // retention.go
 	pt := r.Storage.Maintenance.PullTimes
 	addNode(mt, "pulltimes", pairs("enabled", pt.Enabled, "interval", fmtDuration(pt.Interval)))
 	addNode(st, "maintenance", mt)

@@ -95,6 +95,7 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+	p.fillRetention(c, boolean, integer, duration, strList, bad) // retention.go
 	pt := &c.Storage.Maintenance.PullTimes
 	boolean("storage.maintenance.pulltimes.enabled", &pt.Enabled)
 	duration("storage.maintenance.pulltimes.interval", &pt.Interval)

@@ -11,6 +11,7 @@ const (
 	kBool                 // true/false (yes/no/on/off too, as distribution's YAML reads them)
 	kInt                  // an integer
 	kDuration             // a Go duration: "168h", "10s"
+	kFloat                // a number: 0.5, 1
 	kStrings              // a list of strings; a single string is a list of one
 	kList                 // a list of sections (elem)
 	kMap                  // a map of names to anything (log.fields, middleware options)
@@ -75,6 +76,7 @@ func str() *key      { return leaf(kString) }
 func boolean() *key  { return leaf(kBool) }
 func integer() *key  { return leaf(kInt) }
 func duration() *key { return leaf(kDuration) }
+func float() *key    { return leaf(kFloat) }
 func strs() *key     { return leaf(kStrings) }
 
 // supportedDrivers names the storage drivers registryd has, for messages.
@@ -170,7 +172,8 @@ func schema() *key {
 				"interval": impl(duration()),
 				"dryrun":   impl(boolean()),
 			})),
-			"readonly": impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"readonly":  impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"retention": retentionSchema(), // retention.go
 			"pulltimes": impl(section(map[string]*key{
 				"enabled":  impl(boolean()),
 				"interval": impl(duration()),

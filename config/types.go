@@ -93,6 +93,7 @@ type Delete struct {
 type Maintenance struct {
 	UploadPurging UploadPurging // storage.maintenance.uploadpurging
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
+	Retention     Retention     // storage.maintenance.retention (registryd; distribution ignores the section)
 	PullTimes     PullTimes     // storage.maintenance.pulltimes (registryd's own)
 }
 
@@ -109,6 +110,33 @@ type UploadPurging struct {
 	Age      time.Duration // default 168h
 	Interval time.Duration // default 24h
 	DryRun   bool          // default false
+}
+
+// Retention is storage.maintenance.retention: tag retention policies
+// (package retention acts on them).
+type Retention struct {
+	DryRun             bool              // dryrun: decide and report, delete nothing (default false)
+	Delay              time.Duration     // delay: untagged manifests go only when older than this (default 24h)
+	MaxDeletionsPerRun int               // maxdeletionsperrun: cap on deletions per run (default 1000)
+	MaxShare           float64           // maxshare: refuse a repository whose run would delete more than this share of its tags (default 0.5)
+	Interval           time.Duration     // interval: time between runs inside serve; 0 runs only on demand (default 24h)
+	Policies           []RetentionPolicy // policies: the first whose repositories match a repository applies to it
+}
+
+// RetentionPolicy is one element of storage.maintenance.retention.policies.
+type RetentionPolicy struct {
+	Repositories   []string   // repositories: globs ("team-a/**")
+	DeleteUntagged bool       // deleteuntagged: remove manifests no tag reaches, after delay
+	KeepTags       []KeepTags // keeptags: a tag is kept when any rule keeps it
+}
+
+// KeepTags is one element of a policy's keeptags.
+type KeepTags struct {
+	Patterns                []string      // patterns: regular expressions
+	MostRecentlyPushedCount int           // mostrecentlypushedcount
+	MostRecentlyPulledCount int           // mostrecentlypulledcount
+	PushedWithin            time.Duration // pushedwithin
+	PulledWithin            time.Duration // pulledwithin
 }
 
 // ReadOnly is storage.maintenance.readonly.

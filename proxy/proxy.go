@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/internal/repoglob"
 	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/storage"
 )
@@ -96,7 +96,7 @@ type Proxy struct {
 	upstreams []*upstream
 	byName    map[string]*upstream // name and aliases
 	def       *upstream
-	hosted    []auth.Pattern
+	hosted    []repoglob.Pattern
 
 	fills  fillSet
 	flight flight[manifestResult]
@@ -176,7 +176,7 @@ func New(reg *storage.Registry, opts Options) (*Proxy, error) {
 		p.def = p.upstreams[0]
 	}
 	for _, h := range opts.Hosted {
-		pat, err := auth.CompilePattern(h)
+		pat, err := repoglob.Compile(h)
 		if err != nil {
 			return nil, fmt.Errorf("proxy: hosted: %w", err)
 		}

@@ -152,6 +152,12 @@ type Run struct {
 	BytesFreed int64          `json:"bytesFreed"`
 	// Decisions is retention's per-tag report.
 	Decisions []Decision `json:"decisions,omitempty"`
+	// Refused names the repositories a retention run left untouched
+	// because it would have deleted more than maxshare of their tags.
+	Refused []string `json:"refused,omitempty"`
+	// Deferred counts deletions left for a later run by
+	// maxdeletionsperrun.
+	Deferred int `json:"deferred,omitempty"`
 }
 
 // Decision is retention's verdict on one tag.
@@ -162,6 +168,13 @@ type Decision struct {
 	Delete     bool   `json:"delete"`
 	Rule       string `json:"rule"` // the rule that decided: "patterns", "mostrecentlypushedcount", ...
 	BytesFreed int64  `json:"bytesFreed,omitempty"`
+	// Reason says how the rule decided, for a person ("3rd most recently
+	// pushed of 12 tags (keeptags[1] keeps 5)").
+	Reason string `json:"reason,omitempty"`
+	// Policy is the policy that applied: its repositories globs.
+	Policy     string     `json:"policy,omitempty"`
+	Pushed     *time.Time `json:"pushed,omitempty"`
+	LastPulled *time.Time `json:"lastPulled,omitempty"`
 }
 
 // Maintenance is GET .../gc and GET .../retention.

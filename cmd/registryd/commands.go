@@ -48,6 +48,13 @@ with TLS, SIGHUP reloads the certificate and key.`,
 			flags:   gcFlags,
 		},
 		{
+			name:    "retention",
+			args:    "[flags] [config.yml]",
+			summary: "apply the retention policies once and print the per-tag report",
+			about:   retentionAbout,
+			flags:   retentionFlags,
+		},
+		{
 			name:    "config check",
 			args:    "[config.yml]",
 			summary: "validate a config and print the effective settings (environment applied, secrets masked)",

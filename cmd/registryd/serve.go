@@ -26,6 +26,7 @@ import (
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/notifications"
 	"github.com/registryd/registryd/proxy"
+	"github.com/registryd/registryd/retention"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/filesystem"
@@ -286,6 +287,24 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
+	}
+	// Retention runs on its own schedule (storage.maintenance.retention
+	// .interval), and on demand through the admin API.
+	var retMetrics *retention.Metrics
+	if m != nil {
+		retMetrics = retention.NewMetrics()
+		m.Registry.MustRegister(retMetrics.Collectors()...)
+	}
+	ret, err := newRetention(bg, cfg, reg, retMetrics, log.WithField("component", "retention"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if ret != nil {
+		go ret.Schedule()
+		rc := cfg.Storage.Maintenance.Retention
+		log.WithFields(logrus.Fields{"policies": len(rc.Policies), "interval": rc.Interval.String(), "dry_run": rc.DryRun,
+			"scheduled": rc.Interval > 0 && !cfg.Storage.Maintenance.ReadOnly.Enabled}).Info("retention policies")
 	}
 
 	// A collection in progress may be deleting what a push would link;
