@@ -587,3 +587,113 @@ func TestProxyStartsWithUpstreamDown(t *testing.T) {
 		t.Errorf("uncached with the upstream down: %s", r)
 	}
 }
+
+// TestProxyS3SharedCache: two mirror instances on one MinIO bucket share
+// one cache: what one fetched the other serves with the upstream gone.
+func TestProxyS3SharedCache(t *testing.T) {
+	mn := startMinio(t)
+	_, storageYAML := mn.bucket(t)
+	up := startRegistryd(t)
+	fault := startFaultProxy(t, up.Addr)
+	extra := fmt.Sprintf("proxy:\n  remoteurl: %s\n  timeout: 2s\n", fault.URL())
+	a := startServerExtra(t, "registryd", registrydBin, "", storageYAML, extra, nil)
+	b := startServerExtra(t, "registryd", registrydBin, "", storageYAML, extra, nil)
+	digest, layer, content := pushRandomImage(t, up, "s3/app", "v1", 12<<20, 7)
+	if got := craneDigest(t, a.Addr+"/s3/app:v1"); got != digest {
+		t.Fatalf("digest through A: %s", got)
+	}
+	must(t, cranePull(t, a.Addr+"/s3/app:v1"))
+	// The fill's commit to the bucket follows the client's download.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var st struct{ FillsInFlight int }
+		getJSON(t, a, "/v2/_registryd/v1/cache", &st)
+		if st.FillsInFlight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fills still running after 30s")
+		}
+	}
+	fault.goAway()
+	must(t, cranePull(t, b.Addr+"/s3/app:v1"))
+	r := getBlob(t, b, "s3/app", layer)
+	if r.Status != 200 || !bytes.Equal(r.Body, content) {
+		t.Fatalf("layer through B from the shared cache: %d, %d bytes", r.Status, len(r.Body))
+	}
+	if n := fault.served("GET", "blob"); n != 2 {
+		t.Errorf("the upstream served %d blob GETs, want 2 (config and layer, once)", n)
+	}
+}
+
+// dirSize is the bytes of the regular files below dir.
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// TestProxyEviction: under a small size cap, pulls go on while eviction
+// keeps the cache under it, and every image still cached pulls whole with
+// the upstream gone.
+func TestProxyEviction(t *testing.T) {
+	const maxSize = 3 << 20
+	up := startRegistryd(t)
+	fault := startFaultProxy(t, up.Addr)
+	m := startServerExtra(t, "registryd", registrydBin, t.TempDir(), "", fmt.Sprintf(`proxy:
+  remoteurl: %s
+  timeout: 2s
+  cache:
+    maxsize: %d
+    highwatermark: 90
+    lowwatermark: 60
+    interval: 200ms
+`, fault.URL(), maxSize), nil)
+	const images = 10
+	for i := 0; i < images; i++ {
+		pushRandomImage(t, up, fmt.Sprintf("evict/app%d", i), "v1", 512<<10, int64(100+i))
+	}
+	type cacheStatus struct {
+		Usage    int64
+		Images   int
+		LastPass *time.Time
+	}
+	var maxSeen int64
+	for i := 0; i < images; i++ {
+		must(t, cranePull(t, fmt.Sprintf("%s/evict/app%d:v1", m.Addr, i)))
+		var st cacheStatus
+		getJSON(t, m, "/v2/_registryd/v1/cache", &st)
+		maxSeen = max(maxSeen, st.Usage)
+		if st.Usage > maxSize*90/100 {
+			t.Errorf("after pull %d the cache holds %d bytes, over the high watermark of %d", i, st.Usage, maxSize*90/100)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	var st cacheStatus
+	getJSON(t, m, "/v2/_registryd/v1/cache", &st)
+	t.Logf("cache after %d pulls of %d bytes: %d bytes, %d images (most seen %d)", images, 512<<10, st.Usage, st.Images, maxSeen)
+	if st.LastPass == nil || st.Usage == 0 || st.Usage > maxSize {
+		t.Fatalf("status %+v", st)
+	}
+	fault.goAway()
+	kept := 0
+	for i := 0; i < images; i++ {
+		repo := fmt.Sprintf("evict/app%d", i)
+		r := doHTTP(t, http.MethodGet, m.URL("/v2/"+repo+"/tags/list"), nil, nil)
+		if r.Status != 200 || !strings.Contains(string(r.Body), `"v1"`) {
+			continue // evicted
+		}
+		kept++
+		if err := cranePull(t, m.Addr+"/"+repo+":v1"); err != nil {
+			t.Errorf("%s is still cached but does not pull: %v", repo, err)
+		}
+	}
+	if kept == 0 || kept == images {
+		t.Errorf("%d of %d images still cached", kept, images)
+	}
+}

@@ -145,6 +145,11 @@ type Status struct {
 	FillsInFlight int              `json:"fillsInFlight"`
 	MaxSize       int64            `json:"maxSize,omitempty"`
 	TTL           string           `json:"ttl,omitempty"`
+	// Usage is the cached bytes and Images the cached images the last
+	// eviction pass counted (at LastPass), when eviction is on.
+	Usage    int64      `json:"usage,omitempty"`
+	Images   int        `json:"images,omitempty"`
+	LastPass *time.Time `json:"lastPass,omitempty"`
 }
 
 // UpstreamStatus is one upstream in Status.
@@ -172,6 +177,12 @@ func (p *Proxy) Status() Status {
 	p.fills.mu.Lock()
 	st.FillsInFlight = len(p.fills.m)
 	p.fills.mu.Unlock()
+	p.evict.mu.Lock()
+	if !p.evict.lastAt.IsZero() {
+		at := p.evict.lastAt
+		st.LastPass, st.Usage, st.Images = &at, p.evict.last.After, p.evict.last.Images-len(p.evict.last.Evicted)
+	}
+	p.evict.mu.Unlock()
 	for _, u := range p.upstreams {
 		us := UpstreamStatus{Name: u.name, URL: u.base.String(), Names: u.names, Namespace: u.namespace, Default: u == p.def}
 		u.mu.Lock()

@@ -28,18 +28,20 @@ import (
 // fetch (distribution#4659).
 //
 // Usage counts each stored digest once however many images share it: the
-// manifests of cache repositories and the blobs linked into them, at the
-// sizes their manifests give (a stat for the few that none describes).
-// Above highwatermark percent of maxsize the least recently used images are
+// manifests of cached images and the blobs they use that are linked into
+// their repositories (fetched), at the sizes the manifests give. Above
+// highwatermark percent of maxsize the least recently used images are
 // evicted until usage is below lowwatermark percent.
 //
 // Evicting an image deletes its tags and manifest revisions from the cache
-// repository, nothing else. Blobs are reclaimed by garbage collection,
-// which keeps every blob that any manifest still references, cached or
-// hosted, in any repository: eviction can never break an image that is
-// still cached, nor a hosted one (distribution#2367), and needs no
+// repository, and the repository's links to the blobs no other image of
+// it uses; never a blob. Blobs are reclaimed by garbage collection, which
+// keeps every blob that any manifest still references, cached or hosted,
+// in any repository: eviction can never break an image that is still
+// cached, nor a hosted one (distribution#2367), and needs no
 // storage.delete.enabled (distribution#4957). Until a collection has run,
-// the bytes of evicted images are still on disk.
+// the bytes of evicted images are still on disk: the cap bounds the cached
+// images, the collector (storage.maintenance.gc) the garbage.
 type evictor struct {
 	p *Proxy
 
@@ -48,6 +50,8 @@ type evictor struct {
 	done   chan struct{}
 	kick   chan struct{}
 	seen   map[string]time.Time // unit key: when this process first saw it (fallback age)
+	last   EvictionReport       // of the last pass
+	lastAt time.Time
 }
 
 func newEvictor(p *Proxy) *evictor {
@@ -153,13 +157,22 @@ func (e *evictor) pass(ctx context.Context) (EvictionReport, error) {
 		return EvictionReport{}, err
 	}
 	refs := map[digest.Digest]int{}
+	// Links per repository: an evicted image's blob links go when no
+	// image left in the repository uses the blob.
+	repoRefs := map[string]map[digest.Digest]int{}
 	var usage int64
 	for _, im := range images {
+		rr := repoRefs[im.repo.Name()]
+		if rr == nil {
+			rr = map[digest.Digest]int{}
+			repoRefs[im.repo.Name()] = rr
+		}
 		for _, d := range im.uses {
 			if refs[d] == 0 {
 				usage += sizes[d]
 			}
 			refs[d]++
+			rr[d]++
 		}
 	}
 	rep := EvictionReport{Images: len(images), Usage: usage}
@@ -181,7 +194,14 @@ func (e *evictor) pass(ctx context.Context) (EvictionReport, error) {
 		default:
 			continue
 		}
-		if err := e.evict(ctx, im); err != nil {
+		rr := repoRefs[im.repo.Name()]
+		var unlink []digest.Digest
+		for _, d := range im.uses {
+			if rr[d]--; rr[d] == 0 {
+				unlink = append(unlink, d)
+			}
+		}
+		if err := e.evict(ctx, im, unlink); err != nil {
 			if ctx.Err() != nil {
 				return rep, err
 			}
@@ -198,14 +218,18 @@ func (e *evictor) pass(ctx context.Context) (EvictionReport, error) {
 	}
 	rep.After = usage
 	p.m.cacheBytes.Set(float64(usage))
+	e.mu.Lock()
+	e.last, e.lastAt = rep, p.now()
+	e.mu.Unlock()
 	if len(rep.Evicted) > 0 {
 		p.log.WithFields(map[string]any{"evicted": len(rep.Evicted), "bytes_before": rep.Usage, "bytes_after": usage}).Info("proxy: cache eviction")
 	}
 	return rep, nil
 }
 
-// evict deletes an image's tags and manifests from its cache repository.
-func (e *evictor) evict(ctx context.Context, im *cachedImage) error {
+// evict deletes an image's tags and manifests from its cache repository,
+// then the repository's links to the blobs (unlink) only it used.
+func (e *evictor) evict(ctx context.Context, im *cachedImage, unlink []digest.Digest) error {
 	for _, t := range im.tags {
 		if err := im.repo.DeleteTag(ctx, t); err != nil && !errcode.Is(err, errcode.ManifestUnknown) {
 			return err
@@ -213,6 +237,11 @@ func (e *evictor) evict(ctx context.Context, im *cachedImage) error {
 	}
 	for _, d := range im.members {
 		if err := im.repo.DeleteManifest(ctx, d); err != nil && !errcode.Is(err, errcode.ManifestUnknown) {
+			return err
+		}
+	}
+	for _, d := range unlink {
+		if err := im.repo.UnlinkLayer(ctx, d); err != nil {
 			return err
 		}
 	}
@@ -296,7 +325,6 @@ func (e *evictor) scan(ctx context.Context) ([]*cachedImage, map[digest.Digest]i
 		for t, d := range tags {
 			tagsOf[d] = append(tagsOf[d], t)
 		}
-		claimed := map[digest.Digest]bool{}
 		for _, root := range revs {
 			if !present[root] || isChild[root] && len(tagsOf[root]) == 0 {
 				continue
@@ -323,7 +351,6 @@ func (e *evictor) scan(ctx context.Context) ([]*cachedImage, map[digest.Digest]i
 				for _, b := range blobs[d] {
 					if linked[b] {
 						im.uses = append(im.uses, b)
-						claimed[b] = true
 					}
 				}
 				work = append(work, children[d]...)
@@ -335,24 +362,9 @@ func (e *evictor) scan(ctx context.Context) ([]*cachedImage, map[digest.Digest]i
 			seenKeys[repo.Name()+"@"+root.String()] = true
 			images = append(images, im)
 		}
-		// Linked blobs no cached manifest describes (fetched by digest
-		// alone) count at their stored size; garbage collection removes
-		// them, eviction has nothing to delete for them.
-		orphans := &cachedImage{repo: repo, up: up}
-		for b := range linked {
-			if claimed[b] {
-				continue
-			}
-			if _, ok := sizes[b]; !ok {
-				if n, ok, err := p.reg.BlobDataSize(ctx, b); err == nil && ok {
-					sizes[b] = n
-				}
-			}
-			orphans.uses = append(orphans.uses, b)
-		}
-		if len(orphans.uses) > 0 {
-			images = append(images, orphans)
-		}
+		// Blobs linked here that no cached manifest uses (fetched by
+		// digest alone, or a manifest cached since the listing) are not
+		// counted: garbage collection removes what nothing references.
 		return nil
 	})
 	if err != nil {
