@@ -59,8 +59,9 @@ type fill struct {
 	local  *storage.Repository
 	repo   *Repo
 
-	ready chan struct{} // closed once size is known, or the fill failed first
-	size  int64
+	ready      chan struct{} // closed once size is known, or the fill failed first
+	downloaded chan struct{} // closed when the download is over (verified or failed)
+	size       int64
 
 	mu        sync.Mutex
 	spool     *os.File // nil once closed
@@ -128,7 +129,7 @@ func (p *Proxy) startFill(r *Repo, key string, d digest.Digest) (*fill, error) {
 	_ = os.Remove(spool.Name())
 	f := &fill{
 		p: p, up: r.up, key: key, d: d, remote: r.remote, local: r.local, repo: r,
-		ready: make(chan struct{}), size: -1,
+		ready: make(chan struct{}), downloaded: make(chan struct{}), size: -1,
 		spool: spool, wake: make(chan struct{}), refs: 2, // downloader and committer
 	}
 	p.m.fillsActive.Inc()
@@ -193,10 +194,11 @@ func (f *fill) download(ctx context.Context) {
 		f.mu.Lock()
 		f.downDone = true
 		f.mu.Unlock()
+		close(f.downloaded)
 		f.release()
 	}()
 	h := f.d.Algorithm().Hash()
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, 512<<10) // two buffers of 256 KiB
 	var lastErr error
 	for attempt := 0; attempt <= f.up.maxRetries; attempt++ {
 		if attempt > 0 {
@@ -270,14 +272,25 @@ func (f *fill) fetchOnce(ctx context.Context, h hash.Hash, buf []byte) (done, re
 		e := statusError(f.up.name, resp, "GET blob "+f.remote+"@"+f.d.String())
 		return false, off > 0 && e.kind == kindUnavailable, e
 	}
-	for {
-		n, rerr := body.Read(buf)
+	// The hash of one buffer runs while the next is written and read (as
+	// the uploads' copyHashing): on a multi-core machine the digest costs
+	// the download no time. hashed holds a token while no hash runs.
+	hashed := make(chan struct{}, 1)
+	hashed <- struct{}{}
+	defer func() { <-hashed }()
+	bufs := [2][]byte{buf[:len(buf)/2], buf[len(buf)/2:]}
+	for i := 0; ; i ^= 1 {
+		b := bufs[i]
+		n, rerr := body.Read(b)
 		if n > 0 {
 			if f.size >= 0 && f.written+int64(n) > f.size {
 				return false, false, &upstreamError{upstream: f.up.name, kind: kindInvalid, msg: fmt.Sprintf("blob %s is longer than its %d bytes", f.d, f.size)}
 			}
-			h.Write(buf[:n])
-			if _, err := f.spool.WriteAt(buf[:n], f.written); err != nil {
+			// The previous buffer's hash is done before this one's
+			// starts (order), and before the other buffer is read into.
+			<-hashed
+			go func(p []byte) { h.Write(p); hashed <- struct{}{} }(b[:n])
+			if _, err := f.spool.WriteAt(b[:n], f.written); err != nil {
 				return false, false, fmt.Errorf("proxy: spool: %w", err)
 			}
 			f.p.m.pulledBytes.WithLabelValues("blob", f.up.name).Add(float64(n))
@@ -341,8 +354,13 @@ func (f *fill) commit(ctx context.Context) {
 		p.fills.remove(f)
 		f.release()
 	}()
+	// The copy into storage starts once the download is over: clients
+	// get the bytes as fast as the upstream sends them, and the copy does
+	// not compete with them for the CPU (a second pass over the bytes,
+	// hashed again by the upload). Clients that come meanwhile join the
+	// fill, which is still listed, and read the spool.
 	select {
-	case <-f.ready:
+	case <-f.downloaded:
 	case <-ctx.Done():
 		return
 	}

@@ -29,6 +29,12 @@
 //	s3        the push workload with a smaller blob (-s3-size) against
 //	          each server's S3 driver over one MinIO on loopback, and
 //	          registryd on the filesystem for comparison: a separate table
+//	proxy     each server as a pull-through cache (proxy.remoteurl) of a
+//	          registryd upstream: a cold pull (-proxy-size) through it
+//	          against the same pull direct, its time to first byte, 32
+//	          concurrent cold pulls (-proxy-conc-size): wall time and bytes
+//	          the upstream sent, a warm pull against registryd hosted: a
+//	          separate table (proxy.go)
 package main
 
 import (
@@ -87,7 +93,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3,proxy", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -104,6 +110,11 @@ func main() {
 	s3Size := byteSize(256 << 20)
 	flag.Var(&s3Size, "s3-size", "blob size of the s3 workload")
 	minioBin := flag.String("minio", envOr("REGBENCH_MINIO", ".cache/bin/minio"), "MinIO server binary for the s3 workload (env REGBENCH_MINIO)")
+	proxySize := byteSize(256 << 20)
+	flag.Var(&proxySize, "proxy-size", "blob size of the proxy workload's single pulls")
+	proxyConcSize := byteSize(64 << 20)
+	flag.Var(&proxyConcSize, "proxy-conc-size", "blob size of the proxy workload's concurrent pulls")
+	proxyClients := flag.Int("proxy-clients", 32, "clients of the proxy workload's concurrent cold pull")
 	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
 	flag.Parse()
 	if pprofDir != "" {
@@ -115,11 +126,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "gc", "limits", "s3":
+		case "push", "small", "manifest", "catalog", "gc", "limits", "s3", "proxy":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3, proxy)", w)
 		}
 	}
 
@@ -261,6 +272,10 @@ func main() {
 	}
 	if want["gc"] {
 		gcWantBlobs = 4 * (*gcImages / 2)
+	}
+	var pm *proxyMetrics
+	if want["proxy"] {
+		pm = newProxyMetrics(int64(proxySize), int64(proxyConcSize), *proxyClients)
 	}
 
 	for rep := 0; rep < *reps; rep++ {
@@ -412,6 +427,10 @@ func main() {
 			gcFloor = append(gcFloor, secs)
 			logf("rep %d gc floor: the same garbage removed with an unlink and an rmdir each, %.2fs", rep+1, secs)
 		}
+		if want["proxy"] {
+			syscall.Sync()
+			runProxyRep(b, rep, int64(proxySize), int64(proxyConcSize), *proxyClients, pm)
+		}
 		if want["s3"] {
 			// Interleaved as the others: registryd on S3 and on the
 			// filesystem, then each reference on S3.
@@ -462,6 +481,10 @@ func main() {
 		for _, m := range limits {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
+	}
+	if want["proxy"] {
+		fmt.Printf("\nPull-through cache (proxy.remoteurl) of a registryd upstream on loopback; ratio = registryd / best reference:\n\n")
+		fmt.Print(formatCompare(pm.all(), subject, refs, []string{directCol}, nil))
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
