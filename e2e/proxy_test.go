@@ -697,3 +697,16 @@ func TestProxyEviction(t *testing.T) {
 		t.Errorf("%d of %d images still cached", kept, images)
 	}
 }
+
+// TestConformanceBesideMirror: with upstreams configured (one down), the
+// hosted repositories beside the cached ones pass the conformance suite as
+// a plain registry does.
+func TestConformanceBesideMirror(t *testing.T) {
+	bin := tool(t, "conformance")
+	srv := startRegistryd(t, "REGISTRY_PROXY_UPSTREAMS_0_NAME=ghcr.io", "REGISTRY_PROXY_UPSTREAMS_0_URL=http://127.0.0.1:1",
+		"REGISTRY_PROXY_UPSTREAMS_0_TIMEOUT=1s")
+	runConformance(t, bin, srv.Addr, "1.1", t.TempDir())
+	if r := getManifest(t, srv, "ghcr.io/org/app", "v1"); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("a cached repository of the down upstream: %s", r)
+	}
+}
