@@ -55,6 +55,13 @@ type testImage struct {
 // The bytes depend only on seed.
 func newTestImage(t testing.TB, dir, tag, seed string) testImage {
 	t.Helper()
+	return newTestImageCreated(t, dir, tag, seed, "2024-01-01T00:00:00Z")
+}
+
+// newTestImageCreated is newTestImage with the image's creation time (its
+// config's "created", RFC 3339).
+func newTestImageCreated(t testing.TB, dir, tag, seed, created string) testImage {
+	t.Helper()
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
 	content := []byte("registryd e2e " + seed + "\n")
@@ -74,7 +81,7 @@ func newTestImage(t testing.TB, dir, tag, seed string) testImage {
 	config := mustJSON(t, map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"created":      "2024-01-01T00:00:00Z",
+		"created":      created,
 		"config":       map[string]any{"Env": []string{"E2E_SEED=" + seed}},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{sha256Digest(tarBuf.Bytes())}},
 		"history":      []map[string]any{{"created": "2024-01-01T00:00:00Z", "created_by": "registryd e2e"}},

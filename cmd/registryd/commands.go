@@ -22,13 +22,14 @@ type command struct {
 	args    string   // positional arguments, for the usage line
 	summary string   // one line, in the command list
 	about   string   // what `registryd <command> --help` explains
+	client  bool     // a registry client command (client/cli): listed apart
 	// flags defines the command's flags on fs and returns what runs it.
 	flags func(fs *flag.FlagSet) runFunc
 }
 
 // commands returns the command table, in the order help lists it.
 func commands() []*command {
-	return []*command{
+	server := []*command{
 		{
 			name:    "serve",
 			args:    "[config.yml]",
@@ -62,6 +63,9 @@ with TLS, SIGHUP reloads the certificate and key.`,
 the effective settings with secrets masked. Exits 1 if it is invalid.`,
 			flags: func(fs *flag.FlagSet) runFunc { return cmdConfigCheck },
 		},
+	}
+	rest := []*command{
+		completionCommand(),
 		{
 			name:    "version",
 			summary: "print the version",
@@ -94,12 +98,28 @@ the effective settings with secrets masked. Exits 1 if it is invalid.`,
 						printUsage(stderr)
 						return 2
 					}
+					if args[0] == "gc" && len(args) == 1 {
+						return dispatch(context.Background(), []string{"gc", "--help"}, stdout, stderr)
+					}
 					c.printHelp(stdout)
 					return 0
 				}
 			},
 		},
 	}
+	all := append(server, clientCommands()...)
+	return append(all, rest...)
+}
+
+// remoteGCCommand is the client's `gc HOST`, which shares its name with
+// garbage-collect's alias (see remoteGC).
+func remoteGCCommand() *command {
+	for _, c := range commands() {
+		if c.client && c.name == "gc" {
+			return c
+		}
+	}
+	panic("no client gc command")
 }
 
 // findCommand finds the command args start with; rest are the arguments
@@ -116,11 +136,19 @@ func findCommand(args []string) (c *command, rest []string) {
 	return nil, nil
 }
 
-const usageHeader = `registryd: an OCI Distribution 1.1 / Docker Registry HTTP API V2 server
+const usageHeader = `registryd: an OCI Distribution 1.1 / Docker Registry HTTP API V2 server,
+and a client for any such registry
 
 Usage: registryd <command> [flags] [arguments]
 
 Commands:
+`
+
+const clientHeader = `
+Registry client commands (against any V2 registry; registryd's admin API
+where the server has it). Each takes --insecure, --ca FILE and, where it
+prints, --format json|TEMPLATE; 'registryd <command> --help' shows its flags
+and examples:
 `
 
 const usageFooter = `
@@ -135,7 +163,12 @@ stdout. An unknown command or flag prints the usage on stderr and exits 2.
 func printUsage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString(usageHeader)
+	var clients []*command
 	for _, c := range commands() {
+		if c.client {
+			clients = append(clients, c)
+			continue
+		}
 		line := "  " + c.name
 		if c.args != "" {
 			line += " " + c.args
@@ -145,6 +178,10 @@ func printUsage(w io.Writer) {
 		}
 		fmt.Fprintf(&b, "%s\n      %s\n", line, c.summary)
 		writeFlags(&b, c.flagSet(), "      ", false)
+	}
+	b.WriteString(clientHeader)
+	for _, c := range clients {
+		fmt.Fprintf(&b, "  %s %s\n      %s\n", c.name, c.args, c.summary)
 	}
 	b.WriteString(usageFooter)
 	fmt.Fprint(w, b.String())
@@ -292,6 +329,22 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "registryd: unknown flag %q\n\n", args[0])
 		printUsage(stderr)
 		return 2
+	}
+	if args[0] == "__complete" { // the completion scripts' helper
+		return completeReference(ctx, args[1:], stdout)
+	}
+	if args[0] == "gc" {
+		if remoteGC(args[1:]) {
+			return remoteGCCommand().execute(ctx, args[1:], stdout, stderr)
+		}
+		if slices.ContainsFunc(args[1:], isHelp) && !slices.Contains(args[1:], "--") {
+			// Both meanings of gc: the offline collection's help, then the
+			// remote one's.
+			mustCommand("garbage-collect").printHelp(stdout)
+			fmt.Fprintln(stdout)
+			remoteGCCommand().printHelp(stdout)
+			return 0
+		}
 	}
 	c, rest := findCommand(args)
 	if c == nil {

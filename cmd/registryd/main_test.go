@@ -101,6 +101,9 @@ func TestCLIHelpCoversTheTable(t *testing.T) {
 				name = ", -" + f.Name
 			}
 			for what, text := range map[string]string{"help": general.String(), c.name + " --help": own.String()} {
+				if c.client && what == "help" {
+					continue // the general help names client commands; their flags are in their own
+				}
 				if !strings.Contains(text, name) {
 					t.Errorf("%s does not show %s's flag %s", what, c.name, name)
 				}

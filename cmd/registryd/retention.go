@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -80,7 +79,7 @@ func runRetention(ctx context.Context, args []string, dryRun bool, format string
 	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if werr := enc.Encode(adminRun(rep)); werr != nil {
+		if werr := enc.Encode(retention.AdminRun(rep)); werr != nil {
 			fmt.Fprintf(stderr, "registryd retention: %v\n", werr)
 			return 1
 		}
@@ -140,7 +139,7 @@ func (m retentionMaintainer) Status(ctx context.Context) (admin.Maintenance, err
 		out.Next = &next
 	}
 	for _, r := range st.Runs {
-		out.Runs = append(out.Runs, adminRun(r))
+		out.Runs = append(out.Runs, retention.AdminRun(r))
 	}
 	return out, nil
 }
@@ -171,36 +170,5 @@ func (m retentionMaintainer) Wait(ctx context.Context, id string) (admin.Run, er
 		return admin.Run{}, ctx.Err()
 	}
 	// A run that failed still has its report; the error is in it.
-	return adminRun(rep), nil
-}
-
-// adminRun is a retention report in the admin API's words.
-func adminRun(r retention.Report) admin.Run {
-	out := admin.Run{
-		ID: r.ID, Kind: "retention", Started: r.Started.UTC(), DryRun: r.DryRun, Result: r.Result, Error: r.Error,
-		BytesFreed: r.BytesFreed, Refused: r.Refused, Deferred: r.Deferred,
-		Deleted: map[string]int{"tags": r.DeletedTags, "manifests": r.DeletedManifests},
-	}
-	if !r.Finished.IsZero() {
-		f := r.Finished.UTC()
-		out.Finished = &f
-	}
-	if r.Result == retention.ResultRunning {
-		out.Deleted = nil
-	}
-	for _, d := range r.Decisions {
-		out.Decisions = append(out.Decisions, admin.Decision{
-			Repository: d.Repository, Tag: d.Tag, Digest: d.Digest.String(), Delete: d.Delete, Rule: d.Rule,
-			BytesFreed: d.BytesFreed, Reason: d.Reason, Policy: d.Policy, Pushed: timePtr(d.Pushed), LastPulled: timePtr(d.LastPulled),
-		})
-	}
-	return out
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
+	return retention.AdminRun(rep), nil
 }
