@@ -165,3 +165,38 @@ func TestFillEvents(t *testing.T) {
 		}
 	}
 }
+
+// maxconcurrent caps the requests in flight to an upstream.
+func TestMaxConcurrent(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{})
+	a := up.push(t, "team/a", "v1", 2<<20, 84)
+	b := up.push(t, "team/b", "v1", 2<<20, 85)
+	gate, reached := make(chan struct{}), make(chan struct{})
+	up.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if isBlobGet(r) && strings.HasSuffix(r.URL.Path, a.layer.String()) {
+			next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
+			return true
+		}
+		return false
+	})
+	opts := single(up)
+	opts.Upstreams[0].MaxConcurrent = 1
+	m := startMirror(t, opts)
+	done := make(chan result, 2)
+	go func() { done <- do(t, "GET", m.URL+"/v2/team/a/blobs/"+a.layer.String(), nil) }()
+	<-reached
+	go func() { done <- do(t, "GET", m.URL+"/v2/team/b/blobs/"+b.layer.String(), nil) }()
+	time.Sleep(200 * time.Millisecond)
+	if n := up.count("GET", "blob"); n != 1 {
+		t.Fatalf("%d blob GETs in flight with maxconcurrent 1: %v", n, up.requests())
+	}
+	close(gate)
+	for i := 0; i < 2; i++ {
+		if r := <-done; r.status != 200 {
+			t.Errorf("status %d", r.status)
+		}
+	}
+	if n := up.count("GET", "blob"); n != 2 {
+		t.Errorf("%d blob GETs", n)
+	}
+}

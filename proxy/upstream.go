@@ -242,14 +242,41 @@ func (u *upstream) do(ctx context.Context, r request) (*http.Response, error) {
 		return nil, &upstreamError{upstream: u.name, kind: kindUnavailable, retryAfter: wait, msg: fmt.Sprintf("unreachable; not retried for %s", wait.Round(time.Second))}
 	}
 	if u.sem != nil {
+		// The slot is held until the response body is closed: a blob
+		// download is one request in flight until its last byte.
 		select {
 		case u.sem <- struct{}{}:
-			defer func() { <-u.sem }()
 		case <-ctx.Done():
 			u.probeDone()
 			return nil, ctx.Err()
 		}
+		resp, err := u.send(ctx, r)
+		if err != nil {
+			<-u.sem
+			return nil, err
+		}
+		resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-u.sem }}
+		return resp, nil
 	}
+	return u.send(ctx, r)
+}
+
+// releaseBody gives back a concurrency slot when closed (once).
+type releaseBody struct {
+	io.ReadCloser
+	release func()
+	once    sync.Once
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
+// send is do after the checks: the request, with one answer to an
+// authentication challenge.
+func (u *upstream) send(ctx context.Context, r request) (*http.Response, error) {
 	scope := ""
 	if r.repo != "" {
 		scope = "repository:" + r.repo + ":pull"
