@@ -6,6 +6,7 @@
 #   make unit         unit tests only (-race when cgo is available)
 #   make e2e          end-to-end tests against a live registryd (conformance, clients, compat, docker)
 #   make conformance  the OCI conformance suite only; reports kept in .cache/conformance/
+#   make fuzz         every go test -fuzz target for FUZZTIME each (default 30s; make test runs the seeds only)
 #   make deps         scripts/install-deps.sh: Debian packages + tools in .cache/bin
 #   make tools-distribution  also distribution v3's registry as .cache/bin/registry-v3 (benchmarks)
 #   make bench        cmd/regbench: registryd vs distribution 2.8 and v3, on disk and on S3 (MinIO) (BENCH.md); not part of test
@@ -22,7 +23,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE    ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null && echo -race)
 GOFILES  = find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -path ./data -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: all build run test unit e2e conformance deps tools-distribution bench vet fmt fmt-check image clean distclean
+.PHONY: all build run test unit e2e conformance fuzz deps tools-distribution bench vet fmt fmt-check image clean distclean
 
 all: build
 
@@ -47,6 +48,12 @@ bench: build
 	@if [ "$(REGBENCH_V3)" = .cache/bin/registry-v3 ]; then $(MAKE) --no-print-directory tools-distribution; fi
 	$(GO) build -o bin/regbench ./cmd/regbench
 	./bin/regbench -registryd bin/registryd -v3 $(REGBENCH_V3) $(BENCH_FLAGS)
+
+# Explores with every fuzz target in turn (scripts/fuzz.sh); crashers land
+# in the package's testdata/fuzz/<Target>/, to be committed as seeds.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 vet:
 	$(GO) vet ./...

@@ -119,8 +119,8 @@ func waitUp(t *testing.T, bin, cfg, logPath, addr string, status int) bool {
 type mirrorSetup struct {
 	tokenUp *authServer  // registryd with its token issuer ("docker.io" to the mirror)
 	refUp   *refUpstream // the reference with htpasswd ("upstream-b.test")
-	faultA  *faultProxy
-	faultB  *faultProxy
+	faultA  *upstreamFault
+	faultB  *upstreamFault
 	mirror  *Server
 	hello   testImage // library/e2e-hello:v1 on tokenUp
 	app     testImage // team/app:v1 on refUp
@@ -155,8 +155,8 @@ func startMirrorSetup(t *testing.T) *mirrorSetup {
 	ms := &mirrorSetup{}
 	ms.tokenUp = startAuthRegistryd(t, "token")
 	ms.refUp = startReferenceHtpasswd(t)
-	ms.faultA = startFaultProxy(t, ms.tokenUp.Addr)
-	ms.faultB = startFaultProxy(t, ms.refUp.Addr)
+	ms.faultA = startUpstreamFault(t, ms.tokenUp.Addr)
+	ms.faultB = startUpstreamFault(t, ms.refUp.Addr)
 
 	crane := tool(t, "crane")
 	env := clientEnv(t)
@@ -410,14 +410,14 @@ func (c *containerd) ctr(t *testing.T, args ...string) string {
 // mirror of it (proxy.remoteurl mode).
 type plainSetup struct {
 	up     *Server
-	fault  *faultProxy
+	fault  *upstreamFault
 	mirror *Server
 }
 
 func startPlainSetup(t *testing.T, extraProxy string) *plainSetup {
 	t.Helper()
 	ps := &plainSetup{up: startRegistryd(t)}
-	ps.fault = startFaultProxy(t, ps.up.Addr)
+	ps.fault = startUpstreamFault(t, ps.up.Addr)
 	ps.mirror = startServerExtra(t, "registryd", registrydBin, t.TempDir(), "",
 		fmt.Sprintf("proxy:\n  remoteurl: %s\n  revalidate: 1m\n  timeout: 2s\n%s", ps.fault.URL(), extraProxy), nil)
 	return ps
@@ -577,7 +577,7 @@ func TestProxyFaults(t *testing.T) {
 // TestProxyStartsWithUpstreamDown: a mirror whose upstream is down from
 // the start serves, and answers 503 for what it does not have.
 func TestProxyStartsWithUpstreamDown(t *testing.T) {
-	fault := startFaultProxy(t, "127.0.0.1:1")
+	fault := startUpstreamFault(t, "127.0.0.1:1")
 	fault.goAway()
 	m := startServerExtra(t, "registryd", registrydBin, t.TempDir(), "", "proxy:\n  remoteurl: "+fault.URL()+"\n", nil)
 	if r := doHTTP(t, http.MethodGet, m.URL("/v2/"), nil, nil); r.Status != 200 {
@@ -594,7 +594,7 @@ func TestProxyS3SharedCache(t *testing.T) {
 	mn := startMinio(t)
 	_, storageYAML := mn.bucket(t)
 	up := startRegistryd(t)
-	fault := startFaultProxy(t, up.Addr)
+	fault := startUpstreamFault(t, up.Addr)
 	extra := fmt.Sprintf("proxy:\n  remoteurl: %s\n  timeout: 2s\n", fault.URL())
 	a := startServerExtra(t, "registryd", registrydBin, "", storageYAML, extra, nil)
 	b := startServerExtra(t, "registryd", registrydBin, "", storageYAML, extra, nil)
@@ -644,7 +644,7 @@ func dirSize(t *testing.T, dir string) int64 {
 func TestProxyEviction(t *testing.T) {
 	const maxSize = 3 << 20
 	up := startRegistryd(t)
-	fault := startFaultProxy(t, up.Addr)
+	fault := startUpstreamFault(t, up.Addr)
 	m := startServerExtra(t, "registryd", registrydBin, t.TempDir(), "", fmt.Sprintf(`proxy:
   remoteurl: %s
   timeout: 2s

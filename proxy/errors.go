@@ -51,10 +51,6 @@ func (e *upstreamError) Error() string {
 
 func (e *upstreamError) Unwrap() error { return e.err }
 
-// RetryAfter is the delay a client should wait before asking again; the
-// API sends it as Retry-After.
-func (e *upstreamError) RetryAfter() time.Duration { return e.retryAfter }
-
 // stalable reports whether a cached copy should be served in place of
 // the upstream's answer (every failure but a definite "not there").
 func (e *upstreamError) stalable() bool { return e.kind != kindNotFound && e.kind != kindInvalid }
@@ -96,11 +92,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// codeUnavailable is the spec's reserved-for-registries 503 answer (as
-// distribution's errcode UNAVAILABLE): the upstream cannot be reached and
-// nothing is cached.
-const codeUnavailable errcode.Code = "UNAVAILABLE"
-
 // clientError is what a client sees of an upstream failure when nothing
 // cached can stand in: the upstream's 404 as the unknown code of what was
 // asked for (notFound), a 429 as 429 with Retry-After (never a 404), an
@@ -113,8 +104,8 @@ func clientError(err error, notFound func() *errcode.Error) error {
 	// Errors are shared by every request that waited on one fetch.
 	c := *shared
 	ue := &c
-	// The message tells the client what the upstream said; only a wait
-	// (Retry-After) needs the cause kept as well.
+	// The message tells the client what the upstream said; the cause is
+	// kept for the log where the message does not hold it.
 	switch ue.kind {
 	case kindNotFound:
 		e := notFound()
@@ -124,7 +115,7 @@ func clientError(err error, notFound func() *errcode.Error) error {
 		if ue.retryAfter <= 0 {
 			ue.retryAfter = defaultRateLimitWait
 		}
-		return errcode.Newf(errcode.TooManyRequests, "%s", ue.msg).Wrap(ue)
+		return errcode.Newf(errcode.TooManyRequests, "upstream %s: %s", ue.upstream, ue.msg).WithRetryAfter(ue.retryAfter).Wrap(ue)
 	case kindDenied:
 		return errcode.Newf(errcode.Denied, "%s (the repository may not exist there, or the mirror's credentials do not allow it)", ue.Error())
 	case kindInvalid:
@@ -133,6 +124,6 @@ func clientError(err error, notFound func() *errcode.Error) error {
 		if ue.retryAfter <= 0 {
 			ue.retryAfter = 10 * time.Second
 		}
-		return (&errcode.Error{Code: codeUnavailable, Message: "upstream " + ue.upstream + " unavailable", Status: http.StatusServiceUnavailable}).Wrap(ue)
+		return errcode.Newf(errcode.Unavailable, "upstream %s unavailable", ue.upstream).WithRetryAfter(ue.retryAfter).Wrap(ue)
 	}
 }

@@ -2,12 +2,10 @@ package v2
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -50,17 +48,6 @@ func (a *API) routeMirror(w http.ResponseWriter, r *http.Request, name string, r
 		return r, repo, errcode.Newf(errcode.Unsupported, "%s is a pull-through cache of %s: pushes and deletes are not accepted", name, mr.Upstream())
 	}
 	return r.WithContext(context.WithValue(r.Context(), mirrorKey{}, mr)), mr.Local(), nil
-}
-
-// setRetryAfter sends Retry-After for an error that knows when to come
-// back (an upstream's 429 or outage, seen through the mirror).
-func setRetryAfter(w http.ResponseWriter, err error) {
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) {
-		if d := ra.RetryAfter(); d > 0 {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
-		}
-	}
 }
 
 // mirrorTags serves tags/list of a cached repository: the upstream's

@@ -168,6 +168,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		return err
 	}
+	// Off unless http.ratelimit.enabled (ratelimit.go): per client
+	// around everything but the probes, per user once authenticated.
+	limiter := newLimiter(cfg.HTTP.RateLimit)
+	var userLimiter v2.UserLimiter
+	if limiter != nil {
+		userLimiter = limiter
+	}
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -180,8 +187,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Authorizer:        authz,
 		Notifier:          notifier,
 		Mirror:            mirror,
+		Limiter:           userLimiter,
 	})
-	var apiHandler http.Handler = api
+	gate := &writeGate{}
+	apiHandler := limited(limiter, gate.handler(api))
 	if m != nil {
 		apiHandler = m.Middleware(apiHandler)
 	}
@@ -192,10 +201,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
-		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+		root.Handle(cfg.Auth.TokenServer.Path, limited(limiter, tokenServer))
 	}
 	if mirror != nil {
-		admin := mirror.AdminHandler(authz) // the cache's purge and status (proxy/admin.go)
+		admin := limited(limiter, gate.handler(mirror.AdminHandler(authz))) // the cache's purge and status (proxy/admin.go)
 		root.Handle(proxy.AdminPrefix, admin)
 		root.Handle(proxy.AdminPrefix+"/", admin)
 	}
@@ -288,6 +297,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
+	if sc := cfg.Storage.Maintenance.Scrub; sc.Enabled {
+		var obs *metrics.ScrubObserver
+		if m != nil {
+			obs = m.Scrub()
+		}
+		go scrubInBackground(bg, reg, sc, cfg.Storage.Maintenance.ReadOnly.Enabled, instanceID, obs, log) // scrubloop.go
+	}
 	// Retention runs on its own schedule (storage.maintenance.retention
 	// .interval), and on demand through the admin API.
 	var retMetrics *retention.Metrics
@@ -322,7 +338,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	// The lease tells garbage-collect (here or on another host sharing the
 	// storage) that a registry is serving it, and whether it accepts writes.
-	release, err := reg.RegisterInstance(ctx, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
+	// A storage that is full or away at startup does not stop the
+	// registry: it serves pulls and opens writes once registered (lease.go).
+	release, err := registerInstance(ctx, reg, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, gate, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("registering with the storage: %w", err)
