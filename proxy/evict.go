@@ -76,6 +76,11 @@ func (e *evictor) start(ctx context.Context) {
 	if interval <= 0 {
 		interval = time.Minute
 	}
+	if e.p.opts.MaxSize <= 0 {
+		// Age alone: a pass walks every repository, and an image a week
+		// old can wait an hour more.
+		interval = max(interval, e.p.opts.TTL/168)
+	}
 	go func() {
 		defer close(e.done)
 		t := time.NewTimer(interval)
