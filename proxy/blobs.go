@@ -134,6 +134,10 @@ func (r *Repo) Blob(ctx context.Context, h http.Header, d digest.Digest, head bo
 	}
 	if joined {
 		p.m.coalesced.WithLabelValues("blob", r.up.name).Inc()
+		if f.remote != r.remote {
+			// Confirmed above (a fill of another repository).
+			f.alsoFor(ctx, r.local)
+		}
 	}
 	return r.await(ctx, f, unknown)
 }

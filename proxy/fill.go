@@ -73,6 +73,32 @@ type fill struct {
 	committed bool
 	downDone  bool
 	commDone  bool
+	// others are the cache repositories besides local whose requests
+	// joined the fill (the upstream confirmed each has the blob): the
+	// blob is linked into them too once stored, so that their images pull
+	// from the cache alone.
+	others map[string]*storage.Repository
+}
+
+// alsoFor links the blob into repo as well once the fill has stored it,
+// or at once if it has.
+func (f *fill) alsoFor(ctx context.Context, repo *storage.Repository) {
+	if repo.Name() == f.local.Name() {
+		return
+	}
+	f.mu.Lock()
+	done := f.commDone || f.committed
+	if !done {
+		if f.others == nil {
+			f.others = map[string]*storage.Repository{}
+		}
+		f.others[repo.Name()] = repo
+	}
+	committed := f.committed
+	f.mu.Unlock()
+	if done && committed {
+		_, _ = repo.MountBlob(ctx, nil, f.d)
+	}
 }
 
 // fillSet is the fills under way in this process.
@@ -399,8 +425,14 @@ func (f *fill) commit(ctx context.Context) {
 	}
 	f.mu.Lock()
 	f.committed = true
+	others := f.others
+	f.others = nil
 	f.mu.Unlock()
-
+	for _, repo := range others {
+		if _, err := repo.MountBlob(ctx, nil, f.d); err != nil {
+			p.log.WithError(err).WithField("repository", repo.Name()).Warn("proxy: linking a fetched blob")
+		}
+	}
 	p.m.fills.WithLabelValues(f.up.name, "stored").Inc()
 	p.m.misses.WithLabelValues("blob", f.up.name).Inc()
 	p.evict.blobAdded(f.local.Name(), f.d, size)

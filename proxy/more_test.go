@@ -200,3 +200,43 @@ func TestMaxConcurrent(t *testing.T) {
 		t.Errorf("%d blob GETs", n)
 	}
 }
+
+// Two repositories of one upstream asking for the same cold blob at once:
+// one download (after the upstream confirmed the second repository has
+// it), and the blob is linked into both, so both pull from the cache alone.
+func TestFillSharedAcrossRepositories(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{})
+	a := up.push(t, "team/a", "v1", 1<<20, 86)
+	b := up.push(t, "team/b", "v1", 1<<20, 86) // the same content
+	gate, reached := make(chan struct{}), make(chan struct{})
+	up.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if isBlobGet(r) && strings.HasSuffix(r.URL.Path, a.layer.String()) {
+			next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 256 << 10, gate: gate, reached: reached}, r)
+			return true
+		}
+		return false
+	})
+	m := startMirror(t, single(up))
+	done := make(chan result, 2)
+	go func() { done <- do(t, "GET", m.URL+"/v2/team/a/blobs/"+a.layer.String(), nil) }()
+	<-reached
+	go func() { done <- do(t, "GET", m.URL+"/v2/team/b/blobs/"+b.layer.String(), nil) }()
+	waitFor(t, "the second repository's confirmation", func() bool { return up.count("HEAD", "blob") == 1 })
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	for i := 0; i < 2; i++ {
+		if r := <-done; r.status != 200 || !bytes.Equal(r.body, a.blobs[a.layer]) {
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	if n := up.count("GET", "blob"); n != 1 {
+		t.Errorf("%d upstream blob GETs: %v", n, up.requests())
+	}
+	waitFor(t, "the fill to end", func() bool { return m.fillsInFlight() == 0 })
+	up.Close()
+	for _, repo := range []string{"team/a", "team/b"} {
+		if r := do(t, "GET", m.URL+"/v2/"+repo+"/blobs/"+a.layer.String(), nil); r.status != 200 {
+			t.Errorf("%s with the upstream gone: %d", repo, r.status)
+		}
+	}
+}
