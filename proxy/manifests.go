@@ -292,7 +292,8 @@ func (p *Proxy) setNotFound(key string, ttl time.Duration) {
 }
 
 // Tags lists the repository's tags as the upstream has them; when the
-// upstream fails, the cached tags (with a Warning).
+// upstream fails or no longer has the repository, the cached tags (with a
+// Warning).
 func (r *Repo) Tags(ctx context.Context, h http.Header, last string, n int) ([]string, bool, error) {
 	up := r.up
 	q := url.Values{}
@@ -335,10 +336,13 @@ func (r *Repo) Tags(ctx context.Context, h http.Header, last string, n int) ([]s
 		}
 		return tags, more, nil
 	}
+	// The cached tags stand in for the upstream's answer, whatever went
+	// wrong (a repository gone upstream is still served from the cache,
+	// as its manifests are).
 	var ue *upstreamError
-	if errors.As(err, &ue) && ue.stalable() {
+	if errors.As(err, &ue) {
 		local, lmore, lerr := r.local.Tags(ctx, last, n)
-		if lerr == nil {
+		if lerr == nil && (len(local) > 0 || last != "") {
 			setWarning(h, ue)
 			r.p.m.stale.WithLabelValues("tags", up.name).Inc()
 			return local, lmore, nil
