@@ -1,8 +1,11 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,5 +137,60 @@ func TestPurge(t *testing.T) {
 	}
 	if r := do(t, "GET", admin+proxy.AdminPrefix, nil); r.status != 200 || !strings.Contains(string(r.body), `"upstreams":[{"name"`) {
 		t.Errorf("status: %d %s", r.status, r.body)
+	}
+}
+
+// An image evicted while one of its blobs is being fetched: the client
+// still gets the right bytes, and the cache is consistent afterwards (the
+// next pull fetches the manifest again and finds the blob the fill
+// stored).
+func TestEvictionDuringFill(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{})
+	a := up.push(t, "team/a", "v1", 2<<20, 90)
+	b := up.push(t, "team/b", "v1", 2<<20, 91)
+	gate, reached := make(chan struct{}), make(chan struct{})
+	up.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if isBlobGet(r) && strings.HasSuffix(r.URL.Path, a.layer.String()) {
+			next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 512 << 10, gate: gate, reached: reached}, r)
+			return true
+		}
+		return false
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	defer release() // a failure must not leave the upstream hanging
+	opts := single(up)
+	opts.MaxSize, opts.High, opts.Low = 2<<20, 90, 50
+	m := startMirror(t, opts)
+	m.p.Close()
+	ctx := context.Background()
+	r := do(t, "GET", m.URL+"/v2/team/a/manifests/v1", accept)
+	m.clock.add(time.Minute)
+	pull(t, m, "team/b", b)
+	if r.status != 200 {
+		t.Fatal(r.status)
+	}
+	done := make(chan result, 1)
+	go func() { done <- do(t, "GET", m.URL+"/v2/team/a/blobs/"+a.layer.String(), nil) }()
+	<-reached
+	// b's 2 MiB are over the cap: a, the least recently pulled, goes
+	// first (its layer is not stored yet), then b.
+	rep, err := m.p.Evict(ctx)
+	must(t, err)
+	if len(rep.Evicted) != 2 || rep.Evicted[0].Repository != "team/a" {
+		t.Errorf("evicted %+v", rep.Evicted)
+	}
+	release()
+	if r := <-done; r.status != 200 || !bytes.Equal(r.body, a.blobs[a.layer]) {
+		t.Fatalf("the download under way: %d, %d bytes", r.status, len(r.body))
+	}
+	waitFor(t, "the fill to end", func() bool { return m.fillsInFlight() == 0 })
+	if _, err := m.cacheRepo(t, "team/a").GetManifest(ctx, "v1"); err == nil {
+		t.Error("the evicted tag is back")
+	}
+	up.reset()
+	pull(t, m, "team/a", a)
+	if up.count("GET", "manifest") != 1 || up.count("GET", "blob") > 1 {
+		t.Errorf("pull after the eviction: %v", up.requests())
 	}
 }

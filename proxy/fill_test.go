@@ -24,6 +24,9 @@ type gatedWriter struct {
 	gate    <-chan struct{}
 	reached chan<- struct{}
 	once    sync.Once
+	// done ends the wait when the test does (t.Context()), so that a
+	// test failing before it opens the gate does not hang its cleanup.
+	done <-chan struct{}
 }
 
 func (g *gatedWriter) Write(p []byte) (int, error) {
@@ -36,7 +39,11 @@ func (g *gatedWriter) Write(p []byte) (int, error) {
 				}
 				close(g.reached)
 			})
-			<-g.gate
+			select {
+			case <-g.gate:
+			case <-g.done:
+				return written, http.ErrAbortHandler
+			}
 			k, err := g.ResponseWriter.Write(p)
 			return written + k, err
 		}
@@ -70,7 +77,7 @@ func TestFillCoalesces(t *testing.T) {
 		if !isBlobGet(r) || !strings.HasSuffix(r.URL.Path, img.layer.String()) {
 			return false
 		}
-		next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
+		next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
 		return true
 	})
 	m := startMirror(t, single(up))
@@ -249,7 +256,7 @@ func TestFillOutlivesClient(t *testing.T) {
 		if !isBlobGet(r) || !strings.HasSuffix(r.URL.Path, img.layer.String()) {
 			return false
 		}
-		next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
+		next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
 		return true
 	})
 	m := startMirror(t, single(up))
@@ -285,7 +292,7 @@ func TestFillRange(t *testing.T) {
 		if !isBlobGet(r) || !strings.HasSuffix(r.URL.Path, img.layer.String()) || r.Header.Get("Range") != "" {
 			return false
 		}
-		next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
+		next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
 		return true
 	})
 	m := startMirror(t, single(up))
@@ -338,7 +345,7 @@ func TestFillStalls(t *testing.T) {
 		if !isBlobGet(r) || !strings.HasSuffix(r.URL.Path, img.layer.String()) {
 			return false
 		}
-		next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 512 << 10, gate: stall, reached: make(chan struct{})}, r)
+		next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 512 << 10, gate: stall, reached: make(chan struct{})}, r)
 		return true
 	})
 	opts := single(up)

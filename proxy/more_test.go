@@ -174,7 +174,7 @@ func TestMaxConcurrent(t *testing.T) {
 	gate, reached := make(chan struct{}), make(chan struct{})
 	up.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 		if isBlobGet(r) && strings.HasSuffix(r.URL.Path, a.layer.String()) {
-			next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
+			next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 1 << 20, gate: gate, reached: reached}, r)
 			return true
 		}
 		return false
@@ -211,7 +211,7 @@ func TestFillSharedAcrossRepositories(t *testing.T) {
 	gate, reached := make(chan struct{}), make(chan struct{})
 	up.setFault(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 		if isBlobGet(r) && strings.HasSuffix(r.URL.Path, a.layer.String()) {
-			next.ServeHTTP(&gatedWriter{ResponseWriter: w, limit: 256 << 10, gate: gate, reached: reached}, r)
+			next.ServeHTTP(&gatedWriter{done: t.Context().Done(), ResponseWriter: w, limit: 256 << 10, gate: gate, reached: reached}, r)
 			return true
 		}
 		return false
