@@ -85,6 +85,7 @@ func defaults() *Config {
 			Debug:   Debug{Prometheus: Prometheus{Path: "/metrics"}},
 		},
 		Catalog: Catalog{MaxEntries: 1000},
+		UI:      UI{Enabled: true, Path: DefaultUIPath, SessionLifetime: DefaultUISessionLifetime},
 		Health:  Health{StorageDriver: HealthStorageDriver{Interval: 10 * time.Second, Threshold: 3}},
 	}
 }

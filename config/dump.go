@@ -245,6 +245,7 @@ func (c *Config) Dump() ([]byte, error) {
 	dumpAuth(root, r)          // auth.go
 	dumpNotifications(root, r) // notifications.go
 	dumpProxy(root, r)         // proxy.go
+	dumpUI(root, r)            // ui.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

@@ -201,6 +201,7 @@ func (p *parser) fill(c *Config) {
 	p.fillAuth(c, str, strList, duration, bad)                            // auth.go
 	p.fillNotifications(c, str, boolean, integer, duration, strList, bad) // notifications.go
 	p.fillProxy(c, str, boolean, integer, duration, strList, bad)         // proxy.go
+	p.fillUI(c, str, boolean, duration, bad)                              // ui.go
 }
 
 // fillStorage selects the storage driver: exactly one driver section.

@@ -223,6 +223,7 @@ func schema() *key {
 		"storage":    storage,
 		"auth":       auth,
 		"access":     accessSchema(), // registryd only; auth.go
+		"ui":         uiSchema(),     // registryd only; ui.go
 		"middleware": section(map[string]*key{"registry": middlewares(), "repository": middlewares(), "storage": middlewares()}),
 		"reporting": section(map[string]*key{
 			"bugsnag":  section(map[string]*key{"apikey": secret(), "releasestage": str(), "endpoint": str()}),

@@ -26,6 +26,8 @@ type Config struct {
 	// Proxy makes registryd a pull-through cache (proxy.go); nil when the
 	// section is absent.
 	Proxy *Proxy
+	// UI is the web UI (registryd's own "ui" section).
+	UI UI
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one

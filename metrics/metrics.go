@@ -115,6 +115,8 @@ func Route(method, p string) string {
 		return "catalog"
 	case !strings.HasPrefix(p, "/v2/"):
 		return "other"
+	case strings.HasPrefix(p, "/v2/_registryd/") || strings.HasPrefix(p, "/v2/_oci/"):
+		return "admin" // the admin API (api/admin); no name starts with "_"
 	case strings.HasSuffix(p, "/tags/list"):
 		return "tags"
 	case strings.Contains(p, "/blobs/uploads/"):

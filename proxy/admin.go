@@ -24,8 +24,9 @@ import (
 //
 // <name> is spelled as clients pull it (with ?ns= or a path prefix) or as
 // the cache repository is stored. A purge needs the delete action on the
-// name, the others the catalog; storage.delete.enabled plays no part (the
-// cache is the mirror's own). A purge removes tags and manifests (and, for
+// name, the others registry-wide admin (registry:catalog:admin), as the
+// admin API's maintenance; storage.delete.enabled plays no part (the cache
+// is the mirror's own). A purge removes tags and manifests (and, for
 // a whole repository, its blob links); garbage collection reclaims the
 // bytes, and the next pull fetches from the upstream again.
 const AdminPrefix = "/v2/_registryd/v1/cache"
@@ -231,7 +232,7 @@ func (p *Proxy) serveAdmin(w http.ResponseWriter, r *http.Request, authz auth.Au
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return errcode.Newf(errcode.Unsupported, "method %s is not supported on %s", r.Method, AdminPrefix)
 		}
-		if err := allow(auth.Catalog); err != nil {
+		if err := allow(auth.Admin); err != nil {
 			return err
 		}
 		return writeJSON(w, http.StatusOK, p.Status())
@@ -239,7 +240,7 @@ func (p *Proxy) serveAdmin(w http.ResponseWriter, r *http.Request, authz auth.Au
 		if r.Method != http.MethodPost {
 			return errcode.Newf(errcode.Unsupported, "method %s is not supported on %s/evict", r.Method, AdminPrefix)
 		}
-		if err := allow(auth.Catalog); err != nil {
+		if err := allow(auth.Admin); err != nil {
 			return err
 		}
 		rep, err := p.Evict(r.Context())

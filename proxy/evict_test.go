@@ -173,8 +173,10 @@ func TestEvictionDuringFill(t *testing.T) {
 	done := make(chan result, 1)
 	go func() { done <- do(t, "GET", m.URL+"/v2/team/a/blobs/"+a.layer.String(), nil) }()
 	<-reached
-	// b's 2 MiB are over the cap: a, the least recently pulled, goes
+	// b's 2 MiB are over the cap (once b's fills are stored: only a's
+	// layer is still being fetched): a, the least recently pulled, goes
 	// first (its layer is not stored yet), then b.
+	waitFor(t, "b's fills to end", func() bool { return m.fillsInFlight() == 1 })
 	rep, err := m.p.Evict(ctx)
 	must(t, err)
 	if len(rep.Evicted) != 2 || rep.Evicted[0].Repository != "team/a" {

@@ -46,7 +46,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 		out = make([]string, 0, min(n, 1<<14))
 	}
 	err = r.walkCatalog(ctx, since, reposRoot(), root, 0, lastParts, func(name string) error {
-		if keep != nil && !keep(name) {
+		if (keep != nil && !keep(name)) || r.deleting(name) {
 			return nil
 		}
 		if n >= 0 && len(out) == n {

@@ -287,6 +287,7 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 		}
 	}
 	reg.manifests.add(d, content)
+	reg.invalidateSizes(repo.name)
 	return out, nil
 }
 
@@ -376,6 +377,7 @@ func (repo *Repository) tag(ctx context.Context, tag string, d digest.Digest) er
 // subject. The content stays until garbage collection.
 func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) error {
 	reg := repo.reg
+	defer reg.invalidateSizes(repo.name)
 	if _, err := repo.resolve(ctx, d.String()); err != nil {
 		return err
 	}
@@ -414,6 +416,7 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 
 // DeleteTag removes one tag; the manifest it pointed at stays.
 func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
+	defer repo.reg.invalidateSizes(repo.name)
 	if !ValidTag(tag) {
 		return manifestUnknown(tag)
 	}

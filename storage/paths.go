@@ -137,3 +137,30 @@ func repoStateDir(name string) string { return path.Join(repoPath(name), "_regis
 func pulledPath(name string, d digest.Digest) string {
 	return path.Join(repoStateDir(name), "pulled", d.Algorithm().String(), d.Encoded())
 }
+
+// tombstonesRoot holds one tombstone per repository being deleted
+// (repodelete.go). Each is named by the SHA-256 of the repository's name,
+// a single path component whatever the name's length or depth, so the
+// whole set is one listing.
+func tombstonesRoot() string { return path.Join(rootPath, "_registryd", "tombstones") }
+
+func tombstonePath(name string) string {
+	return path.Join(tombstonesRoot(), digest.SHA256.FromString(name).Encoded())
+}
+
+// repoOwnDirs are the directories of a repository's own state, which a
+// repository delete removes, in this order: tags first (no tag is ever
+// left naming a revision that is gone), referrers and revisions, then the
+// layer links the revisions needed, uploads, and registryd's records.
+// Nested repositories ("a/b" below "a") are other directories and stay.
+func repoOwnDirs(name string) []string {
+	return []string{
+		tagsRoot(name),
+		path.Join(repoPath(name), "_referrers"),
+		revisionsRoot(name),
+		path.Join(repoPath(name), "_manifests"),
+		path.Join(repoPath(name), "_layers"),
+		uploadsRoot(name),
+		repoStateDir(name),
+	}
+}

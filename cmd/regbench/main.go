@@ -19,9 +19,16 @@
 //	          manifest, tag): images/s
 //	manifest  64 clients alternating HEAD and GET of a manifest by tag:
 //	          requests/s, p50, p99
+//	pulltimes registryd alone, pull-time tracking on (flushed every second)
+//	          and off, 64 clients GETting a manifest by tag: requests/s, p50,
+//	          p99 in a separate table (on / off)
 //	catalog   10,000 repositories and a repository with 10,000 tags written
 //	          on disk: catalog walk n=100, one n=10000 call, tags walk n=100
 //	          and whole
+//	ui        the web UI's pages over the catalog fixture, registryd only:
+//	          front page, namespace, a page in the middle, search, the
+//	          repository of 10,000 tags by name and by push time, an image
+//	          (median of 15 fetches each, ms; target under 100 ms)
 //	gc        a store of 2,000 images, half deleted: garbage-collect time,
 //	          peak RSS, blobs reclaimed; live images checked afterwards
 //	limits    sha256 on one core, disk write+fsync, loopback sendfile, an
@@ -93,7 +100,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3,proxy", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,pulltimes,catalog,ui,gc,limits,s3,proxy", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -126,11 +133,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "gc", "limits", "s3", "proxy":
+		case "push", "small", "manifest", "pulltimes", "catalog", "ui", "gc", "limits", "s3", "proxy":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3, proxy)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, pulltimes, catalog, ui, gc, limits, s3, proxy)", w)
 		}
 	}
 
@@ -208,9 +215,18 @@ func main() {
 	if want["catalog"] {
 		metrics = append(metrics, mCatCold, mCatWalk, mCatOne, mCatPage, mTagWalk, mTagOne)
 	}
+	uiRows := uiPages(*repos, *tags)
+	if want["ui"] {
+		for _, p := range uiRows {
+			metrics = append(metrics, p.metric)
+		}
+	}
 	if want["gc"] {
 		metrics = append(metrics, mGC, mGCRSS, mGCBlobs)
 	}
+	ptRPS := &metric{Name: fmt.Sprintf("manifest GET, %d clients", *clients), Unit: "req/s", Higher: true}
+	ptP50 := &metric{Name: "manifest GET p50", Unit: "ms"}
+	ptP99 := &metric{Name: "manifest GET p99", Unit: "ms"}
 	lSHA := &metric{Name: "sha256, one core", Unit: "MB/s", Higher: true}
 	lDisk := &metric{Name: "disk write " + sz + " + fsync", Unit: "MB/s", Higher: true}
 	lLoop := &metric{Name: "loopback HTTP, sendfile " + sz, Unit: "MB/s", Higher: true}
@@ -261,7 +277,7 @@ func main() {
 	var catFixture string
 	var gcWantBlobs int
 	var gcFloor []float64 // removalFloor per repetition
-	if want["catalog"] {
+	if want["catalog"] || want["ui"] {
 		catFixture = filepath.Join(work, "fixture-catalog")
 		defer os.RemoveAll(catFixture)
 		t0 := time.Now()
@@ -384,6 +400,25 @@ func main() {
 					os.RemoveAll(catRoot)
 				}
 			}
+			if want["ui"] && t.Name == subject {
+				// The UI is registryd's own: its rows have no reference.
+				uiRoot := filepath.Join(work, "ui-catalog")
+				if rep == 0 {
+					check(copyTree(catFixture, uiRoot))
+				}
+				s, err := startServer(t, uiRoot, work, false)
+				check(err)
+				b.check(s, runUI(s, uiRows))
+				var parts []string
+				for _, p := range uiRows {
+					parts = append(parts, fmt.Sprintf("%.1f", p.metric.Vals[subject][len(p.metric.Vals[subject])-1]))
+				}
+				logf("rep %d %-20s UI pages (ms): %s", rep+1, t.Name, strings.Join(parts, ", "))
+				s.Stop()
+				if rep == *reps-1 {
+					os.RemoveAll(uiRoot)
+				}
+			}
 			if want["gc"] {
 				// The same deterministic store, written afresh (faster than
 				// copying tens of thousands of small files).
@@ -430,6 +465,9 @@ func main() {
 		if want["proxy"] {
 			syscall.Sync()
 			runProxyRep(b, rep, int64(proxySize), int64(proxyConcSize), *proxyClients, pm)
+		}
+		if want["pulltimes"] {
+			runPullTimes(b, targets[0], rep, *clients, *dur, ptRPS, ptP50, ptP99)
 		}
 		if want["s3"] {
 			// Interleaved as the others: registryd on S3 and on the
@@ -485,6 +523,10 @@ func main() {
 	if want["proxy"] {
 		fmt.Printf("\nPull-through cache (proxy.remoteurl) of a registryd upstream on loopback; ratio = registryd / best reference:\n\n")
 		fmt.Print(formatCompare(pm.all(), subject, refs, []string{directCol}, nil))
+	}
+	if want["pulltimes"] {
+		fmt.Printf("\nPull-time tracking (registryd alone, %d clients GET one manifest by tag); ratio = on / off:\n\n", *clients)
+		fmt.Print(formatCompare([]*metric{ptRPS, ptP50, ptP99}, pullTimesOn, []string{pullTimesOff}, nil, nil))
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)

@@ -94,6 +94,12 @@ func untilDeadline(clients int, d time.Duration, fn func(c, i int) error) (time.
 // runManifest pushes one image and has clients alternate HEAD and GET of
 // its manifest by tag for d: requests/s, p50 and p99 in ms.
 func runManifest(s *server, clients int, d time.Duration) (rps, p50, p99 float64, err error) {
+	return runManifestMethods(s, clients, d, "HEAD", "GET")
+}
+
+// runManifestMethods is runManifest with each client cycling through
+// methods.
+func runManifestMethods(s *server, clients int, d time.Duration, methods ...string) (rps, p50, p99 float64, err error) {
 	base := s.URL("")
 	if err = pushSmallImage(base, "hot/app", "latest", 5, 0); err != nil {
 		return
@@ -101,10 +107,7 @@ func runManifest(s *server, clients int, d time.Duration) (rps, p50, p99 float64
 	u := base + "/v2/hot/app/manifests/latest"
 	lat := make([][]time.Duration, clients) // each client appends to its own
 	el, firstErr := untilDeadline(clients, d, func(c, i int) error {
-		method := "HEAD"
-		if i%2 == 1 {
-			method = "GET"
-		}
+		method := methods[i%len(methods)]
 		t0 := time.Now()
 		req, _ := http.NewRequest(method, u, nil)
 		req.Header.Set("Accept", manifestType)

@@ -85,7 +85,11 @@ func TestServeRateLimit(t *testing.T) {
 			code, _, _ := do(t, "PATCH", loc, pr, "")
 			done <- code
 		}()
-		if _, err := pw.Write([]byte("first bytes")); err != nil { // the PATCH is in flight
+		// The PATCH is in flight at the server once more bytes went
+		// through than the loopback socket buffers hold (a few MiB): a
+		// small write returns as soon as the client's transport took it,
+		// possibly before the server started the request.
+		if _, err := pw.Write(make([]byte, 16<<20)); err != nil {
 			t.Fatal(err)
 		}
 		code, body, h := do(t, "POST", base+"/v2/up/blobs/uploads/", nil, "")
