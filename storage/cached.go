@@ -6,6 +6,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // PutCachedManifest stores a manifest that a pull-through cache fetched
@@ -42,26 +43,29 @@ func (repo *Repository) PutCachedManifest(ctx context.Context, want digest.Diges
 	if err != nil {
 		return nil, err
 	}
+	// One driver batch, as PutManifest writes a pushed manifest: the
+	// content, the revision link and the referrer link, then, once those
+	// are durable, the tag.
 	reg := repo.reg
-	if err := reg.putContent(ctx, d, content); err != nil {
-		return nil, err
-	}
-	if err := reg.writeLink(ctx, revisionLinkPath(repo.name, d), d); err != nil {
-		return nil, storageErr(err)
-	}
+	ops := []driver.BatchOp{reg.contentOp(ctx, d, content), linkPut(revisionLinkPath(repo.name, d), d)}
 	out := &Manifest{Digest: d, MediaType: mt, Content: content}
 	if m.Subject != nil {
 		out.Subject = m.Subject.Digest
-		if err := reg.writeLink(ctx, referrerLinkPath(repo.name, m.Subject.Digest, d), d); err != nil {
-			return nil, storageErr(err)
-		}
+		ops = append(ops, linkPut(referrerLinkPath(repo.name, m.Subject.Digest, d), d))
 	}
+	var tags []string
 	if tag != "" {
-		if err := repo.tag(ctx, tag, d); err != nil {
-			return nil, err
-		}
+		tags = []string{tag}
+	}
+	tagOps, err := repo.tagOps(ctx, tags, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := driver.Batch(ctx, reg.driver, append(ops, tagOps...)...); err != nil {
+		return nil, storageErr(err)
 	}
 	reg.manifests.add(d, content)
+	reg.invalidateSizes(repo.name)
 	return out, nil
 }
 

@@ -206,6 +206,9 @@ func runProxyRep(b *bench, rep int, size, concSize int64, clients int, pm *proxy
 	direct.D = prngDigest(direct.Seed, direct.Size)
 	check(pushImage(up.URL(""), "proxy/direct", direct))
 	for i, t := range b.targets {
+		if !t.Kind.supports("proxy") {
+			continue
+		}
 		s := bigBlob{Seed: uint64(6000 + rep*100 + i), Size: size}
 		c := bigBlob{Seed: uint64(7000 + rep*100 + i), Size: concSize}
 		s.D, c.D = prngDigest(s.Seed, s.Size), prngDigest(c.Seed, c.Size)
@@ -224,6 +227,9 @@ func runProxyRep(b *bench, rep int, size, concSize int64, clients int, pm *proxy
 	for k := range b.targets {
 		idx := (k + rep) % len(b.targets)
 		t := b.targets[idx]
+		if !t.Kind.supports("proxy") {
+			continue // zot mirrors with its sync extension, configured otherwise
+		}
 		bl := own[t.Name]
 		root := filepath.Join(b.work, fmt.Sprintf("%s-mirror-rep%d", slug(t.Name), rep))
 		m, err := startMirrorServer(t, root, b.work, upURL)
