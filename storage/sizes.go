@@ -81,8 +81,11 @@ type Usage struct {
 
 // RepositorySummary is what the admin API lists per repository.
 type RepositorySummary struct {
-	Name       string
-	TagCount   int
+	Name     string
+	TagCount int
+	// Manifests counts its manifest revisions, tagged or not (index
+	// children and referrers included): what a repository delete removes.
+	Manifests  int
 	LastPushed time.Time // zero when no tag has a known push time
 	Size       Size
 }
@@ -879,6 +882,7 @@ func (r *Registry) repositorySummary(ctx context.Context, name string) (Reposito
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := *sum
+	out.Manifests = len(rs.revs)
 	out.Size = Size{Logical: rs.logical, Unique: rs.unique, Exclusive: s.exclusiveOf(rs)}
 	return out, true, nil
 }

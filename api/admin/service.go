@@ -138,7 +138,7 @@ func clampPage(n int) int {
 }
 
 func repositoryOf(sum storage.RepositorySummary) Repository {
-	r := Repository{Name: sum.Name, TagCount: sum.TagCount, LastPushed: timePtr(sum.LastPushed),
+	r := Repository{Name: sum.Name, TagCount: sum.TagCount, Manifests: sum.Manifests, LastPushed: timePtr(sum.LastPushed),
 		Size: &Size{Logical: sum.Size.Logical, Unique: sum.Size.Unique, Exclusive: sum.Size.Exclusive}}
 	return r
 }
