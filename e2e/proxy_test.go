@@ -126,6 +126,7 @@ type mirrorSetup struct {
 	app     testImage // team/app:v1 on refUp
 	ctrA    testImage // library/e2e-ctr:v1 on tokenUp, pulled by ctr only
 	ctrB    testImage // team/ctr:v1 on refUp, pulled by ctr only
+	docker  testImage // library/e2e-docker:v1 on tokenUp, pulled cold by dockerd only
 }
 
 const mirrorHostB = "upstream-b.test"
@@ -168,6 +169,8 @@ func startMirrorSetup(t *testing.T) *mirrorSetup {
 	runCmd(t, env, clientTimeout, crane, "push", "--insecure", ms.app.Layout, ms.refUp.Addr+"/team/app:v1")
 	ms.ctrA = newTestImage(t, t.TempDir(), "v1", "proxy-ctr-a")
 	runCmd(t, env, clientTimeout, crane, "push", "--insecure", ms.ctrA.Layout, ms.tokenUp.Addr+"/library/e2e-ctr:v1")
+	ms.docker = newTestImage(t, t.TempDir(), "v1", "proxy-docker")
+	runCmd(t, env, clientTimeout, crane, "push", "--insecure", ms.docker.Layout, ms.tokenUp.Addr+"/library/e2e-docker:v1")
 	ms.ctrB = newTestImage(t, t.TempDir(), "v1", "proxy-ctr-b")
 	runCmd(t, env, clientTimeout, crane, "push", "--insecure", ms.ctrB.Layout, ms.refUp.Addr+"/team/ctr:v1")
 
@@ -240,6 +243,30 @@ func TestProxyMirror(t *testing.T) {
 			if r.Method == http.MethodGet {
 				t.Errorf("docker pull of a cached image made the upstream serve %s", r)
 			}
+		}
+		// Cold: nothing of it cached. dockerd names it e2e-docker, the
+		// mirror asks Docker Hub's stand-in for library/e2e-docker through
+		// its token flow, and each blob and the manifest cross once.
+		ms.faultA.reset()
+		d.run(t, "pull", "e2e-docker:v1")
+		if got := d.run(t, "image", "inspect", "--format", "{{join .RepoDigests \",\"}}", "e2e-docker:v1"); !strings.Contains(got, ms.docker.Digest) {
+			t.Errorf("docker pulled %q cold, want %s", got, ms.docker.Digest)
+		}
+		if mg, bg := ms.faultA.served("GET", "manifest"), ms.faultA.served("GET", "blob"); mg != 1 || bg != len(ms.docker.Blobs) {
+			t.Errorf("cold docker pull: the upstream served %d manifest and %d blob GETs, want 1 and %d: %v", mg, bg, len(ms.docker.Blobs), ms.faultA.requests())
+		}
+		var tags struct{ Tags []string }
+		getJSON(t, m, "/v2/docker.io/library/e2e-docker/tags/list", &tags)
+		if len(tags.Tags) != 1 || tags.Tags[0] != "v1" {
+			t.Errorf("the cache repository docker.io/library/e2e-docker has tags %v, want [v1]", tags.Tags)
+		}
+		// Again after docker forgot it: from the cache, the upstream asked
+		// nothing (within revalidate) or one HEAD.
+		d.run(t, "rmi", "e2e-docker:v1")
+		ms.faultA.reset()
+		d.run(t, "pull", "e2e-docker:v1")
+		if n := ms.faultA.count("GET", ""); n != 0 {
+			t.Errorf("warm docker pull: the upstream served %v", ms.faultA.requests())
 		}
 	})
 
