@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -739,5 +740,85 @@ func TestConformanceBesideMirror(t *testing.T) {
 	runConformance(t, bin, srv.Addr, "1.1", t.TempDir())
 	if r := getManifest(t, srv, "ghcr.io/org/app", "v1"); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("a cached repository of the down upstream: %s", r)
+	}
+}
+
+// TestProxyMirrorAuth: a mirror with its own auth (htpasswd) checks its
+// callers before anything reaches the upstream, serves them once logged
+// in, never passes their credentials on, and answers a push into the
+// cache 405 UNSUPPORTED, as distribution's proxy does, after the login.
+func TestProxyMirrorAuth(t *testing.T) {
+	const user, pass = "alice", "alice-mirror-pw"
+	dir := t.TempDir()
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	must(t, err)
+	htp := filepath.Join(dir, "htpasswd")
+	must(t, os.WriteFile(htp, []byte(user+":"+string(h)+"\n"), 0o600))
+	up := startRegistryd(t)
+	fault := startUpstreamFault(t, up.Addr)
+	// Started as the reference upstream is: ready when /v2/ asks for
+	// credentials.
+	m := &Server{Name: "registryd"}
+	for attempt := 0; ; attempt++ {
+		addr, err := localsrv.FreeAddr()
+		must(t, err)
+		m.Addr = addr
+		cfg := filepath.Join(dir, "config.yml")
+		must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 0.1
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: %s
+auth:
+  htpasswd:
+    realm: mirror
+    path: %s
+proxy:
+  remoteurl: %s
+  timeout: 2s
+`, filepath.Join(dir, "data"), addr, htp, fault.URL())), 0o644))
+		if waitUp(t, registrydBin, cfg, filepath.Join(dir, "registryd.log"), addr, http.StatusUnauthorized) {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("the mirror did not start:\n%s", tail(filepath.Join(dir, "registryd.log"), 30))
+		}
+	}
+	digest, _, _ := pushRandomImage(t, up, "team/app", "v1", 64<<10, 30)
+	fault.reset()
+
+	r := getManifest(t, m, "team/app", "v1")
+	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("anonymous pull from a mirror with auth: %s", r)
+	}
+	if reqs := fault.requests(); len(reqs) != 0 {
+		t.Errorf("an anonymous request reached the upstream: %v", reqs)
+	}
+
+	env := clientEnv(t)
+	crane := tool(t, "crane")
+	runCmd(t, env, clientTimeout, crane, "auth", "login", m.Addr, "-u", user, "-p", pass, "--insecure")
+	if got := strings.TrimSpace(runCmd(t, env, clientTimeout, crane, "digest", "--insecure", m.Addr+"/team/app:v1").Stdout); got != digest {
+		t.Errorf("digest through the mirror: %q, want %s", got, digest)
+	}
+	runCmd(t, env, clientTimeout, crane, "pull", "--insecure", m.Addr+"/team/app:v1", filepath.Join(t.TempDir(), "img.tar"))
+	if n := fault.served("GET", "blob"); n != 2 {
+		t.Errorf("the upstream served %d blob GETs, want 2: %v", n, fault.requests())
+	}
+	for _, q := range fault.requests() {
+		if q.Auth != "" {
+			t.Errorf("a request to the upstream (which wants no credentials) carried Authorization %q: %s", q.Auth, q)
+		}
+	}
+
+	basic := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}
+	r = doHTTP(t, http.MethodPost, m.URL("/v2/team/app/blobs/uploads/"), basic, nil)
+	if r.Status != http.StatusMethodNotAllowed || !strings.Contains(string(r.Body), "UNSUPPORTED") {
+		t.Errorf("push into the cache: %s", r)
+	}
+	r = doHTTP(t, http.MethodDelete, m.URL("/v2/team/app/manifests/"+digest), basic, nil)
+	if r.Status != http.StatusMethodNotAllowed || !strings.Contains(string(r.Body), "UNSUPPORTED") {
+		t.Errorf("delete in the cache: %s", r)
 	}
 }

@@ -39,6 +39,7 @@ type upstreamFault struct {
 // proxyReq is one request the proxy saw.
 type proxyReq struct {
 	Method, Kind, Path, Range string
+	Auth                      string // the Authorization header it carried
 	Status                    int
 }
 
@@ -222,7 +223,7 @@ func (p *upstreamFault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	entry := proxyReq{Method: r.Method, Kind: requestKind(r.URL.Path), Path: r.URL.RequestURI(), Range: r.Header.Get("Range")}
+	entry := proxyReq{Method: r.Method, Kind: requestKind(r.URL.Path), Path: r.URL.RequestURI(), Range: r.Header.Get("Range"), Auth: r.Header.Get("Authorization")}
 	idx := len(p.log)
 	p.log = append(p.log, entry)
 	hang := p.hang
