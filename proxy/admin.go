@@ -137,6 +137,9 @@ func (r *Repo) Purge(ctx context.Context, ref string) (PurgeReport, error) {
 		rep.BlobLinks = len(links)
 	}
 	r.p.m.evictions.WithLabelValues(r.up.name, "purge").Add(float64(len(rep.Manifests)))
+	if len(rep.Manifests) > 0 || len(rep.Tags) > 0 || rep.BlobLinks > 0 {
+		r.p.afterEvict()
+	}
 	return rep, nil
 }
 

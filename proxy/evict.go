@@ -41,7 +41,9 @@ import (
 // cached, nor a hosted one (distribution#2367), and needs no
 // storage.delete.enabled (distribution#4957). Until a collection has run,
 // the bytes of evicted images are still on disk: the cap bounds the cached
-// images, the collector (storage.maintenance.gc) the garbage.
+// images, the collector (storage.maintenance.gc) the garbage. A pass or a
+// purge that removed something calls Options.AfterEvict, which asks the
+// online collector for a collection soon.
 type evictor struct {
 	p *Proxy
 
@@ -228,8 +230,16 @@ func (e *evictor) pass(ctx context.Context) (EvictionReport, error) {
 	e.mu.Unlock()
 	if len(rep.Evicted) > 0 {
 		p.log.WithFields(map[string]any{"evicted": len(rep.Evicted), "bytes_before": rep.Usage, "bytes_after": usage}).Info("proxy: cache eviction")
+		p.afterEvict()
 	}
 	return rep, nil
+}
+
+// afterEvict asks for a collection of what eviction left unreferenced.
+func (p *Proxy) afterEvict() {
+	if p.opts.AfterEvict != nil {
+		p.opts.AfterEvict()
+	}
 }
 
 // evict deletes an image's tags and manifests from its cache repository,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ func TestEvictionBySize(t *testing.T) {
 	d := up.push(t, "team/d", "v1", 100_000, 52) // c's content under another name
 	opts := single(up)
 	opts.MaxSize, opts.High, opts.Low = 350_000, 90, 70 // evict above 315k, down to 245k
+	var collections atomic.Int32 // what serve's collector would be asked for
+	opts.AfterEvict = func() { collections.Add(1) }
 	m := startMirror(t, opts)
 	m.p.Close() // passes run when the test says, not after each fill
 	ctx := context.Background()
@@ -39,6 +42,9 @@ func TestEvictionBySize(t *testing.T) {
 	// a, b and c/d (shared: counted once) hold about 302 kB: under 315k.
 	if len(rep.Evicted) != 0 || rep.Usage < 300_000 || rep.Usage > 310_000 {
 		t.Fatalf("first pass: %+v", rep)
+	}
+	if n := collections.Load(); n != 0 {
+		t.Errorf("a pass that evicted nothing asked for %d collections", n)
 	}
 	e := up.push(t, "team/e", "v1", 100_000, 53)
 	m.clock.add(time.Minute)
@@ -57,6 +63,9 @@ func TestEvictionBySize(t *testing.T) {
 	}
 	if strings.Join(gone, " ") != "team/b team/c team/d" || rep.After > 245_000 {
 		t.Fatalf("evicted %v, usage %d -> %d", gone, rep.Usage, rep.After)
+	}
+	if n := collections.Load(); n != 1 {
+		t.Errorf("the pass that evicted asked for %d collections, want 1", n)
 	}
 	// Nothing is deleted but manifests and tags: the blobs are there until
 	// a collection.
@@ -111,7 +120,10 @@ func TestPurge(t *testing.T) {
 	up := startUpstream(t, upstreamOpts{})
 	a := up.push(t, "team/a", "v1", 1000, 70)
 	b := up.push(t, "team/b", "v1", 1000, 71)
-	m := startMirror(t, single(up))
+	opts := single(up)
+	var collections atomic.Int32
+	opts.AfterEvict = func() { collections.Add(1) }
+	m := startMirror(t, opts)
 	pull(t, m, "team/a", a)
 	pull(t, m, "team/b", b)
 	waitFor(t, "fills to end", func() bool { return m.fillsInFlight() == 0 })
@@ -134,6 +146,11 @@ func TestPurge(t *testing.T) {
 	}
 	if r := do(t, "DELETE", admin+proxy.AdminPrefix+"/team/b/manifests/nope", nil); r.status != 404 {
 		t.Errorf("purge of an unknown tag: %d", r.status)
+	}
+	// Each purge that removed something asked for a collection; the 404
+	// did not.
+	if n := collections.Load(); n != 2 {
+		t.Errorf("two purges asked for %d collections", n)
 	}
 	if r := do(t, "GET", admin+proxy.AdminPrefix, nil); r.status != 200 || !strings.Contains(string(r.body), `"upstreams":[{"name"`) {
 		t.Errorf("status: %d %s", r.status, r.body)

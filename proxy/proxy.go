@@ -42,6 +42,13 @@ type Options struct {
 	MaxSize   int64
 	High, Low int
 	Interval  time.Duration
+	// AfterEvict, when set, is called after an eviction pass or a purge
+	// removed something: eviction deletes tags, manifests and blob links,
+	// never blobs, so this asks the registry's online collector for a
+	// collection soon (serve wires it to the collector's scheduler, as
+	// retention's deletions are). Nil: the bytes stay until a collection
+	// runs by other means.
+	AfterEvict func()
 
 	// Registerer receives the mirror's Prometheus collectors; nil keeps
 	// them unregistered.
