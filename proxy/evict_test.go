@@ -26,7 +26,7 @@ func TestEvictionBySize(t *testing.T) {
 	d := up.push(t, "team/d", "v1", 100_000, 52) // c's content under another name
 	opts := single(up)
 	opts.MaxSize, opts.High, opts.Low = 350_000, 90, 70 // evict above 315k, down to 245k
-	var collections atomic.Int32 // what serve's collector would be asked for
+	var collections atomic.Int32                        // what serve's collector would be asked for
 	opts.AfterEvict = func() { collections.Add(1) }
 	m := startMirror(t, opts)
 	m.p.Close() // passes run when the test says, not after each fill
