@@ -372,6 +372,25 @@ func TestProxyMirror(t *testing.T) {
 		ms.faultA.clearFaults()
 		ms.faultB.clearFaults()
 	})
+
+	t.Run("dockerd with the upstream gone", func(t *testing.T) {
+		// Docker Hub down: a docker engine with nothing of its own pulls
+		// through the mirror what the mirror cached (e2e-docker by the
+		// dockerd above, e2e-hello by skopeo), tags revalidated and served
+		// stale.
+		ms.faultA.goAway()
+		defer ms.faultA.comeBack()
+		d := startDockerd(t, "--registry-mirror", "http://"+m.Addr, "--insecure-registry", m.Addr)
+		for _, img := range []struct {
+			name   string
+			digest string
+		}{{"e2e-docker:v1", ms.docker.Digest}, {"e2e-hello:v1", ms.hello.Digest}} {
+			d.run(t, "pull", img.name)
+			if got := d.run(t, "image", "inspect", "--format", "{{join .RepoDigests \",\"}}", img.name); !strings.Contains(got, img.digest) {
+				t.Errorf("docker pulled %s as %q with the upstream gone, want %s", img.name, got, img.digest)
+			}
+		}
+	})
 }
 
 // containerd is a private containerd (Debian's daemon) for ctr, which
