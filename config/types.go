@@ -78,7 +78,13 @@ type S3 struct {
 	// storage.s3.multipartcopythresholdsize (default 32 MiB, at most
 	// 5 GiB): larger objects are moved with a multipart copy.
 	MultipartCopyThresholdSize int64
-	StorageClass               string // storage.s3.storageclass (default: the bucket's; NONE means the same)
+	// storage.s3.multipartcopychunksize (default 32 MiB, 5 MiB to 5 GiB):
+	// the parts of a multipart copy, copied in parallel.
+	MultipartCopyChunkSize int64
+	// storage.s3.multipartcopymaxconcurrency (default 8): parts of one
+	// multipart copy under way at once.
+	MultipartCopyMaxConcurrency int
+	StorageClass                string // storage.s3.storageclass (default: the bucket's; NONE means the same)
 }
 
 // Delete is storage.delete.

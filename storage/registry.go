@@ -38,6 +38,10 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// NoStaged writes every blob through an upload and its commit's
+	// move, also where the driver could stage it at its final path
+	// (direct.go); for tests that compare the two ways.
+	NoStaged bool
 	// TrackPulls records the last pull of every manifest (times.go);
 	// RunPullFlusher writes what it notes.
 	TrackPulls bool
@@ -79,6 +83,8 @@ type Registry struct {
 
 	blobURL func(ctx context.Context, path string) (string, error)
 
+	noStaged bool // Options.NoStaged
+
 	// pulls holds the pulls not yet written; nil when they are not
 	// recorded.
 	pulls *pullTracker
@@ -102,6 +108,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		lists:       newListCache(2 << 20),
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
+		noStaged:    opts.NoStaged,
 		now:         opts.Now,
 	}
 	if r.now == nil {

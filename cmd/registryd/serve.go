@@ -92,7 +92,8 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 			Region: c.Region, RegionEndpoint: c.RegionEndpoint, Bucket: c.Bucket,
 			RootDirectory: c.RootDirectory, Secure: c.Secure, SkipVerify: c.SkipVerify,
 			ForcePathStyle: c.ForcePathStyle, ChunkSize: c.ChunkSize,
-			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, StorageClass: c.StorageClass,
+			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, MultipartCopyChunkSize: c.MultipartCopyChunkSize,
+			MultipartCopyMaxConcurrency: c.MultipartCopyMaxConcurrency, StorageClass: c.StorageClass,
 		})
 	default:
 		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
