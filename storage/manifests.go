@@ -271,8 +271,15 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	if err := reg.putContent(ctx, d, content); err != nil {
 		return nil, err
 	}
+	listed, err := reg.beforeRevision(ctx, repo.name)
+	if err != nil {
+		return nil, err
+	}
 	if err := reg.writeLink(ctx, revisionLinkPath(repo.name, d), d); err != nil {
 		return nil, storageErr(err)
+	}
+	if listed != nil {
+		listed(ctx)
 	}
 	out := &Manifest{Digest: d, MediaType: mt, Content: content}
 	if m.Subject != nil {
@@ -385,12 +392,18 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 			}
 		}
 	}
+	if err := reg.unsure(ctx, repo.name); err != nil {
+		return err
+	}
 	err = reg.driver.Delete(ctx, revisionDir(repo.name, d))
 	if isNotFound(err) {
 		return manifestUnknown(d.String())
 	}
 	if err != nil {
 		return storageErr(err)
+	}
+	if err := reg.unsure(ctx, repo.name); err != nil {
+		return err
 	}
 	// Its pull record goes too: pushed again later, it starts unpulled.
 	return repo.forgetPulls(ctx, d)
@@ -438,6 +451,9 @@ func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
 // comes sorted (and cached for large repositories), so a page costs a
 // binary search and the page itself.
 func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string, bool, error) {
+	if pl, ok := repo.reg.pager(); ok {
+		return repo.tagsPaged(ctx, pl, last, n)
+	}
 	root := tagsRoot(repo.name)
 	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, root)

@@ -38,6 +38,10 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// NoCatalogIndex keeps the catalog from using (and pushes from
+	// maintaining) the index of repository names kept on drivers that
+	// list trees a page at a time (catalogindex.go); for tests.
+	NoCatalogIndex bool
 	// NoStaged writes every blob through an upload and its commit's
 	// move, also where the driver could stage it at its final path
 	// (direct.go); for tests that compare the two ways.
@@ -85,6 +89,10 @@ type Registry struct {
 
 	noStaged bool // Options.NoStaged
 
+	// index is the catalog's index of repository names on object stores
+	// (catalogindex.go); nil elsewhere.
+	index *catalogIndex
+
 	// pulls holds the pulls not yet written; nil when they are not
 	// recorded.
 	pulls *pullTracker
@@ -121,6 +129,11 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	// there is nothing for them to time.
 	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
+	}
+	// Drivers that list trees a page at a time and cannot watch
+	// directories (object stores) get the catalog index.
+	if t, ok := driver.As[driver.TreeLister](d); ok && r.watcher == nil && !opts.NoCatalogIndex {
+		r.index = newCatalogIndex(r, t)
 	}
 	return r
 }
