@@ -6,10 +6,12 @@
 #   make unit         unit tests only (-race when cgo is available)
 #   make e2e          end-to-end tests against a live registryd (conformance, clients, compat, docker)
 #   make conformance  the OCI conformance suite only; reports kept in .cache/conformance/
+#   make fuzz         every go test -fuzz target for FUZZTIME each (default 30s; make test runs the seeds only)
 #   make deps         scripts/install-deps.sh: Debian packages + tools in .cache/bin
 #   make tools-distribution  also distribution v3's registry as .cache/bin/registry-v3 (benchmarks)
 #   make bench        cmd/regbench: registryd vs distribution 2.8 and v3, on disk and on S3 (MinIO) (BENCH.md); not part of test
 #                     BENCH_FLAGS="-reps 5 -size 4GiB -only push,gc" for other runs
+#   make ui-screenshots  the web UI's screenshots in docs/ui/ (the browser test takes them)
 #   make image        container image registryd:$(VERSION) from the Dockerfile (needs dockerd)
 #   make vet | fmt | fmt-check | clean | distclean
 
@@ -22,7 +24,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE    ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null && echo -race)
 GOFILES  = find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -path ./data -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: all build run test unit e2e conformance deps tools-distribution bench vet fmt fmt-check image clean distclean
+.PHONY: all build run test unit e2e conformance fuzz deps tools-distribution bench vet fmt fmt-check image clean distclean ui-screenshots
 
 all: build
 
@@ -48,6 +50,12 @@ bench: build
 	$(GO) build -o bin/regbench ./cmd/regbench
 	./bin/regbench -registryd bin/registryd -v3 $(REGBENCH_V3) $(BENCH_FLAGS)
 
+# Explores with every fuzz target in turn (scripts/fuzz.sh); crashers land
+# in the package's testdata/fuzz/<Target>/, to be committed as seeds.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
 vet:
 	$(GO) vet ./...
 
@@ -66,6 +74,9 @@ e2e: deps
 
 conformance: deps
 	REGISTRYD_E2E_RESULTS_DIR=$(CURDIR)/.cache/conformance $(GO) test -count=1 -v -run 'TestConformance' -timeout 30m ./e2e/
+
+ui-screenshots: deps
+	REGISTRYD_UI_SCREENSHOTS=$(CURDIR)/docs/ui $(GO) test -count=1 -run 'TestUIBrowser' -timeout 10m ./e2e/
 
 # Unit tests and e2e both run even when the first fails, so one CI run reports both.
 test: deps vet fmt-check

@@ -115,7 +115,7 @@ func New(cfg Config, log logrus.FieldLogger) (Authorizer, http.Handler, error) {
 		if err := v.trust(iss.signer.Public()); err != nil {
 			return nil, nil, fmt.Errorf("auth.tokenserver.key: %w", err)
 		}
-		ta.localPolicy, ta.policy = true, pol
+		ta.localPolicy, ta.policy, ta.users = true, pol, users
 		handler = iss
 	}
 	if len(v.keys) == 0 && v.roots == nil {

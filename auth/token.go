@@ -254,7 +254,10 @@ type tokenAuthorizer struct {
 	// (the catalog's filter), since the server would grant it anyway.
 	localPolicy bool
 	policy      *policy
-	log         logrus.FieldLogger
+	// users are the token server's (with localPolicy), for the web UI's
+	// login (UsersOf).
+	users *htpasswd
+	log   logrus.FieldLogger
 }
 
 // challenge sets the Bearer challenge of Docker's token spec: where to get

@@ -13,6 +13,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,7 @@ func defaults() *Config {
 				UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
 				Retention:     defaultRetention(),
 				PullTimes:     PullTimes{Enabled: true, Interval: time.Minute},
+				Scrub:         Scrub{Interval: 168 * time.Hour, RateLimit: 16 << 20},
 			},
 		},
 		HTTP: HTTP{
@@ -83,6 +85,7 @@ func defaults() *Config {
 			Debug:   Debug{Prometheus: Prometheus{Path: "/metrics"}},
 		},
 		Catalog: Catalog{MaxEntries: 1000},
+		UI:      UI{Enabled: true, Path: DefaultUIPath, SessionLifetime: DefaultUISessionLifetime},
 		Health:  Health{StorageDriver: HealthStorageDriver{Interval: 10 * time.Second, Threshold: 3}},
 	}
 }
@@ -445,6 +448,7 @@ func (p *parser) walk(path string, k *key, n *yaml.Node, inUnit bool) {
 			p.walk(fmt.Sprintf("%s[%d]", path, i), k.elem, e, true)
 		}
 	default:
+		decodeBinary(n)
 		if msg := checkLeaf(k, n); msg != "" {
 			p.fail(path, n, "%s", msg)
 			return
@@ -452,6 +456,20 @@ func (p *parser) walk(path string, k *key, n *yaml.Node, inUnit bool) {
 		if k.implemented && !isNull(n) {
 			p.vals[path] = n
 		}
+	}
+}
+
+// decodeBinary turns YAML's !!binary scalars (base64: how YAML writes a
+// string that is not UTF-8, so how Dump writes a path or a secret that is
+// not) into the bytes they stand for, in n and its elements.
+func decodeBinary(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!binary" {
+		if b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Value), "")); err == nil {
+			n.Value, n.Tag, n.Style = string(b), "!!str", 0
+		}
+	}
+	for _, c := range n.Content {
+		decodeBinary(c)
 	}
 }
 

@@ -211,6 +211,8 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(mt, "uploadpurging", pairs("enabled", up.Enabled, "age", fmtDuration(up.Age),
 		"interval", fmtDuration(up.Interval), "dryrun", up.DryRun))
 	addNode(mt, "readonly", pairs("enabled", r.Storage.Maintenance.ReadOnly.Enabled))
+	sc := r.Storage.Maintenance.Scrub
+	addNode(mt, "scrub", pairs("enabled", sc.Enabled, "interval", fmtDuration(sc.Interval), "ratelimit", sc.RateLimit, "repair", sc.Repair))
 	addNode(mt, "retention", dumpRetention(r.Storage.Maintenance.Retention)) // retention.go
 	pt := r.Storage.Maintenance.PullTimes
 	addNode(mt, "pulltimes", pairs("enabled", pt.Enabled, "interval", fmtDuration(pt.Interval)))
@@ -232,6 +234,7 @@ func (c *Config) Dump() ([]byte, error) {
 	dbg := pairs("addr", h.Debug.Addr)
 	addNode(dbg, "prometheus", pairs("enabled", h.Debug.Prometheus.Enabled, "path", h.Debug.Prometheus.Path))
 	addNode(hn, "debug", dbg)
+	dumpRateLimit(hn, h.RateLimit) // ratelimit.go
 	addNode(root, "http", hn)
 
 	hs := r.Health.StorageDriver
@@ -241,6 +244,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
 	dumpAuth(root, r)          // auth.go
 	dumpNotifications(root, r) // notifications.go
+	dumpUI(root, r)            // ui.go
 
 	paths := make([]string, 0, len(r.Ignored))
 	for path := range r.Ignored {

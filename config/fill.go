@@ -95,6 +95,7 @@ func (p *parser) fill(c *Config) {
 		}
 	}
 	boolean("storage.maintenance.readonly.enabled", &c.Storage.Maintenance.ReadOnly.Enabled)
+	p.fillScrub(&c.Storage.Maintenance.Scrub, boolean, duration, bad)
 	p.fillRetention(c, boolean, integer, duration, strList, bad) // retention.go
 	pt := &c.Storage.Maintenance.PullTimes
 	boolean("storage.maintenance.pulltimes.enabled", &pt.Enabled)
@@ -196,8 +197,10 @@ func (p *parser) fill(c *Config) {
 		bad("health.storagedriver.threshold", "must be a positive number, got %d", hs.Threshold)
 	}
 
+	p.fillRateLimit(&c.HTTP.RateLimit, boolean, integer, strList, bad)    // ratelimit.go
 	p.fillAuth(c, str, strList, duration, bad)                            // auth.go
 	p.fillNotifications(c, str, boolean, integer, duration, strList, bad) // notifications.go
+	p.fillUI(c, str, boolean, duration, bad)                              // ui.go
 }
 
 // fillStorage selects the storage driver: exactly one driver section.
@@ -216,7 +219,13 @@ func (p *parser) fillStorage(c *Config, str func(string, *string), boolean func(
 		// Most likely the unknown key is the driver, misspelt: that
 		// error says enough.
 	case len(drivers) == 0 && p.fromFile:
-		p.fail("storage", p.keys["storage"], "no storage driver is configured: add storage.filesystem (with rootdirectory) or storage.inmemory")
+		// The file's storage key, unless a variable replaced its value
+		// (REGISTRY_STORAGE=): then the variable is to blame.
+		at := p.keys["storage"]
+		if v := p.present["storage"]; v != nil && p.origin[v] != "" {
+			at = v
+		}
+		p.fail("storage", at, "no storage driver is configured: add storage.filesystem (with rootdirectory) or storage.inmemory")
 	case len(drivers) == 0:
 		c.Storage.Driver = "filesystem"
 		c.Storage.Filesystem.RootDirectory = "./data"
@@ -323,4 +332,29 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// fillScrub reads storage.maintenance.scrub.
+func (p *parser) fillScrub(sc *Scrub, boolean func(string, *bool), duration func(string, *time.Duration), bad func(string, string, ...any)) {
+	const k = "storage.maintenance.scrub."
+	boolean(k+"enabled", &sc.Enabled)
+	boolean(k+"repair", &sc.Repair)
+	duration(k+"interval", &sc.Interval)
+	if n := p.vals[k+"ratelimit"]; n != nil {
+		v, err := ParseBytes(n.Value)
+		if err != nil || n.Kind != yaml.ScalarNode {
+			bad(k+"ratelimit", "must be bytes per second, e.g. 16MiB or 16777216, got %q", n.Value)
+		} else {
+			sc.RateLimit = v
+		}
+	}
+	if !sc.Enabled {
+		return
+	}
+	if sc.Interval <= 0 {
+		bad(k+"interval", "must be positive when the scrub is enabled")
+	}
+	if sc.RateLimit <= 0 {
+		bad(k+"ratelimit", "must be positive when the scrub is enabled (it keeps the check from starving serving)")
+	}
 }

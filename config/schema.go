@@ -172,7 +172,13 @@ func schema() *key {
 				"interval": impl(duration()),
 				"dryrun":   impl(boolean()),
 			})),
-			"readonly":  impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"readonly": impl(section(map[string]*key{"enabled": impl(boolean())})),
+			"scrub": impl(section(map[string]*key{ // registryd's own
+				"enabled":   impl(boolean()),
+				"interval":  impl(duration()),
+				"ratelimit": impl(leaf(kAny)),
+				"repair":    impl(boolean()),
+			})),
 			"retention": retentionSchema(), // retention.go
 			"pulltimes": impl(section(map[string]*key{
 				"enabled":  impl(boolean()),
@@ -217,6 +223,7 @@ func schema() *key {
 		"storage":    storage,
 		"auth":       auth,
 		"access":     accessSchema(), // registryd only; auth.go
+		"ui":         uiSchema(),     // registryd only; ui.go
 		"middleware": section(map[string]*key{"registry": middlewares(), "repository": middlewares(), "storage": middlewares()}),
 		"reporting": section(map[string]*key{
 			"bugsnag":  section(map[string]*key{"apikey": secret(), "releasestage": str(), "endpoint": str()}),
@@ -252,8 +259,9 @@ func schema() *key {
 					"path":    impl(str()),
 				})),
 			})),
-			"http2": section(map[string]*key{"disabled": boolean()}),
-			"h2c":   section(map[string]*key{"enabled": boolean()}),
+			"ratelimit": rateLimitSchema(), // ratelimit.go
+			"http2":     section(map[string]*key{"disabled": boolean()}),
+			"h2c":       section(map[string]*key{"enabled": boolean()}),
 		})),
 		"notifications": notifications,
 		// redis inlines go-redis's client options, whose names change

@@ -23,6 +23,8 @@ type Config struct {
 	Access *Access
 	// Notifications are the webhooks that receive events.
 	Notifications Notifications
+	// UI is the web UI (registryd's own "ui" section).
+	UI UI
 
 	// Warnings lists keys that were accepted because distribution knows
 	// them but that registryd does not implement yet; serve logs each one
@@ -96,8 +98,24 @@ type Delete struct {
 type Maintenance struct {
 	UploadPurging UploadPurging // storage.maintenance.uploadpurging
 	ReadOnly      ReadOnly      // storage.maintenance.readonly
+	Scrub         Scrub         // storage.maintenance.scrub (registryd's own)
 	Retention     Retention     // storage.maintenance.retention (registryd; distribution ignores the section)
 	PullTimes     PullTimes     // storage.maintenance.pulltimes (registryd's own)
+}
+
+// Scrub is storage.maintenance.scrub: the integrity check (registryd
+// scrub) run by the registry in the background.
+type Scrub struct {
+	Enabled bool // default false
+	// Interval is how often the whole storage is checked, by whichever
+	// instance sharing it comes first (default 168h).
+	Interval time.Duration
+	// RateLimit bounds the bytes per second the check reads, so that it
+	// never starves serving (default 16 MiB/s; "ratelimit: 50MiB").
+	RateLimit int64
+	// Repair quarantines damaged blobs and fixes links as the command's
+	// --repair does (default false: report only).
+	Repair bool
 }
 
 // PullTimes is storage.maintenance.pulltimes: recording the last pull of
@@ -171,6 +189,7 @@ type HTTP struct {
 	Headers      http.Header   // http.headers (default X-Content-Type-Options: nosniff)
 	TLS          TLS           // http.tls
 	Debug        Debug         // http.debug
+	RateLimit    RateLimit     // http.ratelimit (registryd's own; ratelimit.go)
 }
 
 // TLS is http.tls.

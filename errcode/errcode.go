@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Code is an error code as it appears in the "code" field of an error body.
@@ -35,6 +37,10 @@ const (
 	PaginationNumberInvalid Code = "PAGINATION_NUMBER_INVALID"
 	TagInvalid              Code = "TAG_INVALID"
 	Unknown                 Code = "UNKNOWN"
+	// Unavailable is Docker's code for a registry that cannot serve the
+	// request now but may later (the storage is full, the object store
+	// throttles or cannot be reached): 503, with Retry-After.
+	Unavailable Code = "UNAVAILABLE"
 )
 
 type codeInfo struct {
@@ -62,6 +68,7 @@ var info = map[Code]codeInfo{
 	PaginationNumberInvalid: {http.StatusBadRequest, "invalid number of results requested"},
 	TagInvalid:              {http.StatusBadRequest, "manifest tag did not match URI"},
 	Unknown:                 {http.StatusInternalServerError, "unknown error"},
+	Unavailable:             {http.StatusServiceUnavailable, "service unavailable"},
 }
 
 // Status is the HTTP status code that goes with c.
@@ -88,6 +95,9 @@ type Error struct {
 	Message string `json:"message"`
 	Detail  any    `json:"detail,omitempty"`
 	Status  int    `json:"-"`
+	// RetryAfter, when positive, is sent as the Retry-After header: when
+	// the client may try again (429, 503).
+	RetryAfter time.Duration `json:"-"`
 	// Err is the underlying cause; logged, never sent to the client.
 	Err error `json:"-"`
 }
@@ -105,6 +115,9 @@ func (e *Error) WithDetail(d any) *Error { e.Detail = d; return e }
 
 // WithStatus overrides the HTTP status and returns e.
 func (e *Error) WithStatus(s int) *Error { e.Status = s; return e }
+
+// WithRetryAfter sets the Retry-After delay and returns e.
+func (e *Error) WithRetryAfter(d time.Duration) *Error { e.RetryAfter = d; return e }
 
 // Wrap records the cause and returns e.
 func (e *Error) Wrap(err error) *Error { e.Err = err; return e }
@@ -155,6 +168,11 @@ func ServeJSON(w http.ResponseWriter, err error) int {
 		e = New(Unknown)
 	}
 	status := e.HTTPStatus()
+	if e.RetryAfter > 0 {
+		// Whole seconds, rounded up: "Retry-After: 0" would invite a
+		// client to retry at once.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Del("Content-Length")
 	w.WriteHeader(status)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -35,7 +36,10 @@ func newEnv(t testing.TB) *env {
 }
 
 func newEnvOn(t testing.TB, d driver.StorageDriver) *env {
-	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{})}
+	// A fixed clock: push records hold their time, and two stores built by
+	// the same operations must be byte-identical (TestConcurrentMatchesSequential).
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	return &env{t: t, ctx: context.Background(), d: d, reg: storage.New(d, storage.Options{Now: clock})}
 }
 
 // drivers are the backends the property is checked on: the in-memory one

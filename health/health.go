@@ -5,6 +5,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -41,29 +42,72 @@ func New(d driver.StorageDriver, id string, readOnly bool, threshold int) *Check
 	return &Checker{d: d, id: id, readOnly: readOnly, timeout: 5 * time.Second, threshold: threshold}
 }
 
+// probeError is a failed check: what /readyz says (no path, no bucket:
+// the probe is on the registry's own listener) and the cause.
+type probeError struct {
+	public string
+	err    error
+}
+
+func (e *probeError) Error() string {
+	if e.err == nil {
+		return e.public
+	}
+	return e.public + ": " + e.err.Error()
+}
+
+func (e *probeError) Unwrap() error { return e.err }
+
+func failed(public string, err error) error {
+	if fault, _ := driver.FaultOf(err); fault != "" {
+		public += " (" + string(fault) + ")"
+	}
+	return &probeError{public: public, err: err}
+}
+
+// errWritesRefused is the check's result when the storage is full but
+// still serves what it holds: the instance stays ready (every instance on
+// that storage is in the same state, and taking them all out would stop
+// the pulls too), and /readyz says why pushes fail.
+var errWritesRefused = errors.New("storage full: writes are refused until space is freed, pulls are served")
+
 // Check probes the storage once.
 func (c *Checker) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if c.readOnly {
 		if _, err := c.d.List(ctx, "/"); err != nil {
-			return fmt.Errorf("storage not readable: %w", err)
+			return failed("storage not readable", err)
 		}
 		return nil
 	}
 	p := probeDir + "/" + c.id
 	want := []byte(time.Now().UTC().Format(time.RFC3339Nano))
 	if err := c.d.PutContent(ctx, p, want); err != nil {
-		return fmt.Errorf("storage not writable: %w", err)
+		if fault, _ := driver.FaultOf(err); fault == driver.FaultFull {
+			if _, lerr := c.d.List(ctx, "/"); lerr == nil {
+				return errWritesRefused
+			}
+		}
+		return failed("storage not writable", err)
 	}
 	got, err := c.d.GetContent(ctx, p)
 	if err != nil {
-		return fmt.Errorf("storage not readable: %w", err)
+		return failed("storage not readable", err)
 	}
 	if string(got) != string(want) {
-		return fmt.Errorf("storage returned other content than written")
+		return failed("storage returned other content than written", nil)
 	}
 	return nil
+}
+
+// public is what /readyz tells of err.
+func public(err error) string {
+	var pe *probeError
+	if errors.As(err, &pe) {
+		return pe.public
+	}
+	return err.Error()
 }
 
 // record notes one result; readiness fails after threshold failures in a row.
@@ -76,6 +120,12 @@ func (c *Checker) record(err error) {
 		c.lastErr = nil
 		return
 	}
+	if errors.Is(err, errWritesRefused) {
+		// Ready, with the reason writes fail for /readyz to show.
+		c.failures = 0
+		c.lastErr = err
+		return
+	}
 	c.failures++
 	c.lastErr = err
 }
@@ -84,7 +134,7 @@ func (c *Checker) record(err error) {
 func (c *Checker) status() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.failures >= c.threshold {
+	if c.failures >= c.threshold || errors.Is(c.lastErr, errWritesRefused) {
 		return c.lastErr
 	}
 	return nil
@@ -120,9 +170,13 @@ func (c *Checker) Handler(background bool) http.Handler {
 			err = c.Check(r.Context())
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if errors.Is(err, errWritesRefused) {
+			fmt.Fprintf(w, "ok (%v)\n", err)
+			return
+		}
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %v\n", err)
+			fmt.Fprintf(w, "not ready: %s\n", public(err))
 			return
 		}
 		if c.readOnly {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +34,12 @@ type Metrics struct {
 	served        *prometheus.CounterVec
 	driverLatency *prometheus.HistogramVec
 	driverErrors  *prometheus.CounterVec
+	driverFaults  *prometheus.CounterVec
 	notifEvents   *prometheus.CounterVec
 	notifFailures *prometheus.CounterVec
+
+	scrubOnce sync.Once
+	scrub     *ScrubObserver
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -76,6 +81,10 @@ func New() *Metrics {
 			Namespace: "registryd", Subsystem: "storage", Name: "operation_errors_total",
 			Help: "Storage driver operations that failed other than with path not found.",
 		}, []string{"driver", "op"}),
+		driverFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "registryd", Subsystem: "storage", Name: "faults_total",
+			Help: "Storage driver operations that failed because of the storage's condition, by cause: full (no space left, quota exceeded), throttled (slow down, after the driver's retries), unreachable (after the driver's retries). Clients get 503 UNAVAILABLE.",
+		}, []string{"driver", "cause"}),
 		notifEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "registryd", Subsystem: "notifications", Name: "events_total",
 			Help: "Events by notification endpoint and outcome: sent (accepted by the endpoint) or dropped (queue overflow, shutdown).",
@@ -86,7 +95,7 @@ func New() *Metrics {
 		}, []string{"endpoint"}),
 	}
 	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploads, m.served,
-		m.driverLatency, m.driverErrors, m.notifEvents, m.notifFailures,
+		m.driverLatency, m.driverErrors, m.driverFaults, m.notifEvents, m.notifFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -179,6 +188,9 @@ func (i *instrumented) observe(op string, start time.Time, err error) {
 	i.m.driverLatency.WithLabelValues(i.name, op).Observe(time.Since(start).Seconds())
 	if err != nil && !isNotFound(err) {
 		i.m.driverErrors.WithLabelValues(i.name, op).Inc()
+		if fault, _ := driver.FaultOf(err); fault != "" {
+			i.m.driverFaults.WithLabelValues(i.name, string(fault)).Inc()
+		}
 	}
 }
 
@@ -206,7 +218,45 @@ func (i *instrumented) Reader(ctx context.Context, p string, off int64) (rc io.R
 
 func (i *instrumented) Writer(ctx context.Context, p string, app bool) (w driver.FileWriter, err error) {
 	defer func(t time.Time) { i.observe("writer", t, err) }(time.Now())
-	return i.StorageDriver.Writer(ctx, p, app)
+	w, err = i.StorageDriver.Writer(ctx, p, app)
+	if err != nil {
+		return nil, err
+	}
+	return &instrumentedWriter{FileWriter: w, i: i}, nil
+}
+
+// instrumentedWriter counts the failures of a writer's writes, commit and
+// close (a disk that fills up fails there); their latency is the upload's.
+type instrumentedWriter struct {
+	driver.FileWriter
+	i *instrumented
+}
+
+func (w *instrumentedWriter) failed(op string, err error) {
+	if err != nil {
+		w.i.m.driverErrors.WithLabelValues(w.i.name, op).Inc()
+		if fault, _ := driver.FaultOf(err); fault != "" {
+			w.i.m.driverFaults.WithLabelValues(w.i.name, string(fault)).Inc()
+		}
+	}
+}
+
+func (w *instrumentedWriter) Write(p []byte) (int, error) {
+	n, err := w.FileWriter.Write(p)
+	w.failed("write", err)
+	return n, err
+}
+
+func (w *instrumentedWriter) Commit(ctx context.Context) error {
+	err := w.FileWriter.Commit(ctx)
+	w.failed("commit", err)
+	return err
+}
+
+func (w *instrumentedWriter) Close() error {
+	err := w.FileWriter.Close()
+	w.failed("close", err)
+	return err
 }
 
 func (i *instrumented) Stat(ctx context.Context, p string) (fi driver.FileInfo, err error) {

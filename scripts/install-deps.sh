@@ -3,9 +3,10 @@
 #
 #   - Debian packages: docker.io (dockerd + docker CLI for e2e/docker_test.go),
 #     skopeo, docker-registry (the reference registry, distribution 2.8, for
-#     e2e/compat_test.go), tmux and zsh (e2e/cli_tty_test.go drives the client
-#     on a real terminal and tests zsh completion), plus the basics (curl, git,
-#     make, gcc for -race).
+#     e2e/compat_test.go), chromium and a font (the web UI's browser tests,
+#     e2e/ui_test.go, drive it headless), tmux and zsh (e2e/cli_tty_test.go
+#     drives the client on a real terminal and tests zsh completion), plus the
+#     basics (curl, git, make, gcc for -race).
 #     apt-get runs only when one of them is missing, so a warm run costs nothing.
 #   - Go tools pinned in tools/go.mod (the OCI distribution-spec conformance
 #     suite, crane, oras, regctl), built into $REPO/.cache/bin. A tool is rebuilt
@@ -31,7 +32,7 @@ export PATH="/usr/local/go/bin:$PATH"
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
-apt_packages=(docker.io skopeo docker-registry curl ca-certificates git make gcc libc6-dev tmux zsh)
+apt_packages=(docker.io skopeo docker-registry curl ca-certificates git make gcc libc6-dev chromium fonts-dejavu-core tmux zsh)
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -120,8 +120,13 @@ func (repo *Repository) putStaged(ctx context.Context, st driver.Stager, body io
 	n, err := copyHashing(w, h, body)
 	if err != nil {
 		_ = w.Cancel(context.WithoutCancel(ctx))
-		if e := errcode.From(err); e != nil {
+		switch {
+		case errcode.From(err) != nil:
 			return Descriptor{}, err // the body's reader judged the request
+		case isStorageSide(err):
+			// The storage failed, not the request: 500, or 503 when it
+			// is full or its backend busy or away (faults.go).
+			return Descriptor{}, storageErr(err)
 		}
 		return Descriptor{}, errcode.Newf(errcode.BlobUploadInvalid, "upload interrupted after %d bytes", n).Wrap(err)
 	}

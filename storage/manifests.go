@@ -344,7 +344,23 @@ func (repo *Repository) checkReferences(ctx context.Context, m *parsedManifest, 
 
 func (repo *Repository) tag(ctx context.Context, tag string, d digest.Digest) error {
 	reg := repo.reg
-	if cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag)); err != nil || cur != d {
+	cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag))
+	if isNotFound(err) {
+		// A new tag: current first, so that a push failing after it (the
+		// storage full or away) leaves a tag that resolves to d, stored
+		// whole before, and never a tag directory without current, which
+		// tags/list would show and a pull could not serve. Only a delete
+		// of the tag in the instant between current and the record could
+		// still leave one (scrub --repair removes it).
+		if err := reg.writeLink(ctx, tagCurrentPath(repo.name, tag), d); err != nil {
+			return storageErr(err)
+		}
+		if err := repo.writePushed(ctx, tag, d); err != nil {
+			return storageErr(err)
+		}
+		return storageErr(reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d))
+	}
+	if err != nil || cur != d {
 		// The index link first: it records every digest the tag has had,
 		// which the reference's garbage collector and registryd's use.
 		if err := reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d); err != nil {

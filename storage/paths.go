@@ -19,6 +19,7 @@ import (
 //	    _manifests/tags/<tag>/_pushed                       registryd only: {digest, pushed} of the last push
 //	    _uploads/<uuid>/data, startedat, hashstates/<alg>/<offset>
 //	    _referrers/<alg>/<hex>/<alg>/<hex>/link             registryd only: subject -> referrer
+//	  _registryd/quarantine/<alg>/<hex>/<time>              registryd only: damaged blob data set aside by scrub --repair
 //	    _registryd/pulled/<alg>/<hex>                       registryd only: last pull of a manifest
 //
 // The reference registry skips directories starting with "_" that it does
@@ -106,6 +107,20 @@ func referrersDir(name string, subject digest.Digest) string {
 func referrerLinkPath(name string, subject, referrer digest.Digest) string {
 	return path.Join(referrersDir(name, subject), referrer.Algorithm().String(), referrer.Encoded(), "link")
 }
+
+// quarantineDir holds the data of blob d that scrub found damaged and set
+// aside, one file per time it did (never deleted by registryd).
+func quarantineDir(d digest.Digest) string {
+	return path.Join(rootPath, "_registryd", "quarantine", d.Algorithm().String(), d.Encoded())
+}
+
+// quarantinePath is where scrub moves blob d's damaged data, at is a
+// time stamp made of path characters (20060102T150405.000000000Z).
+func quarantinePath(d digest.Digest, at string) string { return path.Join(quarantineDir(d), at) }
+
+// scrubStatePath records the background scrub's last run (scrubstate.go),
+// shared by the instances serving the storage.
+func scrubStatePath() string { return path.Join(rootPath, "_registryd", "scrub", "state") }
 
 // tagPushedPath is the record of a tag's last push (times.go). It lives in
 // the tag's directory so that a tag delete, by registryd or the reference,

@@ -225,8 +225,12 @@ func (r *Registry) writeLink(ctx context.Context, p string, d digest.Digest) err
 }
 
 // storageErr turns a driver failure that has no OCI code into an UNKNOWN
-// error that keeps the cause for the log. nil stays nil.
+// error that keeps the cause for the log, or a fault of the storage (full,
+// throttled, unreachable) into 503 UNAVAILABLE (faults.go). nil stays nil.
 func storageErr(err error) error {
+	if e := unavailable(err); e != nil {
+		return e
+	}
 	if err == nil || errcode.From(err) != nil {
 		return err
 	}

@@ -177,10 +177,10 @@ func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, 
 	n, copyErr := copyHashing(w, h, body)
 	newSize := size + n
 	if copyErr == nil && commit {
-		copyErr = w.Commit(ctx)
+		copyErr = storageSide(w.Commit(ctx))
 	}
 	if closeErr := w.Close(); copyErr == nil {
-		copyErr = closeErr
+		copyErr = storageSide(closeErr)
 	}
 	if copyErr != nil {
 		// What was written stays: the upload's size is what it is, and the
@@ -190,6 +190,11 @@ func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, 
 			// The body's reader judged the request (a chunk longer or
 			// shorter than its Content-Range): its code is the answer.
 			return newSize, nil, copyErr
+		}
+		if isStorageSide(copyErr) {
+			// The storage failed, not the request: 500, or 503 when it
+			// is full or its backend busy or away (faults.go).
+			return newSize, nil, storageErr(copyErr)
 		}
 		return newSize, nil, errcode.Newf(errcode.BlobUploadInvalid, "upload interrupted after %d bytes", newSize).Wrap(copyErr)
 	}
@@ -230,7 +235,7 @@ func copyHashing(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 				hashed <- struct{}{}
 			}(buf[:k])
 			if _, err := w.Write(buf[:k]); err != nil {
-				return n, err
+				return n, storageSide(err)
 			}
 			n += int64(k)
 		}

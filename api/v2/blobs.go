@@ -139,6 +139,7 @@ func fromLoopback(r *http.Request) bool {
 // parseRange reads a single byte range. An absent or unparsable header, or
 // several ranges, serve the whole blob (RFC 9110 lets a server ignore
 // Range); a well-formed range that lies outside the blob is !ok (416).
+// Positions of more than 18 digits are taken as unparsable.
 func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 	spec, found := strings.CutPrefix(h, "bytes=")
 	if !found || strings.Contains(spec, ",") {
@@ -150,8 +151,8 @@ func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 	}
 	if first == "" {
 		// suffix range: the last n bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n < 0 {
+		n, isNum := parseOffset(last)
+		if !isNum {
 			return 0, size, false, true
 		}
 		if n == 0 || size == 0 {
@@ -162,8 +163,10 @@ func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 		}
 		return size - n, n, true, true
 	}
-	s, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || s < 0 {
+	// Positions are digits only (RFC 9110's 1*DIGIT): "+1" or "-2" is
+	// no position, and the header is ignored, not read as another range.
+	s, isNum := parseOffset(first)
+	if !isNum {
 		return 0, size, false, true
 	}
 	if s >= size {
@@ -171,8 +174,8 @@ func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 	}
 	e := size - 1
 	if last != "" {
-		e, err = strconv.ParseInt(last, 10, 64)
-		if err != nil {
+		var isNum bool
+		if e, isNum = parseOffset(last); !isNum {
 			return 0, size, false, true
 		}
 		if e < s {

@@ -25,7 +25,7 @@ import (
 // FuzzParseRange: whatever a client puts in Range, a partial answer lies
 // inside the blob, and a range refused as unsatisfiable was well formed.
 func FuzzParseRange(f *testing.F) {
-	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=9-0", "bytes=0-0,2-3", "bytes=+1-+2", "bytes= 3-4", "items=0-1", "bytes=-0", "bytes=99999999999999999999-"} {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=9-0", "bytes=0-0,2-3", "bytes=+1-+2", "bytes= 3-4", "items=0-1", "bytes=-0", "bytes=99999999999999999999-", "bytes=+1-2", "bytes=1--2", "bytes=--1"} {
 		for _, size := range []int64{0, 1, 10, 1 << 40} {
 			f.Add(s, size)
 		}
@@ -43,6 +43,10 @@ func FuzzParseRange(f *testing.F) {
 		case partial:
 			if start < 0 || length < 1 || start > size-length {
 				t.Fatalf("%q on %d bytes: start %d length %d outside the blob", h, size, start, length)
+			}
+			// Positions are digits, around one dash.
+			if spec := strings.TrimSpace(strings.TrimPrefix(h, "bytes=")); strings.Count(spec, "-") != 1 || strings.Trim(spec, "0123456789") != "-" {
+				t.Fatalf("%q taken as a range", h)
 			}
 		default:
 			if start != 0 || length != size {

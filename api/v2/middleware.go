@@ -11,6 +11,7 @@ import (
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/internal/httprec"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // RequestIDHeader carries the id of each request in both directions.
@@ -19,6 +20,7 @@ const RequestIDHeader = "X-Request-Id"
 // Middleware wraps h with request ids, one access log line per request and
 // recovery from panics (logged with the request id, answered 500 UNKNOWN).
 func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
+	faults := newFaultLog(log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
@@ -49,6 +51,7 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 				return
 			}
 			status := rec.Code()
+			faults.observe(r, status, rec.Err)
 			f := logrus.Fields{
 				"request_id": id,
 				"method":     r.Method,
@@ -68,6 +71,9 @@ func Middleware(h http.Handler, log logrus.FieldLogger) http.Handler {
 			if rec.Err != nil {
 				if e := errcode.From(rec.Err); e != nil {
 					entry = entry.WithField("code", e.Code)
+				}
+				if fault, _ := driver.FaultOf(rec.Err); fault != "" {
+					entry = entry.WithField("storage_fault", string(fault))
 				}
 				if status >= 500 {
 					entry.WithError(rec.Err).Error("request failed")

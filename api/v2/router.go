@@ -44,6 +44,24 @@ type Options struct {
 	// Notifier receives an event for every push, pull, mount and delete;
 	// nil sends none.
 	Notifier *notifications.Notifier
+	// Limiter limits requests by authenticated user once the authorizer
+	// has said who it is (http.ratelimit.peruser); nil limits nothing.
+	Limiter UserLimiter
+}
+
+// UserLimiter limits requests by user: it answers 429 itself and returns
+// false for a request over the limit.
+type UserLimiter interface {
+	AllowUser(w http.ResponseWriter, r *http.Request, user string) bool
+}
+
+// allowUser asks the Limiter about the authenticated user of r.
+func (a *API) allowUser(w http.ResponseWriter, r *http.Request) bool {
+	if a.opts.Limiter == nil {
+		return true
+	}
+	user, _ := auth.UserFromContext(r.Context())
+	return a.opts.Limiter.AllowUser(w, r, user)
 }
 
 // API is the registry's HTTP handler.
@@ -104,6 +122,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = append([]string(nil), v...)
 	}
 	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	// A query Go cannot read whole (a ";" in it, a bad escape) would be
+	// read with pairs silently left out: "?digest=D;x" would start an
+	// upload session instead of refusing the digest.
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		serveError(w, r, errcode.Newf(errcode.Unsupported, "malformed query string: %v", err).WithStatus(http.StatusBadRequest))
+		return
+	}
 	a.router.ServeHTTP(w, r)
 }
 
@@ -146,6 +171,9 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			}
 			r, err = a.opts.Authorizer.Authorize(w, r, access...)
 		}
+		if err == nil && !a.allowUser(w, r) {
+			return
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -164,6 +192,9 @@ func (a *API) authorized(access []auth.Access, h http.HandlerFunc) http.HandlerF
 				serveError(w, r, err)
 				return
 			}
+		}
+		if !a.allowUser(w, r) {
+			return
 		}
 		h(w, r)
 	}
@@ -194,8 +225,11 @@ func (a *API) deleteGuard(h repoHandler) repoHandler {
 	})
 }
 
-// serveError renders err and records it for the access log.
+// serveError renders err and records it for the access log. A storage
+// fault anywhere in err's chain (full, throttled, unreachable) is answered
+// as such, 503 UNAVAILABLE, whatever code it was given on the way up.
 func serveError(w http.ResponseWriter, r *http.Request, err error) {
+	err = storage.Unavailable(err)
 	for _, rec := range httprec.Find(w) {
 		rec.Err = err
 	}

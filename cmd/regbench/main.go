@@ -22,6 +22,10 @@
 //	catalog   10,000 repositories and a repository with 10,000 tags written
 //	          on disk: catalog walk n=100, one n=10000 call, tags walk n=100
 //	          and whole
+//	ui        the web UI's pages over the catalog fixture, registryd only:
+//	          front page, namespace, a page in the middle, search, the
+//	          repository of 10,000 tags by name and by push time, an image
+//	          (median of 15 fetches each, ms; target under 100 ms)
 //	gc        a store of 2,000 images, half deleted: garbage-collect time,
 //	          peak RSS, blobs reclaimed; live images checked afterwards
 //	limits    sha256 on one core, disk write+fsync, loopback sendfile, an
@@ -87,7 +91,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -118,11 +122,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "gc", "limits", "s3":
+		case "push", "small", "manifest", "catalog", "ui", "gc", "limits", "s3":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, catalog, ui, gc, limits, s3)", w)
 		}
 	}
 
@@ -200,6 +204,12 @@ func main() {
 	if want["catalog"] {
 		metrics = append(metrics, mCatCold, mCatWalk, mCatOne, mCatPage, mTagWalk, mTagOne)
 	}
+	uiRows := uiPages(*repos, *tags)
+	if want["ui"] {
+		for _, p := range uiRows {
+			metrics = append(metrics, p.metric)
+		}
+	}
 	if want["gc"] {
 		metrics = append(metrics, mGC, mGCRSS, mGCBlobs)
 	}
@@ -242,7 +252,7 @@ func main() {
 	var catFixture string
 	var gcWantBlobs int
 	var gcFloor []float64 // removalFloor per repetition
-	if want["catalog"] {
+	if want["catalog"] || want["ui"] {
 		catFixture = filepath.Join(work, "fixture-catalog")
 		defer os.RemoveAll(catFixture)
 		t0 := time.Now()
@@ -359,6 +369,25 @@ func main() {
 				s.Stop()
 				if rep == *reps-1 {
 					os.RemoveAll(catRoot)
+				}
+			}
+			if want["ui"] && t.Name == subject {
+				// The UI is registryd's own: its rows have no reference.
+				uiRoot := filepath.Join(work, "ui-catalog")
+				if rep == 0 {
+					check(copyTree(catFixture, uiRoot))
+				}
+				s, err := startServer(t, uiRoot, work, false)
+				check(err)
+				b.check(s, runUI(s, uiRows))
+				var parts []string
+				for _, p := range uiRows {
+					parts = append(parts, fmt.Sprintf("%.1f", p.metric.Vals[subject][len(p.metric.Vals[subject])-1]))
+				}
+				logf("rep %d %-20s UI pages (ms): %s", rep+1, t.Name, strings.Join(parts, ", "))
+				s.Stop()
+				if rep == *reps-1 {
+					os.RemoveAll(uiRoot)
 				}
 			}
 			if want["gc"] {

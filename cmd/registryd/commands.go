@@ -49,6 +49,13 @@ with TLS, SIGHUP reloads the certificate and key.`,
 			flags:   gcFlags,
 		},
 		{
+			name:    "scrub",
+			args:    "[flags] [config.yml]",
+			summary: "check the integrity of every blob, link, tag and image; --repair quarantines what is damaged",
+			about:   scrubAbout,
+			flags:   scrubFlags, // scrub.go
+		},
+		{
 			name:    "retention",
 			args:    "[flags] [config.yml]",
 			summary: "apply the retention policies once and print the per-tag report",

@@ -2,6 +2,7 @@
 //
 //	registryd serve [config.yml]
 //	registryd garbage-collect [--dry-run] [--delete-untagged] [--quiet] [--force] config.yml
+//	registryd scrub [--repair] [--ratelimit RATE] [--quiet] config.yml
 //	registryd config check [config.yml]
 //	registryd version
 //	registryd help [command]

@@ -30,6 +30,7 @@ import (
 	"github.com/registryd/registryd/storage/driver/filesystem"
 	"github.com/registryd/registryd/storage/driver/inmemory"
 	"github.com/registryd/registryd/storage/driver/s3"
+	"github.com/registryd/registryd/ui"
 )
 
 // loadConfig reads the config named by the only positional argument, or the
@@ -159,6 +160,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// Runs after the HTTP server has drained: the events of the last
 	// requests still get their chance to be sent.
 	defer flushNotifications(notifier, log)
+	// Off unless http.ratelimit.enabled (ratelimit.go): per client
+	// around everything but the probes, per user once authenticated.
+	limiter := newLimiter(cfg.HTTP.RateLimit)
+	var userLimiter v2.UserLimiter
+	if limiter != nil {
+		userLimiter = limiter
+	}
 	api := v2.NewHandler(reg, v2.Options{
 		DeleteEnabled:     cfg.Storage.Delete.Enabled,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
@@ -170,8 +178,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Logger:            log,
 		Authorizer:        authz,
 		Notifier:          notifier,
+		Limiter:           userLimiter,
 	})
-	var apiHandler http.Handler = api
+	gate := &writeGate{}
+	apiHandler := limited(limiter, gate.handler(api))
 	if m != nil {
 		apiHandler = m.Middleware(apiHandler)
 	}
@@ -182,7 +192,22 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/healthz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
-		root.Handle(cfg.Auth.TokenServer.Path, tokenServer)
+		root.Handle(cfg.Auth.TokenServer.Path, limited(limiter, tokenServer))
+	}
+	var webUI *ui.UI
+	if cfg.UI.Enabled {
+		webUI, err = ui.New(ui.Options{
+			Registry: reg, Path: cfg.UI.Path, PullHost: cfg.UI.PullHost, HTTPHost: cfg.HTTP.Host,
+			DeleteEnabled: cfg.Storage.Delete.Enabled, ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled,
+			Authorizer: authz, Secret: cfg.HTTP.Secret, SessionLifetime: cfg.UI.SessionLifetime,
+			Headers: cfg.HTTP.Headers, Version: version, Logger: log, Notifier: notifier,
+		})
+		if err != nil {
+			return err
+		}
+		root.Handle(cfg.UI.Path, webUI)
+		// GET / and GET /ui (no slash) lead to the UI; the rest is the API's.
+		apiHandler = ui.WithRootRedirect(apiHandler, cfg.UI.Path)
 	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
@@ -269,6 +294,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if p := cfg.Storage.Maintenance.UploadPurging; p.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled {
 		go purgeUploads(bg, reg, p.Age, p.Interval, p.DryRun, log)
 	}
+	if sc := cfg.Storage.Maintenance.Scrub; sc.Enabled {
+		var obs *metrics.ScrubObserver
+		if m != nil {
+			obs = m.Scrub()
+		}
+		go scrubInBackground(bg, reg, sc, cfg.Storage.Maintenance.ReadOnly.Enabled, instanceID, obs, log) // scrubloop.go
+	}
 	// Retention runs on its own schedule (storage.maintenance.retention
 	// .interval), and on demand through the admin API.
 	var retMetrics *retention.Metrics
@@ -280,6 +312,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if webUI != nil {
+		// Before serving: the maintenance page starts and shows runs.
+		webUI.SetMaintainers(nil, retentionMaintainer{svc: ret})
 	}
 	if ret != nil {
 		go ret.Schedule()
@@ -303,7 +339,9 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 
 	// The lease tells garbage-collect (here or on another host sharing the
 	// storage) that a registry is serving it, and whether it accepts writes.
-	release, err := reg.RegisterInstance(ctx, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, storage.DefaultInstanceHeartbeat)
+	// A storage that is full or away at startup does not stop the
+	// registry: it serves pulls and opens writes once registered (lease.go).
+	release, err := registerInstance(ctx, reg, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, gate, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("registering with the storage: %w", err)

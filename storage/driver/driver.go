@@ -99,7 +99,9 @@ type Flusher interface {
 
 // Flush calls d's Flusher, if it has one.
 func Flush(ctx context.Context, d StorageDriver, dirs ...string) error {
-	if f, ok := d.(Flusher); ok {
+	// Through wrappers (metrics): a wrapper that does not forward Flush
+	// must not make it a no-op.
+	if f, ok := As[Flusher](d); ok {
 		return f.Flush(ctx, dirs...)
 	}
 	return nil
@@ -108,7 +110,7 @@ func Flush(ctx context.Context, d StorageDriver, dirs ...string) error {
 // DeleteDir removes the directory at path holding the files names, with
 // d's DirDeleter when it has one and with Delete otherwise.
 func DeleteDir(ctx context.Context, d StorageDriver, path string, names ...string) error {
-	if dd, ok := d.(DirDeleter); ok {
+	if dd, ok := As[DirDeleter](d); ok {
 		return dd.DeleteDir(ctx, path, names...)
 	}
 	return d.Delete(ctx, path)

@@ -83,3 +83,29 @@ func TestAsThroughWrappers(t *testing.T) {
 		}
 	}
 }
+
+// flushCounter is a driver with a Flusher, counting its calls.
+type flushCounter struct {
+	StorageDriver
+	flushes int
+}
+
+func (f *flushCounter) Flush(ctx context.Context, dirs ...string) error {
+	f.flushes++
+	return nil
+}
+
+// wrapper hides its driver's optional interfaces, as the metrics wrapper
+// does, but unwraps.
+type wrapper struct{ StorageDriver }
+
+func (w wrapper) Unwrap() StorageDriver { return w.StorageDriver }
+
+// Flush reaches the Flusher under a wrapper: a wrapped driver (metrics on)
+// must not lose the ordering garbage collection relies on.
+func TestFlushThroughWrapper(t *testing.T) {
+	f := &flushCounter{}
+	if err := Flush(context.Background(), wrapper{f}, "/a"); err != nil || f.flushes != 1 {
+		t.Fatalf("Flush through a wrapper: %v, %d flushes", err, f.flushes)
+	}
+}

@@ -311,7 +311,22 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	}
 	dir := filepath.Dir(full)
 	scratch := d.scratchRoot(ctx)
-	if err := ensureDir(dir, scratch); err != nil {
+	var created []string
+	renamed := false
+	defer func() {
+		// A PutContent that failed leaves no directory it made: an empty
+		// tag directory, say, would be listed though it names nothing.
+		// Each is removed only while empty (rmdir), so nothing another
+		// writer put there meanwhile is lost.
+		if !renamed {
+			for i := len(created) - 1; i >= 0; i-- {
+				if os.Remove(created[i]) != nil {
+					break
+				}
+			}
+		}
+	}()
+	if err := makeDirs(dir, scratch, &created); err != nil {
 		return err
 	}
 	tmp, err := createTemp(dir, filepath.Base(full))
@@ -319,7 +334,6 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 		return err
 	}
 	tmpName := tmp.Name()
-	renamed := false
 	defer func() {
 		if !renamed {
 			_ = tmp.Close()
@@ -418,7 +432,11 @@ func syncDir(dir string) error {
 // Only directories that did not exist cost a sync, and directories created
 // strictly below scratch (a full path, "" for none) cost none: nothing
 // durable is ever stored below a scratch root.
-func ensureDir(dir, scratch string) error {
+func ensureDir(dir, scratch string) error { return makeDirs(dir, scratch, nil) }
+
+// makeDirs is ensureDir that also appends the directories it made to
+// *created (when not nil), parents first.
+func makeDirs(dir, scratch string, created *[]string) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if fi.IsDir() {
@@ -431,7 +449,7 @@ func ensureDir(dir, scratch string) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := ensureDir(parent, scratch); err != nil {
+		if err := makeDirs(parent, scratch, created); err != nil {
 			return err
 		}
 	}
@@ -442,6 +460,8 @@ func ensureDir(dir, scratch string) error {
 		if serr != nil || !fi.IsDir() {
 			return err
 		}
+	} else if created != nil {
+		*created = append(*created, dir)
 	}
 	if below(dir, scratch) {
 		return nil

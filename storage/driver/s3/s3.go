@@ -129,6 +129,8 @@ type Driver struct {
 
 	// maxParts is S3's limit of parts per upload (tests lower it).
 	maxParts int
+	// faults is the client's transport (retry.go).
+	faults *faultTransport
 	// Bytes copied server-side or read back by appending writers, and
 	// copied server-side by Move; for tests.
 	appendCopied, appendReread, moveCopied atomic.Int64
@@ -210,6 +212,10 @@ func New(p Parameters) (*Driver, error) {
 		tr.TLSClientConfig.InsecureSkipVerify = true
 		opts.Transport = tr
 	}
+	faults, err := withRetries(opts, secure) // retry.go
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
 	client, err := minio.New(endpoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
@@ -233,6 +239,7 @@ func New(p Parameters) (*Driver, error) {
 		storageClass:    p.StorageClass,
 		putContentOpts:  minio.PutObjectOptions{StorageClass: p.StorageClass, ContentType: "application/octet-stream"},
 		maxParts:        maxParts,
+		faults:          faults,
 	}, nil
 }
 
