@@ -113,7 +113,7 @@ func (repo *Repository) putStaged(ctx context.Context, st driver.Stager, body io
 		// repository): the body is only checked.
 		w = &discardWriter{}
 	} else {
-		if w, err = st.StagedWriter(ctx, dst); err != nil {
+		if w, err = st.StagedWriter(ctx, dst, size); err != nil {
 			return Descriptor{}, storageErr(err)
 		}
 	}

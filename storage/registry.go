@@ -38,6 +38,9 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// ReadOnly says the server accepts no writes: the registry then starts
+	// none of its own either (a build of the catalog index).
+	ReadOnly bool
 	// NoCatalogIndex keeps the catalog from using (and pushes from
 	// maintaining) the index of repository names kept on drivers that
 	// list trees a page at a time (catalogindex.go); for tests.
@@ -134,6 +137,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	// directories (object stores) get the catalog index.
 	if t, ok := driver.As[driver.TreeLister](d); ok && r.watcher == nil && !opts.NoCatalogIndex {
 		r.index = newCatalogIndex(r, t)
+		r.index.noAutoBuild = opts.ReadOnly
 	}
 	return r
 }

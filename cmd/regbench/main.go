@@ -109,6 +109,9 @@ func main() {
 	flag.Var(&s3Size, "s3-size", "blob size of the s3 workload")
 	s3Huge := byteSize(1 << 30)
 	flag.Var(&s3Huge, "s3-rss-size", "blob size of the s3 workload's peak RSS push")
+	s3Repos := flag.Int("s3-repos", 10000, "repositories in the s3 workload's catalog fixture (0: no catalog rows)")
+	s3Tags := flag.Int("s3-tags", 10000, "tags in the s3 workload's tags/list fixture")
+	s3ReposBig := flag.Int("s3-repos-big", 0, "repositories in a second s3 catalog fixture, for the page cost at scale (0: none)")
 	abBin := flag.String("ab", "", "a second registryd binary, run in the s3 workload beside the first (A/B), its own column")
 	minioBin := flag.String("minio", envOr("REGBENCH_MINIO", ".cache/bin/minio"), "MinIO server binary for the s3 workload (env REGBENCH_MINIO)")
 	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
@@ -248,6 +251,9 @@ func main() {
 		defer mio.Stop()
 		logf("minio at %s", mio.Endpoint)
 		s3b = newS3Bench(b, mio, targets, *abBin, int64(s3Size), int64(s3Huge), int64(chunk))
+		if *s3Repos > 0 {
+			s3b.cat = newS3Catalog(s3b, *s3Repos, *s3Tags, *s3ReposBig, work)
+		}
 	}
 	var catFixture string
 	var gcWantBlobs int

@@ -36,7 +36,9 @@ type s3Bench struct {
 	huge            bigBlob // the 1 GiB blob of the RSS row (Size 0: no such row)
 	chunk           int64
 
-	push, chunked, docker, pull, rss, hugePush, hugeRSS *metric
+	push, chunked, docker, pull, redirect, rss, hugePush, hugeRSS *metric
+
+	cat *s3Catalog // the catalog rows; nil without them
 }
 
 const s3DirectName = "MinIO direct"
@@ -68,6 +70,7 @@ func newS3Bench(b *bench, mio *minioServer, targets []target, abBin string, size
 	s.chunked = &metric{Name: "push " + sz + " chunked " + fmtBytes(chunk), Unit: "MB/s", Higher: true, TargetRatio: 1.5}
 	s.docker = &metric{Name: "push " + sz + " docker (POST, PATCH, PUT)", Unit: "MB/s", Higher: true, TargetRatio: 1.5}
 	s.pull = &metric{Name: "pull " + sz + ", digest checked", Unit: "MB/s", Higher: true}
+	s.redirect = &metric{Name: "pull " + sz + " by 307 to a presigned URL", Unit: "MB/s", Higher: true}
 	s.rss = &metric{Name: "peak RSS during " + sz + " pushes", Unit: "MiB"}
 	if hugeSize > 0 {
 		hs := fmtBytes(hugeSize)
@@ -79,11 +82,31 @@ func newS3Bench(b *bench, mio *minioServer, targets []target, abBin string, size
 
 // metrics are the table's rows, in order.
 func (s *s3Bench) metrics() []*metric {
-	ms := []*metric{s.push, s.chunked, s.docker, s.pull, s.rss}
+	ms := []*metric{s.push, s.chunked, s.docker, s.pull, s.redirect, s.rss}
 	if s.hugePush != nil {
 		ms = append(ms, s.hugePush, s.hugeRSS)
 	}
+	if s.cat != nil {
+		ms = append(ms, s.cat.metrics()...)
+	}
 	return ms
+}
+
+// fail records why reference t has no figures (registryd failing ends
+// the run).
+func (s *s3Bench) fail(t target, rep int, srv *server, err error) {
+	if srv != nil {
+		err = fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(srv.logPath, 20))
+	}
+	if t.Name == s.subject || t.Name == s.fsName || t.Name == s.abName {
+		if srv != nil {
+			srv.Stop()
+		}
+		fatalf("%s (s3 workload): %v", t.Name, err)
+	}
+	log, _ := os.ReadFile(filepath.Join(s.b.work, t.Name+".log"))
+	s.na[t.Name] = failReason(err, string(log))
+	logf("rep %d %-20s s3: n/a: %v", rep+1, t.Name, err)
 }
 
 // rep runs repetition rep: each server in turn, starting with a different
@@ -95,12 +118,16 @@ func (s *s3Bench) rep(rep int) {
 			continue
 		}
 		s.runServer(t, rep)
+		if s.cat != nil && t.Name != s.fsName && s.na[t.Name] == "" {
+			s.cat.run(t, rep)
+		}
 	}
 	syscall.Sync()
 	put, get, cp, err := s.mio.directRates(bucketName("direct", rep+1), s.big)
 	check(err)
 	s.push.add(s.direct, put)
 	s.pull.add(s.direct, get)
+	s.redirect.add(s.direct, get)
 	// A push whose digest comes at its end is written, then copied.
 	floor := 1 / (1/put + 1/cp)
 	s.chunked.add(s.direct, floor)
@@ -115,20 +142,10 @@ func (s *s3Bench) rep(rep int) {
 func (s *s3Bench) runServer(t target, rep int) {
 	b := s.b
 	fs := t.Name == s.fsName
-	mine := t.Name == s.subject || fs || t.Name == s.abName
-	fail := func(srv *server, err error) {
-		if mine {
-			if srv != nil {
-				srv.Stop()
-			}
-			fatalf("%s (s3 workload): %v", t.Name, err)
-		}
-		log, _ := os.ReadFile(filepath.Join(b.work, t.Name+".log"))
-		s.na[t.Name] = failReason(err, string(log))
-		logf("rep %d %-20s s3: n/a: %v", rep+1, t.Name, err)
-	}
+	fail := func(srv *server, err error) { s.fail(t, rep, srv, err) }
 	var srv *server
 	var err error
+	var params s3Params
 	if fs {
 		srv = b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
 	} else {
@@ -141,8 +158,8 @@ func (s *s3Bench) runServer(t target, rep int) {
 				logf("minio: remove bucket %s: %v", bucket, err)
 			}
 		}()
-		p := s3Params{Endpoint: s.mio.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
-		if srv, err = startServerWith(t, "", b.work, false, s3Storage(flavorOf(t.Name), p)); err != nil {
+		params = s3Params{Endpoint: s.mio.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
+		if srv, err = startServerWith(t, "", b.work, false, s3Storage(flavorOf(t.Name), params)); err != nil {
 			fail(nil, err)
 			return
 		}
@@ -150,7 +167,7 @@ func (s *s3Bench) runServer(t target, rep int) {
 	defer b.stop(srv)
 	syscall.Sync()
 	base := srv.URL("")
-	var mono, ch, dk, pl, rss, hp, hrss float64
+	var mono, ch, dk, pl, rd, rss, hp, hrss float64
 	err = func() error {
 		srv.ResetHWM()
 		start := time.Now()
@@ -174,7 +191,25 @@ func (s *s3Bench) runServer(t target, rep int) {
 			return err
 		}
 		pl = mbps(s.big.Size, time.Since(start))
+		if !fs {
+			// The same pull answered with a redirect to the bucket: the
+			// client reads from MinIO itself.
+			var err error
+			if rd, err = s.pullRedirected(srv, t, params); err != nil {
+				if t.Name == s.subject || t.Name == s.abName {
+					return err
+				}
+				logf("rep %d %-20s pull by redirect: %v", rep+1, t.Name, err)
+			}
+		}
 		if s.huge.Size > 0 && !fs {
+			// A fresh process, as in the main table's RSS row: the peak
+			// is the push's, not what the earlier pushes left allocated.
+			srv.Stop()
+			if err := srv.start(); err != nil {
+				return err
+			}
+			base = srv.URL("")
 			srv.ResetHWM()
 			start = time.Now()
 			if err := pushMonolithic(base, "big/huge", newPRNG(s.huge.Seed, s.huge.Size), s.huge.Size, s.huge.D); err != nil {
@@ -186,13 +221,16 @@ func (s *s3Bench) runServer(t target, rep int) {
 		return nil
 	}()
 	if err != nil {
-		fail(srv, fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(srv.logPath, 20)))
+		fail(srv, err)
 		return
 	}
 	s.push.add(t.Name, mono)
 	s.chunked.add(t.Name, ch)
 	s.docker.add(t.Name, dk)
 	s.pull.add(t.Name, pl)
+	if rd > 0 {
+		s.redirect.add(t.Name, rd)
+	}
 	s.rss.add(t.Name, rss)
 	where := "s3"
 	if fs {
@@ -315,4 +353,36 @@ func (m *minioServer) copyParallel(ctx context.Context, bucket, src, dst string,
 	}
 	_, err = core.CompleteMultipartUpload(ctx, bucket, dst, id, parts, miniogo.PutObjectOptions{})
 	return err
+}
+
+// redirected reports whether a GET of the blob answers 307 (not followed).
+func redirected(base, repo string, d digest.Digest) bool {
+	c := &http.Client{Transport: httpClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(base + "/v2/" + repo + "/blobs/" + d.String())
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusTemporaryRedirect
+}
+
+// pullRedirected restarts srv with redirects on and pulls the monolithic
+// push's blob through the 307, in MB/s.
+func (s *s3Bench) pullRedirected(srv *server, t target, params s3Params) (float64, error) {
+	srv.Stop()
+	if err := os.WriteFile(srv.Config, []byte(configYAML(s3StorageRedirect(flavorOf(t.Name), params), srv.Addr, "")), 0o644); err != nil {
+		return 0, err
+	}
+	if err := srv.start(); err != nil {
+		return 0, err
+	}
+	base := srv.URL("")
+	if !redirected(base, "big/mono", s.big.D) {
+		return 0, fmt.Errorf("with redirects on, the blob GET did not answer 307")
+	}
+	start := time.Now()
+	if err := pullBlob(base, "big/mono", s.big.D, s.big.Size); err != nil {
+		return 0, err
+	}
+	return mbps(s.big.Size, time.Since(start)), nil
 }

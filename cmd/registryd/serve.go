@@ -150,6 +150,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	pullTimes := cfg.Storage.Maintenance.PullTimes
 	opts.TrackPulls = pullTimes.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled
+	opts.ReadOnly = cfg.Storage.Maintenance.ReadOnly.Enabled
 	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)

@@ -18,6 +18,8 @@ type Stager interface {
 	// and Cancel, Close without Commit, a failed Commit or a crash of the
 	// process leave it so: nothing half-written is ever visible. What a
 	// crash leaves behind is invisible to every method of the driver.
-	// Close after Commit only releases the writer.
-	StagedWriter(ctx context.Context, path string) (FileWriter, error)
+	// Close after Commit only releases the writer. size is how many bytes
+	// will be written, when known in advance, else -1: a driver may hold
+	// less in memory when it knows.
+	StagedWriter(ctx context.Context, path string, size int64) (FileWriter, error)
 }

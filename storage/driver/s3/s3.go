@@ -7,8 +7,9 @@
 // the registry's listing cache, keyed on directory times, out of the way),
 // and a directory disappears with its last object.
 //
-// Writers stream into multipart uploads in parts of ChunkSize bytes, so a
-// writer holds one part in memory whatever the size of the blob. Close
+// Writers stream into multipart uploads in parts of half of ChunkSize (at
+// least 5 MiB), sending one while the next fills, so a writer holds
+// ChunkSize bytes in memory whatever the size of the blob. Close
 // (and Commit) complete the multipart upload, so everything an upload has
 // received is in the bucket between requests, and a later appending
 // Writer, in this process or another instance sharing the bucket,
@@ -69,10 +70,11 @@ const name = "s3"
 const (
 	// MinChunkSize is the smallest part S3 accepts, but for the last.
 	MinChunkSize = 5 << 20
-	// DefaultChunkSize is the part size of writers when none is configured.
+	// DefaultChunkSize is what a writer holds in memory (two parts) when
+	// none is configured.
 	DefaultChunkSize = 10 << 20
-	// maxChunkSize bounds the configured part size (S3's limit is 5 GiB;
-	// a writer holds one part in memory).
+	// maxChunkSize bounds the configured chunk size (S3's part limit is 5
+	// GiB; a writer holds a chunk in memory).
 	maxChunkSize = 1 << 30
 	// maxCopyPartSize is the largest part UploadPartCopy accepts.
 	maxCopyPartSize = 5 << 30

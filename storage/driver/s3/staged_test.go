@@ -130,7 +130,7 @@ func TestStagedCrashBeforeCommit(t *testing.T) {
 	}
 	// The same path written again: the stale upload does not mix in.
 	data := []byte("the blob, this time whole")
-	w, err := d2.StagedWriter(ctx, p)
+	w, err := d2.StagedWriter(ctx, p, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestStagedCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := d.StagedWriter(context.Background(), f[2])
+	w, err := d.StagedWriter(context.Background(), f[2], 3*MinChunkSize+1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func newDriverOn(t *testing.T, bucket string) *Driver {
 func TestStagedPartFailure(t *testing.T) {
 	ctx := context.Background()
 	d := newTestDriver(t, nil)
-	w, err := d.StagedWriter(ctx, "/f/data")
+	w, err := d.StagedWriter(ctx, "/f/data", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,14 +224,25 @@ func TestStagedPartFailure(t *testing.T) {
 	noIncompleteUploads(t, d)
 }
 
-// A 64 MiB staged write holds a bounded number of parts in memory.
+// A 64 MiB staged write holds a bounded number of parts in memory: two of
+// ChunkSize (10 MiB) without its size, two of 5 MiB with it.
 func TestStagedConstantMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int64
+		bound int64
+	}{{"size unknown", -1, 32 << 20}, {"size known", 64<<20 + 12345, 24 << 20}} {
+		t.Run(tc.name, func(t *testing.T) { stagedMemory(t, tc.size, tc.bound) })
+	}
+}
+
+func stagedMemory(t *testing.T, announced, bound int64) {
 	ctx := context.Background()
 	d := newTestDriver(t, func(p *Parameters) { p.ChunkSize = 0 }) // 10 MiB
 	const size = 64<<20 + 12345
 	hw := sha256.New()
 	src := &streamReader{left: size, h: hw, seed: 5}
-	w, err := d.StagedWriter(ctx, "/big")
+	w, err := d.StagedWriter(ctx, "/big", announced)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,8 +276,8 @@ func TestStagedConstantMemory(t *testing.T) {
 	grow := int64(peak) - int64(base)
 	t.Logf("heap in use: %d MiB before, %d MiB peak (+%d MiB) for a %d MiB stream", base>>20, peak>>20, grow>>20, size>>20)
 	// the part being filled, stagedParts being sent, the buffers of the
-	// growing first part, and the client's; half the stream
-	if grow > 32<<20 {
+	// growing first part, and the client's
+	if grow > bound {
 		t.Fatalf("heap grew by %d MiB while streaming %d MiB: not bounded", grow>>20, size>>20)
 	}
 	rc, err := d.Reader(ctx, "/big", 0)

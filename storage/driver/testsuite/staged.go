@@ -16,10 +16,38 @@ import (
 // without Commit and a failed write leave the path as it was. size is a
 // content size that makes the driver send parts before Commit (more than
 // its part size), so that what it does with them is tested too.
+//
+// Every test runs twice: with the size given to StagedWriter in advance,
+// and without.
 func RunStaged(t *testing.T, size int, newDriver func(t *testing.T) driver.StorageDriver) {
+	for _, known := range []bool{false, true} {
+		name := "SizeUnknown"
+		if known {
+			name = "SizeKnown"
+		}
+		t.Run(name, func(t *testing.T) { runStaged(t, size, known, newDriver) })
+	}
+}
+
+// sized is a Stager that announces the size of every write it is asked
+// for, or never.
+type sized struct {
+	driver.Stager
+	known bool
+}
+
+func (s sized) open(ctx context.Context, p string, n int) (driver.FileWriter, error) {
+	size := int64(-1)
+	if s.known {
+		size = int64(n)
+	}
+	return s.StagedWriter(ctx, p, size)
+}
+
+func runStaged(t *testing.T, size int, known bool, newDriver func(t *testing.T) driver.StorageDriver) {
 	for _, tc := range []struct {
 		name string
-		fn   func(t *testing.T, d driver.StorageDriver, st driver.Stager, size int)
+		fn   func(t *testing.T, d driver.StorageDriver, st sized, size int)
 	}{
 		{"InvisibleUntilCommit", testStagedInvisible},
 		{"ReplacesWhole", testStagedReplaces},
@@ -33,7 +61,7 @@ func RunStaged(t *testing.T, size int, newDriver func(t *testing.T) driver.Stora
 			if !ok {
 				t.Fatalf("%s is no driver.Stager", d.Name())
 			}
-			tc.fn(t, d, st, size)
+			tc.fn(t, d, sized{st, known}, size)
 		})
 	}
 }
@@ -74,12 +102,12 @@ func writeStaged(t *testing.T, w driver.FileWriter, data []byte) {
 	}
 }
 
-func testStagedInvisible(t *testing.T, d driver.StorageDriver, st driver.Stager, size int) {
+func testStagedInvisible(t *testing.T, d driver.StorageDriver, st sized, size int) {
 	ctx := context.Background()
 	for _, n := range []int{0, 5, size} {
 		data := content(uint64(n), n)
 		p := "/staged/new/data"
-		w, err := st.StagedWriter(ctx, p)
+		w, err := st.open(ctx, p, len(data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,13 +138,13 @@ func testStagedInvisible(t *testing.T, d driver.StorageDriver, st driver.Stager,
 	}
 }
 
-func testStagedReplaces(t *testing.T, d driver.StorageDriver, st driver.Stager, size int) {
+func testStagedReplaces(t *testing.T, d driver.StorageDriver, st sized, size int) {
 	ctx := context.Background()
 	p := "/staged/r/data"
 	old := []byte("old content")
 	mustPut(t, d, p, old)
 	data := content(7, size)
-	w, err := st.StagedWriter(ctx, p)
+	w, err := st.open(ctx, p, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,14 +176,14 @@ func testStagedReplaces(t *testing.T, d driver.StorageDriver, st driver.Stager, 
 	}
 }
 
-func testStagedDiscard(t *testing.T, d driver.StorageDriver, st driver.Stager, size int) {
+func testStagedDiscard(t *testing.T, d driver.StorageDriver, st sized, size int) {
 	ctx := context.Background()
 	for _, how := range []string{"cancel", "close"} {
 		for _, n := range []int{3, size} {
 			p := "/staged/d/data"
 			old := []byte("kept")
 			mustPut(t, d, p, old)
-			w, err := st.StagedWriter(ctx, p)
+			w, err := st.open(ctx, p, n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +209,7 @@ func testStagedDiscard(t *testing.T, d driver.StorageDriver, st driver.Stager, s
 				t.Fatalf("a refused Commit after %s changed the path", how)
 			}
 			// And where there was nothing, there is still nothing.
-			w, err = st.StagedWriter(ctx, "/staged/d/none")
+			w, err = st.open(ctx, "/staged/d/none", n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,7 +225,7 @@ func testStagedDiscard(t *testing.T, d driver.StorageDriver, st driver.Stager, s
 	}
 	// A writer whose request ends mid-way: nothing appears either.
 	cctx, cancel := context.WithCancel(ctx)
-	w, err := st.StagedWriter(cctx, "/staged/d/cut")
+	w, err := st.open(cctx, "/staged/d/cut", 2*size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +241,7 @@ func testStagedDiscard(t *testing.T, d driver.StorageDriver, st driver.Stager, s
 }
 
 // Two staged writers of one path: each commit replaces the object whole.
-func testStagedConcurrent(t *testing.T, d driver.StorageDriver, st driver.Stager, size int) {
+func testStagedConcurrent(t *testing.T, d driver.StorageDriver, st sized, size int) {
 	ctx := context.Background()
 	p := "/staged/c/data"
 	datas := [][]byte{content(21, size), content(22, size+1)}
@@ -221,7 +249,7 @@ func testStagedConcurrent(t *testing.T, d driver.StorageDriver, st driver.Stager
 	errs := make([]error, len(datas))
 	for i, data := range datas {
 		wg.Go(func() {
-			w, err := st.StagedWriter(ctx, p)
+			w, err := st.open(ctx, p, len(data))
 			if err != nil {
 				errs[i] = err
 				return
@@ -246,14 +274,14 @@ func testStagedConcurrent(t *testing.T, d driver.StorageDriver, st driver.Stager
 	}
 }
 
-func testStagedMisuse(t *testing.T, d driver.StorageDriver, st driver.Stager, size int) {
+func testStagedMisuse(t *testing.T, d driver.StorageDriver, st sized, size int) {
 	ctx := context.Background()
 	for _, p := range []string{"", "/", "rel", "/a/../b", "/a//b"} {
-		if _, err := st.StagedWriter(ctx, p); err == nil {
+		if _, err := st.open(ctx, p, 1); err == nil {
 			t.Fatalf("StagedWriter(%q) succeeded", p)
 		}
 	}
-	w, err := st.StagedWriter(ctx, "/staged/m")
+	w, err := st.open(ctx, "/staged/m", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
