@@ -464,139 +464,101 @@ func (ix *catalogIndex) startBuild() {
 // honours conditional writes, else "unsure"), every "listed" marker of a
 // repository without revisions made "unsure", then the built marker. It
 // can run while registries serve: see the protocol above.
+//
+// The layout is read with one listing of every key below repositories/
+// (a request per thousand keys), not a listing per repository: the
+// repositories with revisions are those with a key below
+// <name>/_manifests/revisions/. Memory is a set of names.
 func (ix *catalogIndex) build(ctx context.Context) error {
 	cond := ix.conditional(ctx)
-	n := 0
-	var mu sync.Mutex
-	err := ix.r.eachRepository(ctx, func(name string, has bool) error {
-		if !has {
-			return nil
+	has := map[string]bool{}
+	if err := ix.eachKey(ctx, reposRoot(), func(e driver.Entry) {
+		rel := strings.TrimPrefix(e.Path, reposRootPath+"/")
+		if i := strings.Index(rel, "/_manifests/revisions/"); i > 0 {
+			if name := rel[:i]; !has[name] && ValidateName(name) == nil {
+				has[name] = true
+			}
 		}
-		mu.Lock()
-		n++
-		mu.Unlock()
-		p, ok := catalogMarkerPath(name)
-		if !ok {
-			return nil
+	}); err != nil {
+		return err
+	}
+	root := catalogMarkersRoot()
+	listed := map[string]bool{} // markers there now: name -> "listed"
+	if err := ix.eachKey(ctx, root, func(e driver.Entry) {
+		if name, ok := decodeName(strings.TrimPrefix(e.Path, root+"/")); ok {
+			listed[name] = e.Size == 0
 		}
+	}); err != nil {
+		return err
+	}
+	var missing, ghosts []string
+	for name := range has {
+		if _, ok := listed[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	for name, l := range listed {
+		if l && !has[name] {
+			ghosts = append(ghosts, name)
+		}
+	}
+	err := parallel(ctx, len(missing), func(i int) error {
+		name := missing[i]
+		p, _ := catalogMarkerPath(name)
 		if ix.buildHook != nil {
 			ix.buildHook(name)
 		}
-		var err error
-		if cond {
-			_, err = ix.cond.PutContentIf(ctx, p, nil, driver.Condition{IfAbsent: true})
-			if errors.Is(err, driver.ErrPreconditionFailed) {
-				err = nil // there already: whatever it says holds
-			}
-		} else {
-			_, err = ix.put(ctx, p, nonce(), driver.Condition{})
+		if !cond {
+			_, err := ix.put(ctx, p, nonce(), driver.Condition{})
+			return storageErr(err)
 		}
-		return err
+		_, err := ix.cond.PutContentIf(ctx, p, nil, driver.Condition{IfAbsent: true})
+		if errors.Is(err, driver.ErrPreconditionFailed) {
+			err = nil // written meanwhile: whatever it says holds
+		}
+		return storageErr(err)
 	})
 	if err != nil {
 		return err
 	}
 	// "listed" markers of repositories that lost their revisions behind
-	// the index's back.
-	root := catalogMarkersRoot()
-	after := ""
-	for {
-		es, more, err := ix.tree.ListTree(ctx, root, after, listBatch)
-		if err != nil && !isNotFound(err) {
+	// the index's back; checked again, one by one (a push may have come
+	// since the listing), and made unsure.
+	err = parallel(ctx, len(ghosts), func(i int) error {
+		name := ghosts[i]
+		ok, err := ix.r.hasRevisions(ctx, repoPath(name))
+		if err != nil || ok {
 			return storageErr(err)
 		}
-		var ghosts []string
-		var gmu sync.Mutex
-		var listedIdx []int
-		names := make([]string, len(es))
-		for i, e := range es {
-			if name, ok := decodeName(strings.TrimPrefix(e.Path, root+"/")); ok && e.Size == 0 {
-				names[i] = name
-				listedIdx = append(listedIdx, i)
-			}
-		}
-		err = parallel(ctx, len(listedIdx), func(k int) error {
-			i := listedIdx[k]
-			has, err := ix.r.hasRevisions(ctx, repoPath(names[i]))
-			if err != nil {
-				return err
-			}
-			if !has {
-				gmu.Lock()
-				ghosts = append(ghosts, names[i])
-				gmu.Unlock()
-			}
-			return nil
-		})
-		if err != nil {
-			return storageErr(err)
-		}
-		for _, g := range ghosts {
-			if err := ix.unsure(ctx, g); err != nil {
-				return err
-			}
-		}
-		if !more || len(es) == 0 {
-			break
-		}
-		after = es[len(es)-1].Path
+		return ix.unsure(ctx, name)
+	})
+	if err != nil {
+		return err
 	}
-	b, _ := json.Marshal(builtRecord{Built: ix.now().UTC(), Repositories: n, Nonce: string(nonce())})
+	b, _ := json.Marshal(builtRecord{Built: ix.now().UTC(), Repositories: len(has), Nonce: string(nonce())})
 	return storageErr(ix.r.driver.PutContent(ctx, catalogBuiltPath(), b))
 }
 
-// eachRepository calls fn, on several goroutines at once, for every
-// directory below repositories/ with a valid name that has a _manifests
-// child, with whether it has revisions.
-func (r *Registry) eachRepository(ctx context.Context, fn func(name string, has bool) error) error {
-	var mu sync.Mutex
-	queue := []string{reposRoot()}
-	var firstErr error
-	for len(queue) > 0 && firstErr == nil {
-		level := queue
-		queue = nil
-		err := parallel(ctx, len(level), func(i int) error {
-			dir := level[i]
-			subdirs, manifests, err := r.readDirForIndex(ctx, dir)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			queue = append(queue, subdirs...)
-			mu.Unlock()
-			if dir == reposRoot() || !manifests {
-				return nil
-			}
-			name := strings.TrimPrefix(dir, reposRootPath+"/")
-			has, err := r.hasRevisions(ctx, dir)
-			if err != nil {
-				return err
-			}
-			return fn(name, has)
-		})
-		firstErr = err
-	}
-	return firstErr
-}
-
-// readDirForIndex lists a directory below repositories/: the children
-// that may be nested names, and whether it has _manifests.
-func (r *Registry) readDirForIndex(ctx context.Context, dir string) ([]string, bool, error) {
-	children, err := r.driver.List(ctx, dir)
-	if isNotFound(err) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, storageErr(err)
-	}
-	subdirs, manifests := splitRepoDir(children)
-	valid := subdirs[:0]
-	for _, s := range subdirs {
-		if validComponent(path.Base(s)) {
-			valid = append(valid, s)
+// eachKey calls fn for every object below p, in order, a listing page at
+// a time.
+func (ix *catalogIndex) eachKey(ctx context.Context, p string, fn func(driver.Entry)) error {
+	after := ""
+	for {
+		es, more, err := ix.tree.ListTree(ctx, p, after, listBatch)
+		if isNotFound(err) {
+			return nil
 		}
+		if err != nil {
+			return storageErr(err)
+		}
+		for _, e := range es {
+			fn(e)
+		}
+		if !more || len(es) == 0 {
+			return nil
+		}
+		after = es[len(es)-1].Path
 	}
-	return valid, manifests, nil
 }
 
 // beforeRevision is catalogIndex.beforeRevision where there is an index.

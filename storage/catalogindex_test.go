@@ -386,11 +386,17 @@ func TestCatalogIndexBuildRaces(t *testing.T) {
 			d1 := digest.FromString("one")
 			if tc == "remove during build" {
 				mustWriteRevision(t, regs[0], "app", d1)
+				// the index lost: the build has the marker to write
+				if err := store.Delete(ctx, catalogIndexDir()); err != nil {
+					t.Fatal(err)
+				}
 			}
+			hooked := false
 			regs[1].index.buildHook = func(name string) {
 				switch tc {
 				case "push during build":
 				case "remove during build":
+					hooked = true
 					// between the build's look at the repository and its marker
 					if err := regs[0].unsure(ctx, name); err != nil {
 						t.Fatal(err)
@@ -418,6 +424,9 @@ func TestCatalogIndexBuildRaces(t *testing.T) {
 			}
 			if err := regs[1].index.build(ctx); err != nil {
 				t.Fatal(err)
+			}
+			if !hooked {
+				t.Fatal("the build wrote no marker")
 			}
 			for _, r := range regs {
 				if got := allCatalog(t, r, -1); len(got) != 0 {
