@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -125,4 +126,74 @@ func TestS3SharedBucketListings(t *testing.T) {
 	want("catalog from the rebuilt index", catalog(b), all)
 	cr("push", img.Layout, a.Addr+"/team/one:v3")
 	want("catalog after A's push, rebuilt index", catalog(b), append([]string{}, append(many, "team/one", "team/one/aaa", "team/one-x")...))
+}
+
+// TestS3WithTheReference: registryd and the reference registry
+// (docker-registry 2.8) on one bucket. What registryd writes (a blob
+// streamed straight to its final key, its catalog index under
+// _registryd/) the reference reads as its own: it lists and pulls
+// registryd's push. The reference does not keep registryd's index, so a
+// repository it pushes is in registryd's catalog after `registryd
+// reindex` (its tags/list, read from the bucket, has it at once), and one
+// whose manifest it deletes leaves registryd's catalog after the same.
+func TestS3WithTheReference(t *testing.T) {
+	m := startMinio(t)
+	bucket, storageYAML := m.bucket(t)
+	reg := startRegistrydStorage(t, storageYAML)
+	refYAML := fmt.Sprintf("  s3:\n    bucket: %s\n    regionendpoint: %s\n    region: us-east-1\n    secure: false\n    v4auth: true\n    accesskey: %s\n    secretkey: %s\n    rootdirectory: /registry\n",
+		bucket, m.endpoint, e2eMinioUser, e2eMinioPassword)
+	bin := referenceBin
+	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
+		t.Fatalf("reference registry not found at %s: %s", bin, installHint)
+	}
+	// (AWS_CA_BUNDLE makes 2.8's S3 driver panic at startup)
+	ref := startServerStorage(t, "reference", bin, "", refYAML, []string{"AWS_CA_BUNDLE="})
+	crane := tool(t, "crane")
+	env := clientEnv(t)
+	cr := func(args ...string) string {
+		t.Helper()
+		return runCmd(t, env, clientTimeout, crane, append(args, "--insecure")...).Stdout
+	}
+	catalog := func(s *Server) []string {
+		t.Helper()
+		var c struct{ Repositories []string }
+		getJSON(t, s, "/v2/_catalog", &c)
+		return c.Repositories
+	}
+	want := func(what string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %q, want %q", what, got, want)
+		}
+	}
+
+	// A monolithic push (crane sends each blob in one PUT) through registryd.
+	img := newTestImage(t, t.TempDir(), "v1", "s3-with-ref")
+	cr("push", img.Layout, reg.Addr+"/mine/app:v1")
+	want("the reference's catalog after registryd's push", catalog(ref), []string{"mine/app"})
+	pulled := t.TempDir()
+	cr("pull", "--format=oci", ref.Addr+"/mine/app:v1", pulled)
+	if d := strings.TrimSpace(cr("digest", ref.Addr+"/mine/app:v1")); d != img.Digest {
+		t.Fatalf("the reference serves %s, registryd pushed %s", d, img.Digest)
+	}
+
+	// A push through the reference.
+	other := newTestImage(t, t.TempDir(), "x", "s3-with-ref-2")
+	cr("push", other.Layout, ref.Addr+"/theirs/app:x")
+	var l struct{ Tags []string }
+	getJSON(t, reg, "/v2/theirs/app/tags/list", &l)
+	want("registryd's tags of the reference's push", l.Tags, []string{"x"})
+	res := runCmd(t, serverEnv(nil), 2*time.Minute, registrydBin, "reindex", reg.Config)
+	if !strings.Contains(res.Stdout, "2 repositories") {
+		t.Fatalf("reindex: %s%s", res.Stdout, res.Stderr)
+	}
+	want("registryd's catalog after reindex", catalog(reg), []string{"mine/app", "theirs/app"})
+
+	// The reference deletes its manifest.
+	od := strings.TrimSpace(cr("digest", ref.Addr+"/theirs/app:x"))
+	if r := doHTTP(t, http.MethodDelete, ref.URL("/v2/theirs/app/manifests/"+od), nil, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("DELETE through the reference: %s", r)
+	}
+	runCmd(t, serverEnv(nil), 2*time.Minute, registrydBin, "reindex", reg.Config)
+	want("registryd's catalog after the reference's delete and reindex", catalog(reg), []string{"mine/app"})
 }

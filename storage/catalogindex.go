@@ -455,7 +455,7 @@ func (ix *catalogIndex) startBuild() {
 	}
 	go func() {
 		defer ix.building.Store(false)
-		_ = ix.build(context.Background())
+		_, _ = ix.build(context.Background())
 	}()
 }
 
@@ -469,7 +469,7 @@ func (ix *catalogIndex) startBuild() {
 // (a request per thousand keys), not a listing per repository: the
 // repositories with revisions are those with a key below
 // <name>/_manifests/revisions/. Memory is a set of names.
-func (ix *catalogIndex) build(ctx context.Context) error {
+func (ix *catalogIndex) build(ctx context.Context) (int, error) {
 	cond := ix.conditional(ctx)
 	has := map[string]bool{}
 	if err := ix.eachKey(ctx, reposRoot(), func(e driver.Entry) {
@@ -480,7 +480,7 @@ func (ix *catalogIndex) build(ctx context.Context) error {
 			}
 		}
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	root := catalogMarkersRoot()
 	listed := map[string]bool{} // markers there now: name -> "listed"
@@ -489,7 +489,7 @@ func (ix *catalogIndex) build(ctx context.Context) error {
 			listed[name] = e.Size == 0
 		}
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	var missing, ghosts []string
 	for name := range has {
@@ -519,7 +519,7 @@ func (ix *catalogIndex) build(ctx context.Context) error {
 		return storageErr(err)
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// "listed" markers of repositories that lost their revisions behind
 	// the index's back; checked again, one by one (a push may have come
@@ -533,10 +533,10 @@ func (ix *catalogIndex) build(ctx context.Context) error {
 		return ix.unsure(ctx, name)
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b, _ := json.Marshal(builtRecord{Built: ix.now().UTC(), Repositories: len(has), Nonce: string(nonce())})
-	return storageErr(ix.r.driver.PutContent(ctx, catalogBuiltPath(), b))
+	return len(has), storageErr(ix.r.driver.PutContent(ctx, catalogBuiltPath(), b))
 }
 
 // eachKey calls fn for every object below p, in order, a listing page at
@@ -635,9 +635,12 @@ func (repo *Repository) tagsPaged(ctx context.Context, pl driver.PageLister, las
 // bucket, a repository removed by hand) are taken in. It can run while
 // registries serve. garbage-collect runs it; so does the first catalog
 // request when the index is missing.
-func (r *Registry) RebuildCatalogIndex(ctx context.Context) error {
+//
+// It returns how many repositories the index lists, or -1 where there is
+// no index.
+func (r *Registry) RebuildCatalogIndex(ctx context.Context) (int, error) {
 	if r.index == nil {
-		return nil
+		return -1, nil
 	}
 	return r.index.build(ctx)
 }

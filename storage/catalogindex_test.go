@@ -193,7 +193,7 @@ func runIndexModel(t *testing.T, store driver.StorageDriver, seed uint64, steps 
 	newDigest := func() digest.Digest { digestN++; return digest.FromString(fmt.Sprint("m", seed, digestN)) }
 	built := false
 	build := func(reg *Registry) {
-		if err := reg.index.build(ctx); err != nil {
+		if _, err := reg.index.build(ctx); err != nil {
 			t.Fatal(err)
 		}
 		built = true
@@ -411,7 +411,7 @@ func TestCatalogIndexBuildRaces(t *testing.T) {
 			}
 			if tc == "push during build" {
 				// the build sees nothing; the push lands after its walk
-				if err := regs[1].index.build(ctx); err != nil {
+				if _, err := regs[1].index.build(ctx); err != nil {
 					t.Fatal(err)
 				}
 				mustWriteRevision(t, regs[0], "app", d1)
@@ -422,7 +422,7 @@ func TestCatalogIndexBuildRaces(t *testing.T) {
 				}
 				return
 			}
-			if err := regs[1].index.build(ctx); err != nil {
+			if _, err := regs[1].index.build(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if !hooked {
@@ -493,7 +493,7 @@ func TestCatalogIndexSemantics(t *testing.T) {
 		t.Run(sname, func(t *testing.T) {
 			d := open()
 			a, b := New(d, Options{}), New(d, Options{})
-			if err := a.RebuildCatalogIndex(ctx); err != nil {
+			if _, err := a.RebuildCatalogIndex(ctx); err != nil {
 				t.Fatal(err)
 			}
 			names := []string{"a", "a/b", "a/b/c", "a-b", "b", "b/a", "c"}
@@ -622,7 +622,7 @@ func TestCatalogIndexLostAndStale(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := append(slices.Clone(names[1:]), hand)
-			if err := r.RebuildCatalogIndex(ctx); err != nil {
+			if _, err := r.RebuildCatalogIndex(ctx); err != nil {
 				t.Fatal(err)
 			}
 			other := New(d, Options{})
@@ -665,7 +665,7 @@ func TestCatalogIndexPageCost(t *testing.T) {
 			d := digest.FromString(fmt.Sprint(i))
 			mustWriteRevision(t, r, fmt.Sprintf("repo/r%05d", i), d)
 		}
-		if err := r.RebuildCatalogIndex(ctx); err != nil {
+		if _, err := r.RebuildCatalogIndex(ctx); err != nil {
 			t.Fatal(err)
 		}
 		before := store.requests()
