@@ -11,6 +11,10 @@ const (
 	ActionPull   = "pull"
 	ActionPush   = "push"
 	ActionDelete = "delete"
+	// ActionAdmin is registry-wide administration (the admin API's
+	// collection, retention and registry-wide usage): the scope
+	// registry:catalog:admin, granted by access rules over "**".
+	ActionAdmin = "admin"
 )
 
 // Access is one permission a request needs, in the terms of Docker's token
@@ -29,6 +33,9 @@ func Repository(name, action string) Access {
 
 // Catalog is the access to list repositories.
 var Catalog = Access{Type: "registry", Name: "catalog", Action: "*"}
+
+// Admin is the access to administer the registry (registry:catalog:admin).
+var Admin = Access{Type: "registry", Name: "catalog", Action: ActionAdmin}
 
 // Authorizer decides whether a request may proceed.
 //

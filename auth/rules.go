@@ -31,7 +31,9 @@ type Rule struct {
 	Groups       []string
 	// Actions are pull, push and delete, or "*" for all three. Pushing
 	// also needs pull (clients read what they write), as in Docker's
-	// token scopes: list both.
+	// token scopes: list both. admin (never part of "*") grants the
+	// registry-wide administration of the admin API; it is only accepted
+	// in a rule over every repository ("**").
 	Actions []string
 }
 
@@ -48,6 +50,7 @@ const (
 	actPull actionSet = 1 << iota
 	actPush
 	actDelete
+	actAdmin
 	actAll = actPull | actPush | actDelete
 )
 
@@ -59,6 +62,8 @@ func actionBit(a string) actionSet {
 		return actPush
 	case ActionDelete:
 		return actDelete
+	case ActionAdmin:
+		return actAdmin
 	case "*":
 		return actAll
 	}
@@ -68,7 +73,7 @@ func actionBit(a string) actionSet {
 // names lists the actions in the set, in a fixed order.
 func (s actionSet) names() []string {
 	var out []string
-	for _, a := range []string{ActionPull, ActionPush, ActionDelete} {
+	for _, a := range []string{ActionPull, ActionPush, ActionDelete, ActionAdmin} {
 		if s&actionBit(a) != 0 {
 			out = append(out, a)
 		}
@@ -140,9 +145,13 @@ func compilePolicy(cfg *AccessConfig) (*policy, error) {
 		p.rules = append(p.rules, cr)
 	}
 	for i, r := range cfg.Anonymous {
-		cr, err := compileRule(fmt.Sprintf("access.anonymous[%d]", i), r.Repositories, r.Actions)
+		where := fmt.Sprintf("access.anonymous[%d]", i)
+		cr, err := compileRule(where, r.Repositories, r.Actions)
 		if err != nil {
 			return nil, err
+		}
+		if cr.actions&actAdmin != 0 {
+			return nil, fmt.Errorf("%s.actions: admin cannot be granted to anonymous callers", where)
 		}
 		p.anonymous = append(p.anonymous, cr)
 	}
@@ -170,6 +179,9 @@ func compileRule(where string, repos, actions []string) (compiledRule, error) {
 			return cr, fmt.Errorf("%s.actions: unknown action %q (pull, push, delete or *)", where, a)
 		}
 		cr.actions |= b
+	}
+	if cr.actions&actAdmin != 0 && !containsString(repos, "**") {
+		return cr, fmt.Errorf("%s: admin is registry-wide (collection, retention, usage of every repository): grant it in a rule on repositories [\"**\"]", where)
 	}
 	return cr, nil
 }
@@ -208,8 +220,11 @@ func (p *policy) allowed(user string, a Access) bool {
 	switch a.Type {
 	case "repository":
 		b := actionBit(a.Action)
-		return b != 0 && a.Action != "*" && p.actions(user, a.Name)&b == b
+		return b != 0 && b != actAdmin && a.Action != "*" && p.actions(user, a.Name)&b == b
 	case Catalog.Type:
+		if a == Admin {
+			return user != "" && p.admin(user)
+		}
 		if a != Catalog {
 			return false
 		}
@@ -223,6 +238,22 @@ func (p *policy) allowed(user string, a Access) bool {
 			if r.actions&actPull != 0 {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// admin reports whether user may administer the registry: any
+// authenticated user under the nil policy (distribution's "every user may
+// do everything"), else a user named by a rule granting admin.
+func (p *policy) admin(user string) bool {
+	if p == nil {
+		return true
+	}
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.actions&actAdmin != 0 && (r.anyUser || r.users[user]) {
+			return true
 		}
 	}
 	return false

@@ -26,8 +26,8 @@ import (
 )
 
 // The users of the auth tests and what the access rules give them:
-// alice everything on team-a, bob pull on team-a, root everything, and
-// anonymous callers pull on public.
+// alice everything on team-a, bob pull on team-a, root everything
+// (administration too), and anonymous callers pull on public.
 var authUsers = map[string]string{"alice": "alice-secret-pw", "bob": "bob-secret-pw", "root": "root-secret-pw"}
 
 const authAccess = `access:
@@ -43,6 +43,9 @@ const authAccess = `access:
     - repositories: ["**"]
       groups: [admins]
       actions: ["*"]
+    - repositories: ["**"]
+      groups: [admins]
+      actions: [admin]
   anonymous:
     - repositories: ["public/**"]
       actions: [pull]
@@ -55,7 +58,19 @@ type authServer struct {
 	Addr    string
 	LogPath string
 	TLS     *testCA // nil: plain HTTP
+	Config  string  // the config file's path
 	proc    *os.Process
+	stop    func() // stops the process started last
+}
+
+// restart stops the server and starts it again on the same config (the
+// web UI's sessions survive it: the config sets http.secret).
+func (s *authServer) restart(t *testing.T) {
+	t.Helper()
+	s.stop()
+	if err := s.start(t, s.Config); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *authServer) URL(path string) string {
@@ -120,6 +135,7 @@ storage:
     enabled: true
 http:
   addr: %s
+  secret: registryd-e2e-secret
 auth:
   htpasswd:
     realm: registryd-e2e
@@ -139,6 +155,7 @@ auth:
 		}
 		cfgPath := filepath.Join(dir, "config.yml")
 		must(t, os.WriteFile(cfgPath, []byte(cfg+authAccess), 0o644))
+		s.Config = cfgPath
 		if lastErr = s.start(t, cfgPath); lastErr == nil {
 			return s
 		}
@@ -172,6 +189,8 @@ func (s *authServer) start(t *testing.T, cfgPath string) error {
 			<-exited
 		}
 	}
+	s.stop = stop
+
 	client := s.client()
 	client.Timeout = 2 * time.Second
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

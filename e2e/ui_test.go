@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
+
+// bigLayer is the size of team-a/big's own layer.
+const bigLayer = 512 << 10
 
 // uiPusher pushes through the V2 API as a user of the auth server.
 type uiPusher struct {
@@ -220,6 +224,7 @@ func screenshots(t *testing.T, ctx context.Context, name string) {
 // form on another origin cannot delete with the user's session.
 func TestUIBrowser(t *testing.T) {
 	srv := startAuthRegistryd(t, "htpasswd")
+	parent := t // the server outlives the subtest that restarts it
 	base := "http://" + srv.Addr
 	root := &uiPusher{t: t, base: base, user: "root", c: srv.client()}
 
@@ -256,6 +261,14 @@ func TestUIBrowser(t *testing.T) {
 		root.image(n, "1.0", "amd64", nil, nil)
 	}
 	root.image("ops/secret", "v1", "amd64", nil, nil)
+	// A repository with a layer of its own, to see the storage page move.
+	big := make([]byte, bigLayer)
+	_, _ = rand.Read(big)
+	bd := root.blob("team-a/big", big)
+	bcfg := root.blob("team-a/big", mustJSON(t, map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": []string{bd}}}))
+	root.manifest("team-a/big", "v1", mtOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mtOCIManifest,
+		"config": descriptor{MediaType: mtOCIConfig, Digest: bcfg, Size: int64(len(mustJSON(t, map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": []string{bd}}})))},
+		"layers": []descriptor{{MediaType: mtOCILayerGzip, Digest: bd, Size: bigLayer}}})
 
 	ctx := chromium(t, 4*time.Minute)
 	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
@@ -432,15 +445,19 @@ func TestUIBrowser(t *testing.T) {
 		}
 	})
 
-	t.Run("delete the last image, the repository leaves the catalog", func(t *testing.T) {
-		do(t, ctx, "doomed", chromedp.Navigate(base+"/ui/r/team-a/doomed/-/t/only"), visible("#pull"),
-			click(`a.button.danger`), visible("#confirm-delete"), click("#confirm-delete"), visible(".notice"),
-			chromedp.Navigate(base+"/ui/?q=team-a"), visible("#repos"))
+	t.Run("delete a repository, it leaves the catalog", func(t *testing.T) {
+		do(t, ctx, "doomed", chromedp.Navigate(base+"/ui/r/team-a/doomed"), visible("#tags"),
+			click("#delete-repo"), visible("#confirm"))
+		screenshots(t, ctx, "delete-repository")
+		do(t, ctx, "type the name", chromedp.SendKeys(chromedp.ID("confirm"), "team-a/doomed"), click("#confirm-delete"), visible(".notice"))
 		if repos := text(t, ctx, "#repos"); strings.Contains(repos, "team-a/doomed") || !strings.Contains(repos, "team-a/app") {
 			t.Errorf("catalog after the delete: %q", repos)
 		}
 		if slices.Contains(root.catalog(), "team-a/doomed") {
 			t.Errorf("/v2/_catalog still lists team-a/doomed")
+		}
+		if root.hasManifest("team-a/doomed", "only") {
+			t.Errorf("team-a/doomed:only still pulls")
 		}
 	})
 
@@ -451,6 +468,39 @@ func TestUIBrowser(t *testing.T) {
 		}
 		// A tag link opened with Enter, as a keyboard user does.
 		do(t, ctx, "enter on a tag", chromedp.Focus(chromedp.CSS(`td.tag a`)), chromedp.KeyEvent(kb.Enter), visible("#pull"))
+	})
+
+	t.Run("storage page changes after GC", func(t *testing.T) {
+		// As root, who has the admin right.
+		do(t, ctx, "log out", chromedp.Navigate(base+"/ui/"), visible(".user"), click("header form button"), visible(`a[href="/ui/login"]`),
+			chromedp.Navigate(base+"/ui/login"), visible("#username"),
+			chromedp.SendKeys(chromedp.ID("username"), "root"), chromedp.SendKeys(chromedp.ID("password"), authUsers["root"]),
+			chromedp.Submit(chromedp.ID("password")), visible(".user"))
+		bytesOf := func(id string) int64 {
+			return int64(get(t, ctx, id, chromedp.Evaluate[float64](fmt.Sprintf(`Number(document.getElementById(%q).dataset.bytes)`, id))))
+		}
+		do(t, ctx, "storage", chromedp.Navigate(base+"/ui/storage"), visible("#storage-table"))
+		total0, unref0 := bytesOf("total"), bytesOf("unreferenced")
+		screenshots(t, ctx, "storage")
+		do(t, ctx, "delete team-a/big", chromedp.Navigate(base+"/ui/r/team-a/big/-/delete"), visible("#confirm"),
+			chromedp.SendKeys(chromedp.ID("confirm"), "team-a/big"), click("#confirm-delete"), visible(".notice"),
+			chromedp.Navigate(base+"/ui/storage"), visible("#usage"))
+		total1, unref1 := bytesOf("total"), bytesOf("unreferenced")
+		if total1 != total0 || unref1 < unref0+bigLayer {
+			t.Errorf("after deleting team-a/big: on disk %d -> %d (same expected), unreferenced %d -> %d (+%d at least expected)", total0, total1, unref0, unref1, bigLayer)
+		}
+		// Collect: offline, as this server has no online collector.
+		srv.stop()
+		runCmd(t, nil, 2*time.Minute, registrydBin, "garbage-collect", srv.Config)
+		must(t, srv.start(parent, srv.Config))
+		do(t, ctx, "storage after GC", chromedp.Navigate(base+"/ui/storage"), visible("#usage"))
+		total2, unref2 := bytesOf("total"), bytesOf("unreferenced")
+		if total2 > total1-bigLayer || unref2 >= unref1 {
+			t.Errorf("after garbage collection: on disk %d -> %d, unreferenced %d -> %d", total1, total2, unref1, unref2)
+		}
+		if !root.hasManifest("team-a/app", "latest") {
+			t.Errorf("garbage collection lost team-a/app:latest")
+		}
 	})
 
 	t.Run("phone width", func(t *testing.T) {

@@ -115,6 +115,8 @@ func Route(method, p string) string {
 		return "catalog"
 	case !strings.HasPrefix(p, "/v2/"):
 		return "other"
+	case strings.HasPrefix(p, "/v2/_registryd/") || strings.HasPrefix(p, "/v2/_oci/"):
+		return "admin" // the admin API (api/admin); no name starts with "_"
 	case strings.HasSuffix(p, "/tags/list"):
 		return "tags"
 	case strings.Contains(p, "/blobs/uploads/"):
@@ -272,6 +274,17 @@ func (i *instrumented) List(ctx context.Context, p string) (l []string, err erro
 func (i *instrumented) Move(ctx context.Context, src, dst string) (err error) {
 	defer func(t time.Time) { i.observe("move", t, err) }(time.Now())
 	return i.StorageDriver.Move(ctx, src, dst)
+}
+
+// Batch implements driver.Batcher: timed as one "batch" when the driver
+// underneath has batches, else run as its operations, each timed as
+// itself.
+func (i *instrumented) Batch(ctx context.Context, ops ...driver.BatchOp) (err error) {
+	if _, ok := driver.As[driver.Batcher](i.StorageDriver); !ok {
+		return driver.BatchEach(ctx, i, ops...)
+	}
+	defer func(t time.Time) { i.observe("batch", t, err) }(time.Now())
+	return driver.Batch(ctx, i.StorageDriver, ops...)
 }
 
 func (i *instrumented) Delete(ctx context.Context, p string) (err error) {

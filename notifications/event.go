@@ -11,6 +11,9 @@ package notifications
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -96,4 +99,25 @@ type Source struct {
 // Marshal encodes events as an envelope.
 func Marshal(events []Event) ([]byte, error) {
 	return json.Marshal(Envelope{Events: events})
+}
+
+// RequestOf describes the HTTP request r, whose request id is id, for an
+// event. The client's address is reported as distribution reports it: the
+// first X-Forwarded-For entry or X-Real-Ip when a proxy set them,
+// otherwise the peer of the connection.
+func RequestOf(r *http.Request, id string) Request {
+	return Request{ID: id, Addr: clientAddr(r), Host: r.Host, Method: r.Method, UserAgent: r.UserAgent()}
+}
+
+func clientAddr(r *http.Request) string {
+	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
+		first, _, _ := strings.Cut(fwd, ",")
+		if ip := strings.TrimSpace(first); net.ParseIP(ip) != nil {
+			return ip
+		}
+	}
+	if ip := strings.TrimSpace(r.Header.Get("X-Real-Ip")); net.ParseIP(ip) != nil {
+		return ip
+	}
+	return r.RemoteAddr
 }

@@ -35,7 +35,9 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 			return nil, false, err
 		}
 		if ready {
-			return ix.page(ctx, last, n, keep)
+			return ix.page(ctx, last, n, func(name string) bool {
+				return !r.deleting(name) && (keep == nil || keep(name))
+			})
 		}
 		// Not built (a new store, or one written by the reference): the
 		// layout answers while a build runs.
@@ -58,7 +60,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 		out = make([]string, 0, min(n, 1<<14))
 	}
 	err = r.walkCatalog(ctx, since, reposRoot(), root, 0, lastParts, func(name string) error {
-		if keep != nil && !keep(name) {
+		if (keep != nil && !keep(name)) || r.deleting(name) {
 			return nil
 		}
 		if n >= 0 && len(out) == n {

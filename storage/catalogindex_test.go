@@ -19,11 +19,6 @@ import (
 	"github.com/registryd/registryd/storage/driver"
 )
 
-// catalogLess is the catalog's order: component by component.
-func catalogLess(a, b string) bool {
-	return slices.Compare(strings.Split(a, "/"), strings.Split(b, "/")) < 0
-}
-
 // Marker keys sort, byte by byte, as the names they encode sort in the
 // catalog, and read back; anything else is not read as a name.
 func TestEncodeName(t *testing.T) {

@@ -536,6 +536,7 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 		return nil
 	}
 	reg := repo.reg
+	defer reg.invalidateSizes(repo.name)
 	doomed := make(map[digest.Digest]bool, len(ds))
 	for _, d := range ds {
 		if d.Validate() != nil {

@@ -162,3 +162,30 @@ func catalogBuiltPath() string { return path.Join(catalogIndexDir(), "built") }
 // catalogProbePath is written to check that the store honours conditional
 // writes.
 func catalogProbePath() string { return path.Join(catalogIndexDir(), "probe") }
+
+// tombstonesRoot holds one tombstone per repository being deleted
+// (repodelete.go). Each is named by the SHA-256 of the repository's name,
+// a single path component whatever the name's length or depth, so the
+// whole set is one listing.
+func tombstonesRoot() string { return path.Join(rootPath, "_registryd", "tombstones") }
+
+func tombstonePath(name string) string {
+	return path.Join(tombstonesRoot(), digest.SHA256.FromString(name).Encoded())
+}
+
+// repoOwnDirs are the directories of a repository's own state, which a
+// repository delete removes, in this order: tags first (no tag is ever
+// left naming a revision that is gone), referrers and revisions, then the
+// layer links the revisions needed, uploads, and registryd's records.
+// Nested repositories ("a/b" below "a") are other directories and stay.
+func repoOwnDirs(name string) []string {
+	return []string{
+		tagsRoot(name),
+		path.Join(repoPath(name), "_referrers"),
+		revisionsRoot(name),
+		path.Join(repoPath(name), "_manifests"),
+		path.Join(repoPath(name), "_layers"),
+		uploadsRoot(name),
+		repoStateDir(name),
+	}
+}

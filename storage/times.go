@@ -59,13 +59,10 @@ type pullRecord struct {
 	Pulled time.Time `json:"pulled"`
 }
 
-// writePushed records that tag was pushed pointing at d.
-func (repo *Repository) writePushed(ctx context.Context, tag string, d digest.Digest) error {
-	b, err := json.Marshal(pushRecord{Digest: d, Pushed: repo.reg.now().UTC()})
-	if err != nil {
-		return err
-	}
-	return repo.reg.driver.PutContent(ctx, tagPushedPath(repo.name, tag), b)
+// pushedRecord is the push record of a tag pushed now pointing at d
+// (tagOps writes it).
+func (repo *Repository) pushedRecord(d digest.Digest) ([]byte, error) {
+	return json.Marshal(pushRecord{Digest: d, Pushed: repo.reg.now().UTC()})
 }
 
 // TagInfos returns every tag of the repository, sorted by name, with its
@@ -216,7 +213,11 @@ func (r *Registry) readPulled(ctx context.Context, name string, d digest.Digest)
 // It does nothing when pull times are off.
 func (repo *Repository) RecordPull(d digest.Digest) {
 	if t := repo.reg.pulls; t != nil && d != "" {
-		t.record(repo.name, d, repo.reg.now().UnixNano())
+		now := t.clock.Load()
+		if now == 0 {
+			now = repo.reg.now().UnixNano()
+		}
+		t.record(repo.name, d, now)
 	}
 }
 
@@ -227,7 +228,16 @@ type pullTracker struct {
 	// flushing serialises flushes (the periodic one and the last one at
 	// shutdown may meet); it guards every entry's flushed.
 	flushing sync.Mutex
+	// clock is a coarse clock (UnixNano) kept by RunPullFlusher every
+	// clockTick, so that a pull does not pay for reading the time (a
+	// third of its cost where the VM's clock is slow); 0 when no flusher
+	// runs.
+	clock atomic.Int64
 }
+
+// clockTick is the resolution of the pull clock, well below that of the
+// records (pullResolution).
+const clockTick = 250 * time.Millisecond
 
 type pullKey struct {
 	repo string
@@ -368,7 +378,7 @@ func (r *Registry) FlushPulls(ctx context.Context) (int, error) {
 // record would outlive it (and, in a repository being deleted, come back
 // after it).
 func (r *Registry) writePulled(ctx context.Context, name string, d digest.Digest, pulled time.Time) (bool, error) {
-	if d.Validate() != nil || ValidateName(name) != nil {
+	if d.Validate() != nil || ValidateName(name) != nil || r.deleting(name) {
 		return false, nil
 	}
 	if _, err := r.driver.Stat(ctx, revisionLinkPath(name, d)); err != nil {
@@ -401,13 +411,21 @@ func (r *Registry) RunPullFlusher(ctx context.Context, interval time.Duration, e
 	if interval <= 0 {
 		interval = DefaultPullFlushInterval
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	t := r.pulls
+	t.clock.Store(r.now().UnixNano())
+	defer t.clock.Store(0)
+	flush := time.NewTicker(interval)
+	defer flush.Stop()
+	clock := time.NewTicker(clockTick)
+	defer clock.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-clock.C:
+			t.clock.Store(r.now().UnixNano())
+			continue
+		case <-flush.C:
 		}
 		if _, err := r.FlushPulls(ctx); err != nil && errf != nil && ctx.Err() == nil {
 			errf(err)

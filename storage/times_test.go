@@ -433,3 +433,35 @@ func TestPullTimesConcurrentFlush(t *testing.T) {
 		}
 	}
 }
+
+// The request path's cost of a pull: what RecordPull adds to a manifest
+// GET, from many goroutines on one manifest (the hot case).
+func BenchmarkRecordPull(b *testing.B) {
+	r := New(inmemory.New(), Options{TrackPulls: true})
+	repo, _ := r.Repository("hot/app")
+	d := digest.FromString("manifest")
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			repo.RecordPull(d)
+		}
+	})
+}
+
+// With the flusher running, pulls take the coarse clock.
+func BenchmarkRecordPullCoarseClock(b *testing.B) {
+	r := New(inmemory.New(), Options{TrackPulls: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.RunPullFlusher(ctx, time.Minute, nil)
+	for r.pulls.clock.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	repo, _ := r.Repository("hot/app")
+	d := digest.FromString("manifest")
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			repo.RecordPull(d)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -70,6 +71,10 @@ func (p *catalogPage) nav() string { return "catalog" }
 type repoRow struct {
 	Name   string
 	Crumbs []crumb // the namespaces of the name, then the name
+	// From the size index, when known.
+	TagCount   int
+	LastPushed time.Time
+	Size       *admin.Size
 }
 
 type nsRow struct {
@@ -107,17 +112,30 @@ func (u *UI) catalog(w http.ResponseWriter, r *http.Request, v *viewer) {
 	if last != "" && storage.ValidateName(last) != nil {
 		last = ""
 	}
-	needle := strings.ToLower(p.Q)
-	match := func(name string) bool {
-		return v.canPull(name) && (needle == "" || strings.Contains(name, needle))
+	// The page, searched and with sizes, from the admin API's service:
+	// one implementation of listing and search for the UI, the API and
+	// the CLI.
+	prefix := ""
+	if p.NS != "" {
+		prefix = p.NS + "/"
 	}
-	names, more, err := u.catalogPage(ctx, p.NS, last, n, match)
+	list, more, err := u.svc.Repositories(ctx, admin.RepositoryQuery{N: n, Last: last, Prefix: prefix, Q: p.Q}, v.may())
 	if err != nil {
 		u.storageError(w, r, v, err)
 		return
 	}
-	for _, name := range names {
-		p.Repos = append(p.Repos, repoRow{Name: name, Crumbs: crumbsOf(name)})
+	var names []string
+	for _, rep := range list.Repositories {
+		row := repoRow{Name: rep.Name, Crumbs: crumbsOf(rep.Name), TagCount: rep.TagCount, Size: rep.Size}
+		if rep.LastPushed != nil {
+			row.LastPushed = *rep.LastPushed
+		}
+		p.Repos = append(p.Repos, row)
+		names = append(names, rep.Name)
+	}
+	needle := strings.ToLower(p.Q)
+	match := func(name string) bool {
+		return v.canPull(name) && (needle == "" || strings.Contains(name, needle))
 	}
 	if more && len(names) > 0 {
 		p.Next = u.catalogURL(p.Q, p.NS, names[len(names)-1], n)
@@ -151,45 +169,6 @@ func (u *UI) catalogURL(q, ns, last string, n int) string {
 
 // errStopWalk stops a catalog walk that has found what it needs.
 var errStopWalk = errors.New("enough")
-
-// catalogPage lists up to n names after last within namespace ns that
-// keep accepts, and whether more follow. The storage walk visits names in
-// catalog order, where a namespace's repositories are contiguous and
-// follow the namespace's own name: it starts there and is stopped at the
-// first name outside, or once a name past the page is found.
-func (u *UI) catalogPage(ctx context.Context, ns, last string, n int, keep func(string) bool) ([]string, bool, error) {
-	start := last
-	prefix := ""
-	if ns != "" {
-		prefix = ns + "/"
-		if start == "" || !strings.HasPrefix(start, prefix) {
-			start = ns
-		}
-	}
-	var out []string
-	more := false
-	wctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	_, _, err := u.reg.Catalog(wctx, start, -1, func(name string) bool {
-		if !strings.HasPrefix(name, prefix) {
-			stop(errStopWalk)
-			return false
-		}
-		if keep(name) {
-			if len(out) == n {
-				more = true
-				stop(errStopWalk)
-				return false
-			}
-			out = append(out, name)
-		}
-		return false
-	})
-	if err != nil && !(errors.Is(context.Cause(wctx), errStopWalk) && ctx.Err() == nil) {
-		return nil, false, err
-	}
-	return out, more, nil
-}
 
 // namespaceTree counts, within the time budget, the repositories below
 // p.NS that match, by the next namespace component.

@@ -27,10 +27,12 @@ type confirmPage struct {
 	Tags   []confirmTag
 	Digest string
 	// For a manifest: the tags that go with it, and its referrers.
-	WithTags  []string
-	Referrers []refView
-	Children  int
-	Refusal   string
+	WithTags   []string
+	Referrers  []refView
+	Children   int
+	Frees      int64 // what the delete, then a collection, frees
+	KnowsFrees bool
+	Refusal    string
 }
 
 type confirmTag struct {
@@ -165,18 +167,23 @@ func (u *UI) deleteManifest(w http.ResponseWriter, r *http.Request, v *viewer, r
 		p := &confirmPage{Repo: name, Crumbs: crumbsOf(name), What: "manifest", Digest: d.String(),
 			Action: u.base + "r/" + name + "/-/m/" + d.String() + "/delete",
 			Cancel: u.base + "r/" + name + "/-/m/" + d.String(), Refusal: refusal}
-		all, err := repo.TagsAndTargets(ctx)
+		// What goes with it, from the size index (the admin API's
+		// .../impact): tags, referrers, and the bytes a collection frees.
+		imp, err := u.svc.Impact(ctx, name, d.String())
 		if err != nil {
 			u.storageError(w, r, v, err)
 			return
 		}
-		for t, td := range all {
-			if td == d {
-				p.WithTags = append(p.WithTags, t)
-			}
-		}
+		p.WithTags = append(p.WithTags, imp.Tags...)
 		sort.Strings(p.WithTags)
-		p.Referrers = u.referrers(ctx, repo, d)
+		for _, rd := range imp.Referrers {
+			p.Referrers = append(p.Referrers, refView{
+				Digest: rd.Digest, ArtifactType: rd.ArtifactType, Size: rd.Size,
+				Kind: kindOf(rd.MediaType, rd.ArtifactType, rd.ArtifactType),
+				URL:  u.base + "r/" + name + "/-/m/" + rd.Digest,
+			})
+		}
+		p.Frees, p.KnowsFrees = imp.Exclusive, true
 		if pm, err := parseManifest(m.Content, m.MediaType); err == nil {
 			p.Children = len(pm.Manifests)
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
@@ -30,7 +31,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts Options) *fixture {
 	t.Helper()
-	reg := storage.New(inmemory.New(), storage.Options{})
+	reg := storage.New(inmemory.New(), storage.Options{TombstoneRefresh: 20 * time.Millisecond})
 	opts.Registry = reg
 	if opts.Path == "" {
 		opts.Path = "/ui/"

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -12,11 +11,12 @@ import (
 
 	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/auth"
+	"github.com/registryd/registryd/errcode"
 )
 
 // adminAccess is the registry-wide right to run maintenance and to see
 // the whole registry's storage (the admin API's "admin" action).
-var adminAccess = auth.Access{Type: "registry", Name: "catalog", Action: "admin"}
+var adminAccess = auth.Admin
 
 // runWait is how long a POST that starts a run waits for its report
 // before showing the page (the run goes on; the page shows it running).
@@ -42,17 +42,6 @@ type jobView struct {
 	Offline string // why it cannot run here, if so
 	Status  admin.Maintenance
 	Err     string
-}
-
-// maintainer returns the service of kind, or nil.
-func (u *UI) maintainer(kind string) admin.Maintainer {
-	switch kind {
-	case "gc":
-		return u.opts.GC
-	case "retention":
-		return u.opts.Retention
-	}
-	return nil
 }
 
 // maintenance shows garbage collection and retention: status, last runs,
@@ -83,8 +72,8 @@ func (u *UI) maintenance(w http.ResponseWriter, r *http.Request, v *viewer) {
 	runID, runKind := r.URL.Query().Get("run"), r.URL.Query().Get("kind")
 	for _, kind := range []string{"retention", "gc"} {
 		j := &jobView{Kind: kind, Name: map[string]string{"gc": "Garbage collection", "retention": "Retention"}[kind]}
-		m := u.maintainer(kind)
-		if m == nil {
+		feats := u.svc.Info("", nil).Features
+		if kind == admin.KindGC && !feats.GC || kind == admin.KindRetention && !feats.Retention {
 			j.Absent = true
 			if kind == "gc" {
 				j.Offline = "This server collects garbage offline: run registryd garbage-collect (with the registry read-only or stopped) to reclaim the space of deleted images."
@@ -92,7 +81,7 @@ func (u *UI) maintenance(w http.ResponseWriter, r *http.Request, v *viewer) {
 			p.Jobs = append(p.Jobs, j)
 			continue
 		}
-		st, err := m.Status(ctx)
+		st, err := u.svc.Maintenance(ctx, kind)
 		if err != nil {
 			j.Err = err.Error()
 		}
@@ -127,28 +116,24 @@ func (u *UI) maintenance(w http.ResponseWriter, r *http.Request, v *viewer) {
 // startRun starts a run (dryrun=1 for a preview), waits a little for its
 // report and shows it.
 func (u *UI) startRun(w http.ResponseWriter, r *http.Request, v *viewer, kind string) {
-	m := u.maintainer(kind)
-	if m == nil {
-		u.errorPage(w, r, v, http.StatusNotFound, "This server has no such service.")
-		return
-	}
 	dry := r.PostForm.Get("dryrun") == "1"
-	if !dry && u.opts.ReadOnly {
-		u.errorPage(w, r, v, http.StatusForbidden, "The registry is in read-only mode (storage.maintenance.readonly): only a dry run is possible.")
-		return
-	}
-	id, err := m.Start(r.Context(), dry)
-	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, admin.ErrBusy) {
-			status = http.StatusConflict
+	// The run is waited for a little: the page then shows its report, or
+	// the run still going.
+	ctx, cancel := context.WithTimeout(r.Context(), runWait)
+	defer cancel()
+	id, _, err := u.svc.StartRun(ctx, kind, dry, true)
+	if id == "" {
+		status := http.StatusConflict
+		if e := errcode.From(err); e != nil && e.Code == errcode.Unsupported {
+			status = http.StatusForbidden
 		}
-		u.errorPage(w, r, v, status, "The run did not start: "+err.Error())
+		msg := "The run did not start"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		u.errorPage(w, r, v, status, msg+".")
 		return
 	}
 	u.log.WithFields(logrus.Fields{"kind": kind, "run": id, "dry_run": dry, "user": v.user}).Info("web UI: started a run")
-	ctx, cancel := context.WithTimeout(r.Context(), runWait)
-	defer cancel()
-	_, _ = m.Wait(ctx, id) // the page shows it finished or running
 	http.Redirect(w, r, u.base+"maintenance?"+url.Values{"kind": {kind}, "run": {id}}.Encode()+"#report", http.StatusSeeOther)
 }

@@ -55,7 +55,7 @@ func (m *fakeMaintainer) Wait(ctx context.Context, id string) (admin.Run, error)
 func TestMaintenancePage(t *testing.T) {
 	f := newFixture(t, Options{})
 	ret := &fakeMaintainer{}
-	f.ui.SetMaintainers(nil, ret)
+	f.ui.SetAdmin(admin.NewService(f.reg, admin.Options{Retention: ret}))
 	body := f.get("/ui/maintenance").Body.String()
 	for _, want := range []string{"Retention", "Garbage collection", "registryd garbage-collect", "Preview (dry run)", `href="/ui/maintenance"`} {
 		if !strings.Contains(body, want) {
@@ -88,7 +88,7 @@ func TestMaintenanceNeedsAdmin(t *testing.T) {
 	access := &auth.AccessConfig{Rules: []auth.Rule{{Repositories: []string{"**"}, Users: []string{"bob"}, Actions: []string{"*"}}}}
 	f := newAuthFixture(t, map[string]string{"bob": "b"}, access, Options{})
 	ret := &fakeMaintainer{}
-	f.ui.SetMaintainers(nil, ret)
+	f.ui.SetAdmin(admin.NewService(f.reg, admin.Options{Retention: ret}))
 	bob := f.login("bob", "b")
 	if w := f.get("/ui/maintenance", bob); w.Code != http.StatusForbidden {
 		t.Errorf("bob (no admin right) opens maintenance: %d", w.Code)

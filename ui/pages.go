@@ -22,7 +22,7 @@ type pageSet struct {
 }
 
 // pageNames are the templates/<name>.html files that are whole pages.
-var pageNames = []string{"catalog", "repository", "manifest", "login", "error", "confirm", "maintenance"}
+var pageNames = []string{"catalog", "repository", "manifest", "login", "error", "confirm", "maintenance", "repodelete", "storage"}
 
 func loadPages(funcs template.FuncMap) (*pageSet, error) {
 	ps := &pageSet{pages: map[string]*template.Template{}}
@@ -123,6 +123,8 @@ func notice(r *http.Request) string {
 		return "Deleted the manifest " + clipDigest(q.Get("digest")) + " and the tags that pointed at it."
 	case "repository":
 		return "Deleted the repository " + clipName(q.Get("name")) + "."
+	case "repository-started":
+		return "Deleting the repository " + clipName(q.Get("name")) + ": it is gone from the catalog; the rest of its data goes in the background."
 	}
 	return ""
 }

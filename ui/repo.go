@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -65,6 +65,8 @@ func (u *UI) repoRoute(w http.ResponseWriter, r *http.Request, v *viewer, rest s
 		}
 	case sub == "tags/delete":
 		u.deleteTags(w, r, v, repo)
+	case sub == "delete":
+		u.deleteRepository(w, r, v, repo)
 	default:
 		u.notFound(w, r, v)
 	}
@@ -83,6 +85,8 @@ type repoPage struct {
 	Refusal   string
 	Empty     bool
 	PullTimes bool
+	TagCount  int
+	Size      *admin.Size // nil when unknown
 }
 
 func (p *repoPage) title() string { return p.Name }
@@ -97,6 +101,7 @@ type tagRow struct {
 	Platforms  []string
 	Pushed     time.Time
 	LastPulled time.Time
+	Size       int64 // the image's logical size; 0 unknown
 	// Subject is the digest a cosign-named tag (sha256-….sig) is about.
 	Subject string
 	Err     string
@@ -118,26 +123,34 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 	if q.Get("sort") == "pushed" {
 		p.Sort = "pushed"
 	}
-	var infos []storage.TagInfo
-	var more bool
-	var err error
-	if p.Sort == "pushed" {
-		infos, more, err = tagsByPush(ctx, repo, last, n)
-	} else {
-		infos, more, err = repo.TagInfosPage(ctx, last, n)
-	}
+	// The page from the admin API's service: digest, media and artifact
+	// type, platforms, size, push and pull times (one implementation for
+	// the UI, the API and the CLI).
+	list, more, err := u.svc.Tags(ctx, repo.Name(), admin.TagQuery{N: n, Last: last, Sort: p.Sort})
 	if err != nil {
 		u.storageError(w, r, v, err)
 		return
 	}
 	p.Refusal = v.deleteRefusal(repo.Name())
 	p.CanDelete = p.Refusal == ""
-	for _, ti := range infos {
-		row := u.describeTag(ctx, repo, ti.Name, ti.Digest)
-		row.Pushed, row.LastPulled = ti.Pushed, ti.LastPulled
+	for _, tg := range list.Tags {
+		row := &tagRow{Name: tg.Name, Digest: tg.Digest, MediaType: tg.MediaType, Platforms: tg.Platforms, Size: tg.Size,
+			Kind: kindOfListed(tg.MediaType, tg.ArtifactType)}
+		if k, subject, ok := tagKind(tg.Name); ok {
+			row.Kind, row.Subject = k, subject
+		}
+		if tg.Pushed != nil {
+			row.Pushed = *tg.Pushed
+		}
+		if tg.LastPulled != nil {
+			row.LastPulled = *tg.LastPulled
+		}
 		p.Tags = append(p.Tags, row)
 	}
-	p.Empty = len(infos) == 0 && last == ""
+	if rep, err := u.svc.Repository(ctx, repo.Name()); err == nil {
+		p.TagCount, p.Size = rep.TagCount, rep.Size
+	}
+	p.Empty = len(list.Tags) == 0 && last == ""
 	base := u.base + "r/" + repo.Name()
 	pageURL := func(sort, last string) string {
 		vals := url.Values{}
@@ -156,8 +169,8 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 		return base + "?" + vals.Encode()
 	}
 	p.ByName, p.ByPushed = pageURL("name", ""), pageURL("pushed", "")
-	if more && len(infos) > 0 {
-		p.Next = pageURL(p.Sort, infos[len(infos)-1].Name)
+	if more && len(list.Tags) > 0 {
+		p.Next = pageURL(p.Sort, list.Tags[len(list.Tags)-1].Name)
 	}
 	if last != "" {
 		p.First = pageURL(p.Sort, "")
@@ -165,76 +178,17 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, v *viewer, repo 
 	u.render(w, r, v, http.StatusOK, "repository", p)
 }
 
-// tagsByPush is a page of the tags newest push first (ties by name), after
-// the tag last of the previous page. Ordering by time needs every tag's
-// time: it costs the whole tag list, where the name order costs a page.
-func tagsByPush(ctx context.Context, repo *storage.Repository, last string, n int) ([]storage.TagInfo, bool, error) {
-	all, err := repo.TagInfos(ctx)
-	if err != nil {
-		return nil, false, err
+// kindOfListed tells a listed tag's kind from its media type and artifact
+// type (for a manifest whose config is not an image's, the config's
+// media type stands in for the artifact type).
+func kindOfListed(mediaType, artifactType string) Kind {
+	if isIndex(mediaType) {
+		return kindOf(mediaType, artifactType, "")
 	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if !all[i].Pushed.Equal(all[j].Pushed) {
-			return all[i].Pushed.After(all[j].Pushed)
-		}
-		return all[i].Name < all[j].Name
-	})
-	start := 0
-	if last != "" {
-		for i, ti := range all {
-			if ti.Name == last {
-				start = i + 1
-				break
-			}
-		}
+	if artifactType == "" {
+		return kindImage
 	}
-	all = all[start:]
-	if len(all) > n {
-		return all[:n], true, nil
-	}
-	return all, false, nil
-}
-
-// describeTag reads what tag points at (d, from its TagInfo): kind and
-// platforms.
-func (u *UI) describeTag(ctx context.Context, repo *storage.Repository, tag string, d digest.Digest) *tagRow {
-	row := &tagRow{Name: tag}
-	if k, subject, ok := tagKind(tag); ok {
-		row.Kind, row.Subject = k, subject
-	}
-	m, err := repo.GetManifest(ctx, d.String())
-	if err != nil {
-		row.Err = "points at a manifest that is not in the repository"
-		return row
-	}
-	row.Digest, row.MediaType = m.Digest.String(), m.MediaType
-	pm, err := parseManifest(m.Content, m.MediaType)
-	if err != nil {
-		row.Err = "unreadable manifest"
-		return row
-	}
-	if row.Subject == "" {
-		row.Kind = pm.kind()
-	}
-	if isIndex(pm.MediaType) {
-		for _, d := range pm.Manifests {
-			if isAttestationEntry(d) {
-				continue
-			}
-			if s := platformString(d.Platform); s != "" {
-				row.Platforms = append(row.Platforms, s)
-			}
-		}
-		return row
-	}
-	if row.Kind == kindImage && pm.Config != nil {
-		if cfg, _, err := u.readConfig(ctx, repo, pm.Config.Digest); err == nil {
-			if s := platformString(&cfg.Platform); s != "" {
-				row.Platforms = []string{s}
-			}
-		}
-	}
-	return row
+	return kindOf(mediaType, artifactType, artifactType)
 }
 
 // readConfig reads and parses an image config blob of repo; the raw bytes

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/auth"
 )
 
@@ -141,6 +142,9 @@ func (v *viewer) can(a auth.Access) bool {
 	}
 	return v.ui.users.AllowedFor(v.user, a)
 }
+
+// may is the viewer's rights as the admin service asks them.
+func (v *viewer) may() admin.May { return v.can }
 
 func (v *viewer) canPull(repo string) bool {
 	return v.can(auth.Repository(repo, auth.ActionPull))

@@ -75,9 +75,11 @@ type Options struct {
 	// Notifier receives a delete event for every delete done here, as
 	// for the API's; nil sends none.
 	Notifier *notifications.Notifier
-	// GC and Retention are the services the maintenance page shows and
-	// starts (the admin API's); nil when the server has none.
-	GC, Retention admin.Maintainer
+	// Admin is the admin API's service, whose methods the pages call for
+	// listings with sizes and times, search, impact, usage, repository
+	// delete, GC and retention (one implementation for the UI, the API
+	// and the CLI). Nil: a service over Registry without GC or retention.
+	Admin *admin.Service
 }
 
 // UI is the web UI's handler.
@@ -90,6 +92,7 @@ type UI struct {
 	sessions *sessions
 	assets   *assetSet
 	pages    *pageSet
+	svc      *admin.Service
 	cop      *http.CrossOriginProtection
 	log      logrus.FieldLogger
 }
@@ -133,6 +136,12 @@ func New(opts Options) (*UI, error) {
 	if u.pages, err = loadPages(u.funcs()); err != nil {
 		return nil, err
 	}
+	if u.opts.Admin == nil {
+		u.opts.Admin = admin.NewService(opts.Registry, admin.Options{
+			DeleteEnabled: opts.DeleteEnabled, ReadOnly: opts.ReadOnly, Version: opts.Version, Notifier: opts.Notifier,
+		})
+	}
+	u.svc = u.opts.Admin
 	u.cop = http.NewCrossOriginProtection()
 	u.cop.SetDenyHandler(http.HandlerFunc(u.crossOrigin))
 	return u, nil
@@ -203,6 +212,8 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.post(w, r, v, u.logout)
 	case strings.HasPrefix(rest, "r/"):
 		u.repoRoute(w, r, v, rest[2:])
+	case rest == "storage":
+		u.get(w, r, v, u.storagePage)
 	case rest == "maintenance" || strings.HasPrefix(rest, "maintenance/"):
 		u.maintenanceRoute(w, r, v, strings.TrimPrefix(strings.TrimPrefix(rest, "maintenance"), "/"))
 	default:
@@ -294,8 +305,8 @@ func WithRootRedirect(next http.Handler, path string) http.Handler {
 	})
 }
 
-// SetMaintainers gives the maintenance page its services (the admin
-// API's); call it before serving.
-func (u *UI) SetMaintainers(gc, retention admin.Maintainer) {
-	u.opts.GC, u.opts.Retention = gc, retention
+// SetAdmin gives the UI the server's admin service (with its collector
+// and retention); call it before serving.
+func (u *UI) SetAdmin(svc *admin.Service) {
+	u.opts.Admin, u.svc = svc, svc
 }

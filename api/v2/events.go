@@ -2,9 +2,7 @@ package v2
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"strings"
 
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/notifications"
@@ -22,36 +20,14 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request, action string, targ
 		id = r.Header.Get(RequestIDHeader)
 	}
 	ev := notifications.Event{
-		Action: action,
-		Target: target,
-		Request: notifications.Request{
-			ID:        id,
-			Addr:      clientAddr(r),
-			Host:      r.Host,
-			Method:    r.Method,
-			UserAgent: r.UserAgent(),
-		},
+		Action:  action,
+		Target:  target,
+		Request: notifications.RequestOf(r, id),
 	}
 	if name, ok := auth.UserFromContext(r.Context()); ok {
 		ev.Actor.Name = name
 	}
 	a.opts.Notifier.Notify(ev)
-}
-
-// clientAddr is the client's address as distribution reports it: the first
-// X-Forwarded-For entry or X-Real-Ip when a proxy set them, otherwise the
-// peer of the connection.
-func clientAddr(r *http.Request) string {
-	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
-		first, _, _ := strings.Cut(fwd, ",")
-		if ip := strings.TrimSpace(first); net.ParseIP(ip) != nil {
-			return ip
-		}
-	}
-	if ip := strings.TrimSpace(r.Header.Get("X-Real-Ip")); net.ParseIP(ip) != nil {
-		return ip
-	}
-	return r.RemoteAddr
 }
 
 // manifestTarget describes a manifest for an event; tag is the tag it was

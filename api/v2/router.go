@@ -163,7 +163,7 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			// Encoded characters have no place in a valid name.
 			name = raw
 		}
-		repo, err := a.reg.Repository(name)
+		err = storage.ValidateName(name)
 		if err == nil && a.opts.Authorizer != nil {
 			access := make([]auth.Access, len(actions))
 			for i, act := range actions {
@@ -174,6 +174,17 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 		if err == nil && !a.allowUser(w, r) {
 			return
 		}
+		// After authorization: that a repository is being deleted is
+		// only told to a caller who may act on it.
+		var repo *storage.Repository
+		if err == nil {
+			repo, err = a.reg.Repository(name)
+		}
+		if err == nil && writes(actions) {
+			// A repository being deleted takes no writes, even on an
+			// instance whose view of the deletions is out of date.
+			err = a.reg.CheckWritable(r.Context(), name)
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -181,6 +192,16 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 			serveError(w, r, err)
 		}
 	}
+}
+
+// writes reports whether a route needing actions changes the repository.
+func writes(actions []string) bool {
+	for _, a := range actions {
+		if a == auth.ActionPush || a == auth.ActionDelete {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized guards a route that is not under a repository.

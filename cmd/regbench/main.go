@@ -1,24 +1,32 @@
 // Command regbench is registryd's load generator: it starts registryd, the
-// reference registry (Debian's docker-registry, distribution 2.8) and
-// distribution v3, each on its own loopback port with its own temporary
-// config (filesystem storage, deletes enabled, log level error) and storage,
-// runs the same workloads against all three, interleaved and repeated, and
-// prints one table: the median per server, registryd over the best
-// reference, the machine's physical limit where there is one, and the
-// target; the s3 workload adds a second table (the three on their S3
-// drivers over one MinIO that regbench starts).
+// reference registry (Debian's docker-registry, distribution 2.8),
+// distribution v3 and, when its binary is there, zot (-zot), each on its
+// own loopback port with its own temporary config (filesystem storage,
+// deletes enabled, log level error; zot gets its JSON equivalent) and
+// storage, runs the same workloads against all of them, interleaved and
+// repeated, and prints one table: the median per server, registryd over the
+// best reference, the machine's physical limit where there is one, and the
+// target, with a row saying what each server makes durable; the s3
+// workload adds a second table (the servers on their S3 drivers over one
+// MinIO that regbench starts). -extra adds builds of registryd as columns
+// outside the ratio (A/B runs); -disk-load runs the pushes against
+// competing disk writers.
 //
 //	go run ./cmd/regbench [flags]      (make bench builds and runs it)
 //
 // Workloads (-only takes a comma-separated subset):
 //
 //	push      1 GiB blob streamed from a PRNG: monolithic PUT and 8 MiB
-//	          PATCH chunks (MB/s), then a pull verified by digest (MB/s) and
-//	          the server's peak RSS during the pushes (VmHWM)
+//	          PATCH chunks (MB/s), then a pull verified by digest (MB/s),
+//	          the server's peak RSS during the pushes (VmHWM) and the
+//	          processor time it spent per GiB pushed
 //	small     16 clients pushing small images (config, 2×4 KiB layers,
-//	          manifest, tag): images/s
+//	          manifest, tag): images/s, server processor time per image
 //	manifest  64 clients alternating HEAD and GET of a manifest by tag:
 //	          requests/s, p50, p99
+//	pulltimes registryd alone, pull-time tracking on (flushed every second)
+//	          and off, 64 clients GETting a manifest by tag: requests/s, p50,
+//	          p99 in a separate table (on / off)
 //	catalog   10,000 repositories and a repository with 10,000 tags written
 //	          on disk: catalog walk n=100, one n=10000 call, tags walk n=100
 //	          and whole
@@ -33,6 +41,10 @@
 //	s3        the push workload with a smaller blob (-s3-size) against
 //	          each server's S3 driver over one MinIO on loopback, and
 //	          registryd on the filesystem for comparison: a separate table
+//
+// zot runs push, small and manifest: it keeps images as OCI layouts, not in
+// the distribution layout the catalog and gc fixtures are written in, has
+// no offline collector, and is not set up on S3.
 package main
 
 import (
@@ -91,7 +103,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,pulltimes,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -102,6 +114,9 @@ func main() {
 	regBin := flag.String("registryd", "bin/registryd", "registryd binary")
 	refBin := flag.String("reference", "/usr/bin/docker-registry", "reference registry (distribution 2.8)")
 	v3Bin := flag.String("v3", envOr("REGBENCH_V3", ".cache/bin/registry-v3"), "distribution v3 registry binary (env REGBENCH_V3); skipped when missing")
+	zotBin := flag.String("zot", envOr("REGBENCH_ZOT", ".cache/bin/zot"), "zot binary (env REGBENCH_ZOT; make tools-zot); skipped when missing")
+	diskLoadN := flag.Int("disk-load", 0, "writers competing for the disk during the push workload (each writes, fsyncs and removes 64 MiB files): a busy disk, reproducibly; 0 for none")
+	extra := flag.String("extra", "", "more registryd builds as columns of their own, outside the ratio (A/B runs): NAME=PATH[,NAME=PATH...]")
 	workDir := flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
@@ -112,7 +127,6 @@ func main() {
 	s3Repos := flag.Int("s3-repos", 10000, "repositories in the s3 workload's catalog fixture (0: no catalog rows)")
 	s3Tags := flag.Int("s3-tags", 10000, "tags in the s3 workload's tags/list fixture")
 	s3ReposBig := flag.Int("s3-repos-big", 0, "repositories in a second s3 catalog fixture, for the page cost at scale (0: none)")
-	abBin := flag.String("ab", "", "a second registryd binary, run in the s3 workload beside the first (A/B), its own column")
 	minioBin := flag.String("minio", envOr("REGBENCH_MINIO", ".cache/bin/minio"), "MinIO server binary for the s3 workload (env REGBENCH_MINIO)")
 	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
 	flag.Parse()
@@ -125,28 +139,41 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "catalog", "ui", "gc", "limits", "s3":
+		case "push", "small", "manifest", "pulltimes", "catalog", "ui", "gc", "limits", "s3":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, catalog, ui, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, pulltimes, catalog, ui, gc, limits, s3)", w)
 		}
 	}
 
-	targets := []target{{subject, abs(*regBin)}, {"docker-registry 2.8", *refBin}}
+	targets := []target{{subject, abs(*regBin), kindRegistryd}, {"docker-registry 2.8", *refBin, kindDistribution}}
 	if fi, err := os.Stat(*v3Bin); err == nil && !fi.IsDir() {
-		targets = append(targets, target{"distribution v3", abs(*v3Bin)})
+		targets = append(targets, target{"distribution v3", abs(*v3Bin), kindDistribution})
 	} else {
 		fmt.Fprintf(os.Stderr, "regbench: distribution v3 not found at %s (make tools-distribution, or -v3/REGBENCH_V3): skipped\n", *v3Bin)
+	}
+	if fi, err := os.Stat(*zotBin); err == nil && !fi.IsDir() {
+		targets = append(targets, target{"zot", abs(*zotBin), kindZot})
+	} else {
+		fmt.Fprintf(os.Stderr, "regbench: zot not found at %s (make tools-zot, or -zot/REGBENCH_ZOT): skipped\n", *zotBin)
+	}
+	var refs, extras []string
+	for _, t := range targets[1:] {
+		refs = append(refs, t.Name)
+	}
+	ab, err := parseExtra(*extra)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	for _, t := range ab {
+		targets = append(targets, t)
+		extras = append(extras, t.Name)
 	}
 	for _, t := range targets {
 		if _, err := os.Stat(t.Bin); err != nil {
 			fatalf("%s: %v", t.Name, err)
 		}
-	}
-	var refs []string
-	for _, t := range targets[1:] {
-		refs = append(refs, t.Name)
 	}
 
 	work := *workDir
@@ -181,7 +208,10 @@ func main() {
 	mChunk := &metric{Name: "push " + sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true, TargetRatio: 1.3}
 	mPull := &metric{Name: "pull " + sz + ", digest checked", Unit: "MB/s", Higher: true, TargetRatio: 1}
 	mRSS := &metric{Name: "peak RSS during pushes", Unit: "MiB", TargetAbs: 32}
+	mPushCPU := &metric{Name: "server CPU, monolithic push", Unit: "s/GiB"}
+	mChunkCPU := &metric{Name: "server CPU, chunked push", Unit: "s/GiB"}
 	mSmall := &metric{Name: fmt.Sprintf("small images, %d pushers", *smallClients), Unit: "images/s", Higher: true, TargetRatio: 1.5}
+	mSmallCPU := &metric{Name: "server CPU per small image", Unit: "ms"}
 	mRPS := &metric{Name: fmt.Sprintf("manifest HEAD+GET, %d clients", *clients), Unit: "req/s", Higher: true, TargetRatio: 2}
 	mP50 := &metric{Name: "manifest p50", Unit: "ms"}
 	mP99 := &metric{Name: "manifest p99", Unit: "ms", TargetRatio: 0.5}
@@ -194,12 +224,24 @@ func main() {
 	mGC := &metric{Name: fmt.Sprintf("GC %d images, half deleted", *gcImages), Unit: "s", TargetRatio: 0.2}
 	mGCRSS := &metric{Name: "GC peak RSS", Unit: "MiB"}
 	mGCBlobs := &metric{Name: "GC blobs reclaimed", Unit: "blobs", Higher: true}
+	// What each column's figures buy: the durability row.
+	mDurable := &metric{Name: "durability (filesystem)", Text: map[string]string{}}
+	for _, t := range targets {
+		if t.Kind == kindDistribution {
+			mDurable.Text[t.Name] = distributionDurability(t.Name)
+		} else {
+			mDurable.Text[t.Name] = t.Kind.durability()
+		}
+	}
 	var metrics []*metric
+	if want["push"] || want["small"] || want["manifest"] {
+		metrics = append(metrics, mDurable)
+	}
 	if want["push"] {
-		metrics = append(metrics, mPush, mChunk, mPull, mRSS)
+		metrics = append(metrics, mPush, mChunk, mPull, mRSS, mPushCPU, mChunkCPU)
 	}
 	if want["small"] {
-		metrics = append(metrics, mSmall)
+		metrics = append(metrics, mSmall, mSmallCPU)
 	}
 	if want["manifest"] {
 		metrics = append(metrics, mRPS, mP50, mP99)
@@ -216,6 +258,9 @@ func main() {
 	if want["gc"] {
 		metrics = append(metrics, mGC, mGCRSS, mGCBlobs)
 	}
+	ptRPS := &metric{Name: fmt.Sprintf("manifest GET, %d clients", *clients), Unit: "req/s", Higher: true}
+	ptP50 := &metric{Name: "manifest GET p50", Unit: "ms"}
+	ptP99 := &metric{Name: "manifest GET p99", Unit: "ms"}
 	lSHA := &metric{Name: "sha256, one core", Unit: "MB/s", Higher: true}
 	lDisk := &metric{Name: "disk write " + sz + " + fsync", Unit: "MB/s", Higher: true}
 	lLoop := &metric{Name: "loopback HTTP, sendfile " + sz, Unit: "MB/s", Higher: true}
@@ -250,7 +295,7 @@ func main() {
 		}
 		defer mio.Stop()
 		logf("minio at %s", mio.Endpoint)
-		s3b = newS3Bench(b, mio, targets, *abBin, int64(s3Size), int64(s3Huge), int64(chunk))
+		s3b = newS3Bench(b, mio, targets, int64(s3Size), int64(s3Huge), int64(chunk))
 		if *s3Repos > 0 {
 			s3b.cat = newS3Catalog(s3b, *s3Repos, *s3Tags, *s3ReposBig, work)
 		}
@@ -293,27 +338,34 @@ func main() {
 		// with a different one.
 		for k := range targets {
 			t := targets[(k+rep)%len(targets)]
-			if want["push"] || want["small"] || want["manifest"] {
+			if want["push"] || want["small"] || want["manifest"] { // every kind runs these
 				s := b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
 				if want["push"] {
 					// Start from a clean page cache: neither server pays for
 					// the writeback of the previous one's gigabytes.
 					syscall.Sync()
-					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk), rep+1)
+					load := startDiskLoad(work, *diskLoadN)
+					r, err := runBigPush(s, a, bb, int64(chunk), rep+1)
+					if rate := load.Stop(); *diskLoadN > 0 {
+						logf("rep %d %-20s disk load: %d writers wrote %.0f MB/s meanwhile", rep+1, t.Name, *diskLoadN, rate)
+					}
 					b.check(s, err)
-					mPush.add(t.Name, mono)
-					mChunk.add(t.Name, ch)
-					mPull.add(t.Name, pull)
-					mRSS.add(t.Name, rss)
-					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, mono, ch, pull, rss)
+					mPush.add(t.Name, r.Mono)
+					mChunk.add(t.Name, r.Chunked)
+					mPull.add(t.Name, r.Pull)
+					mRSS.add(t.Name, r.RSS)
+					mPushCPU.add(t.Name, r.MonoCPU)
+					mChunkCPU.add(t.Name, r.ChunkedCPU)
+					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB, CPU %.2f/%.2f s/GiB", rep+1, t.Name, r.Mono, r.Chunked, r.Pull, r.RSS, r.MonoCPU, r.ChunkedCPU)
 				}
 				if want["small"] {
 					wait := profile(s, fmt.Sprintf("small-rep%d", rep+1), *smallDur-time.Second)
-					ips, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
+					ips, cpuMS, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
 					wait()
 					b.check(s, err)
 					mSmall.add(t.Name, ips)
-					logf("rep %d %-20s small images %.0f/s", rep+1, t.Name, ips)
+					mSmallCPU.add(t.Name, cpuMS)
+					logf("rep %d %-20s small images %.0f/s, CPU %.2f ms/image", rep+1, t.Name, ips, cpuMS)
 				}
 				if want["manifest"] {
 					wait := profile(s, fmt.Sprintf("manifest-rep%d", rep+1), *dur-time.Second)
@@ -327,7 +379,7 @@ func main() {
 				}
 				b.stop(s)
 			}
-			if want["catalog"] {
+			if want["catalog"] && t.Kind.supports("catalog") {
 				// Listing does not change the store: each server gets its
 				// own copy once and keeps it for every repetition.
 				catRoot := filepath.Join(work, slug(t.Name)+"-catalog")
@@ -396,7 +448,7 @@ func main() {
 					os.RemoveAll(uiRoot)
 				}
 			}
-			if want["gc"] {
+			if want["gc"] && t.Kind.supports("gc") {
 				// The same deterministic store, written afresh (faster than
 				// copying tens of thousands of small files).
 				root := filepath.Join(work, slug(t.Name)+"-gc")
@@ -439,6 +491,9 @@ func main() {
 			gcFloor = append(gcFloor, secs)
 			logf("rep %d gc floor: the same garbage removed with an unlink and an rmdir each, %.2fs", rep+1, secs)
 		}
+		if want["pulltimes"] {
+			runPullTimes(b, targets[0], rep, *clients, *dur, ptRPS, ptP50, ptP99)
+		}
 		if s3b != nil {
 			s3b.rep(rep)
 		}
@@ -464,16 +519,24 @@ func main() {
 		// Nothing can collect faster than it can remove the garbage.
 		mGC.Limit = median(gcFloor)
 	}
-	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n\n",
+	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n",
 		*reps, time.Since(runStart).Round(time.Second))
+	if *diskLoadN > 0 && want["push"] {
+		fmt.Printf("Push rows on a busy disk: %d competing writers (-disk-load).\n", *diskLoadN)
+	}
+	fmt.Println()
 	if len(metrics) > 0 {
-		fmt.Print(formatTable(metrics, subject, refs))
+		fmt.Print(formatTable(metrics, subject, refs, extras))
 	}
 	if want["limits"] {
 		fmt.Println("\nphysical limits (medians):")
 		for _, m := range limits {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
+	}
+	if want["pulltimes"] {
+		fmt.Printf("\nPull-time tracking (registryd alone, %d clients GET one manifest by tag); ratio = on / off:\n\n", *clients)
+		fmt.Print(formatCompare([]*metric{ptRPS, ptP50, ptP99}, pullTimesOn, []string{pullTimesOff}, nil, nil))
 	}
 	if s3b != nil {
 		fmt.Printf("\nS3 driver, one MinIO on loopback; ratio = registryd on S3 / best reference on S3; limit = MinIO direct, measured in the same run:\n\n")

@@ -18,7 +18,7 @@ import (
 )
 
 // s3Bench is the s3 workload: registryd, the references (and registryd
-// on the filesystem, and a second registryd binary with -ab) each on
+// on the filesystem, and the -extra builds of registryd) each on
 // their S3 driver over one MinIO, interleaved, and MinIO's own rates as
 // the limits, measured in the same run.
 type s3Bench struct {
@@ -28,7 +28,7 @@ type s3Bench struct {
 	refs    []string
 	runs    []target // in the order of the first repetition
 	fsName  string   // registryd on the filesystem
-	abName  string   // the -ab binary, "" without
+	extras  []string // the -extra builds of registryd, their own columns
 	direct  string   // the limits' column name
 	na      map[string]string
 
@@ -43,18 +43,21 @@ type s3Bench struct {
 
 const s3DirectName = "MinIO direct"
 
-func newS3Bench(b *bench, mio *minioServer, targets []target, abBin string, size, hugeSize, chunk int64) *s3Bench {
+func newS3Bench(b *bench, mio *minioServer, targets []target, size, hugeSize, chunk int64) *s3Bench {
 	s := &s3Bench{b: b, mio: mio, subject: targets[0].Name, fsName: targets[0].Name + " filesystem",
 		direct: s3DirectName, na: map[string]string{}, chunk: chunk}
+	s.runs = []target{targets[0], {s.fsName, targets[0].Bin, kindRegistryd}}
 	for _, t := range targets[1:] {
-		s.refs = append(s.refs, t.Name)
+		switch {
+		case t.Kind == kindRegistryd:
+			s.extras = append(s.extras, t.Name)
+		case t.Kind.supports("s3"):
+			s.refs = append(s.refs, t.Name)
+		default:
+			continue
+		}
+		s.runs = append(s.runs, t)
 	}
-	s.runs = []target{targets[0], {s.fsName, targets[0].Bin}}
-	if abBin != "" {
-		s.abName = targets[0].Name + " B"
-		s.runs = append(s.runs, target{s.abName, abs(abBin)})
-	}
-	s.runs = append(s.runs, targets[1:]...)
 	s.big = bigBlob{Seed: 2001, Size: size}
 	s.bigB = bigBlob{Seed: 2002, Size: size}
 	s.dock = bigBlob{Seed: 2004, Size: size}
@@ -98,7 +101,7 @@ func (s *s3Bench) fail(t target, rep int, srv *server, err error) {
 	if srv != nil {
 		err = fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(srv.logPath, 20))
 	}
-	if t.Name == s.subject || t.Name == s.fsName || t.Name == s.abName {
+	if t.Kind == kindRegistryd {
 		if srv != nil {
 			srv.Stop()
 		}
@@ -159,7 +162,7 @@ func (s *s3Bench) runServer(t target, rep int) {
 			}
 		}()
 		params = s3Params{Endpoint: s.mio.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
-		if srv, err = startServerWith(t, "", b.work, false, s3Storage(flavorOf(t.Name), params)); err != nil {
+		if srv, err = startServerWith(t, "", b.work, false, s3Storage(flavorOfTarget(t), params)); err != nil {
 			fail(nil, err)
 			return
 		}
@@ -196,7 +199,7 @@ func (s *s3Bench) runServer(t target, rep int) {
 			// client reads from MinIO itself.
 			var err error
 			if rd, err = s.pullRedirected(srv, t, params); err != nil {
-				if t.Name == s.subject || t.Name == s.abName {
+				if t.Kind == kindRegistryd {
 					return err
 				}
 				logf("rep %d %-20s pull by redirect: %v", rep+1, t.Name, err)
@@ -249,10 +252,7 @@ func (s *s3Bench) runServer(t target, rep int) {
 // whose digest comes at its end, its put then a server-side copy), the
 // extra columns registryd on the filesystem and the -ab binary.
 func (s *s3Bench) table() string {
-	extras := []string{s.fsName}
-	if s.abName != "" {
-		extras = append(extras, s.abName)
-	}
+	extras := append([]string{s.fsName}, s.extras...)
 	var b strings.Builder
 	b.WriteString(formatTableWith(s.metrics(), s.subject, s.refs, s.direct, extras, s.na))
 	for _, r := range s.refs {
@@ -370,7 +370,7 @@ func redirected(base, repo string, d digest.Digest) bool {
 // push's blob through the 307, in MB/s.
 func (s *s3Bench) pullRedirected(srv *server, t target, params s3Params) (float64, error) {
 	srv.Stop()
-	if err := os.WriteFile(srv.Config, []byte(configYAML(s3StorageRedirect(flavorOf(t.Name), params), srv.Addr, "")), 0o644); err != nil {
+	if err := os.WriteFile(srv.Config, []byte(configYAML(s3StorageRedirect(flavorOfTarget(t), params), srv.Addr, "")), 0o644); err != nil {
 		return 0, err
 	}
 	if err := srv.start(); err != nil {

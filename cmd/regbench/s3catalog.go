@@ -75,7 +75,7 @@ func (c *s3Catalog) metrics() []*metric {
 
 // run lists the fixture through t.
 func (c *s3Catalog) run(t target, rep int) {
-	mine := t.Name == c.s.subject || t.Name == c.s.abName
+	mine := t.Kind == kindRegistryd
 	for _, bucket := range []string{c.bucket, c.big} {
 		if bucket == "" {
 			continue
@@ -86,7 +86,7 @@ func (c *s3Catalog) run(t target, rep int) {
 		}
 		p := s3Params{Endpoint: c.s.mio.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
 		start := time.Now()
-		srv, err := startServerWith(t, "", c.s.b.work, false, s3Storage(flavorOf(t.Name), p))
+		srv, err := startServerWith(t, "", c.s.b.work, false, s3Storage(flavorOfTarget(t), p))
 		if err != nil {
 			c.s.fail(t, rep, nil, err)
 			return

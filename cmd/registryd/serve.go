@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/registryd/registryd/api/admin"
 	v2 "github.com/registryd/registryd/api/v2"
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/config"
@@ -186,6 +187,15 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if m != nil {
 		apiHandler = m.Middleware(apiHandler)
 	}
+	// The admin API (_registryd/v1) beside the V2 API, over the same
+	// storage and auth. Its GC and retention endpoints drive what is
+	// configured; retention is wired once it is built (below).
+	adminOpts := admin.Options{
+		DeleteEnabled: cfg.Storage.Delete.Enabled,
+		ReadOnly:      cfg.Storage.Maintenance.ReadOnly.Enabled,
+		Version:       version,
+		Notifier:      notifier,
+	}
 	checker := health.New(d, instanceID, cfg.Storage.Maintenance.ReadOnly.Enabled, cfg.Health.StorageDriver.Threshold)
 	// Not http.ServeMux: it would clean /v2/a/../b/... and redirect into
 	// another repository before the API validated the name.
@@ -212,6 +222,20 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	root.Handle("/", apiHandler)
 	handler := v2.Middleware(root, log)
+	// Mounted once retention (and, later, the collector) exist: see
+	// mountAdmin below. The web UI calls the same Service.
+	mountAdmin := func(o admin.Options) *admin.Service {
+		svc := admin.NewService(reg, o)
+		var h http.Handler = admin.NewHandler(svc, admin.HandlerOptions{Authorizer: authz, RequestIDHeader: v2.RequestIDHeader, Limiter: userLimiter})
+		h = limited(limiter, gate.handler(h))
+		if m != nil {
+			h = m.Middleware(h)
+		}
+		root.Handle(admin.Prefix, h)
+		root.Handle(admin.Prefix+"/", h)
+		root.Handle(admin.DiscoverPath, h)
+		return svc
+	}
 
 	network := cfg.HTTP.Net
 	if network == "" {
@@ -287,6 +311,12 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		defer dsrv.Close()
 		log.WithField("addr", dln.Addr().String()).Info("debug listener (metrics, pprof)")
 	}
+	// Repository deletes: every deletion under way is known before the
+	// first request; abandoned ones (their instance died) are finished.
+	if err := reg.StartRepositoryDeletes(bg, func(err error) { log.WithError(err).Warn("repository deletes") }); err != nil {
+		ln.Close()
+		return fmt.Errorf("reading the repository deletes under way: %w", err)
+	}
 	if reg.PullTimesEnabled() {
 		go reg.RunPullFlusher(bg, pullTimes.Interval, func(err error) { log.WithError(err).Warn("recording pull times") })
 		// After the drain: the last requests' pulls are written too.
@@ -314,9 +344,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		ln.Close()
 		return err
 	}
+	if ret != nil {
+		adminOpts.Retention = retentionMaintainer{svc: ret}
+	}
+	adminSvc := mountAdmin(adminOpts)
 	if webUI != nil {
-		// Before serving: the maintenance page starts and shows runs.
-		webUI.SetMaintainers(nil, retentionMaintainer{svc: ret})
+		// Before serving: the pages call the admin API's service.
+		webUI.SetAdmin(adminSvc)
 	}
 	if ret != nil {
 		go ret.Schedule()
