@@ -51,7 +51,9 @@ import (
 //     "listed", nothing else is needed (two GETs, the whole cost on the
 //     hot path); otherwise a removal began meanwhile and the push writes
 //     "unsure" (see below). Otherwise (no marker, or "unsure") it writes
-//     "unsure" with a nonce of its own, writes the revision, then writes
+//     "unsure" with a nonce of its own (on the condition that the marker
+//     is still as it read it, so that the version it later confirms is its
+//     own write's; read again otherwise), writes the revision, then writes
 //     "listed" on the condition that the marker still has the version it
 //     wrote (If-Match), or, when that fails, "unsure" again. Either way
 //     the last write comes after the revision and voids what readers
@@ -99,7 +101,7 @@ const unsureTTL = time.Minute
 type catalogIndex struct {
 	r    *Registry
 	tree driver.TreeLister
-	cond driver.ConditionalPutter // nil: none
+	cond driver.ConditionalWriter // nil: none
 
 	// condOK: 0 not known yet, 1 conditional writes work, -1 they do not.
 	condOK atomic.Int32
@@ -131,7 +133,7 @@ const maxVerdicts = 1 << 17
 
 func newCatalogIndex(r *Registry, tree driver.TreeLister) *catalogIndex {
 	ix := &catalogIndex{r: r, tree: tree, verdicts: map[string]verdict{}, now: r.now}
-	if c, ok := driver.As[driver.ConditionalPutter](r.driver); ok {
+	if c, ok := driver.As[driver.ConditionalWriter](r.driver); ok {
 		ix.cond = c
 	}
 	return ix
@@ -241,15 +243,18 @@ func (ix *catalogIndex) conditional(ctx context.Context) bool {
 		return false
 	}
 	p := catalogProbePath()
-	v, err := ix.cond.PutContentIf(ctx, p, nonce(), driver.Condition{})
-	if err != nil {
+	if err := ix.r.driver.PutContent(ctx, p, nonce()); err != nil {
 		return false // not known; ask again next time
 	}
+	_, v, err := ix.cond.GetContentVersion(ctx, p)
+	if err != nil {
+		return false
+	}
 	ok := true
-	if _, err := ix.cond.PutContentIf(ctx, p, nonce(), driver.Condition{IfAbsent: true}); !errors.Is(err, driver.ErrPreconditionFailed) {
+	if _, err := ix.cond.PutContentIf(ctx, p, nonce(), ""); !errors.Is(err, driver.ErrPreconditionFailed) {
 		ok = false
 	}
-	if _, err := ix.cond.PutContentIf(ctx, p, nonce(), driver.Condition{IfVersion: v + "0"}); !errors.Is(err, driver.ErrPreconditionFailed) {
+	if _, err := ix.cond.PutContentIf(ctx, p, nonce(), v+"0"); !errors.Is(err, driver.ErrPreconditionFailed) {
 		ok = false
 	}
 	if ok {
@@ -260,13 +265,25 @@ func (ix *catalogIndex) conditional(ctx context.Context) bool {
 	return ok
 }
 
-// put writes a marker and returns its version.
-func (ix *catalogIndex) put(ctx context.Context, p string, content []byte, c driver.Condition) (string, error) {
+// readMarker reads a marker and, where the driver has conditional writes,
+// its version ("" for a missing marker).
+func (ix *catalogIndex) readMarker(ctx context.Context, p string) (content []byte, version string, err error) {
 	if ix.cond != nil {
-		return ix.cond.PutContentIf(ctx, p, content, c)
+		return ix.cond.GetContentVersion(ctx, p)
 	}
-	return "", ix.r.driver.PutContent(ctx, p, content)
+	b, err := ix.r.driver.GetContent(ctx, p)
+	return b, "", err
 }
+
+// setUnsure writes a new nonce into a marker, whatever it held.
+func (ix *catalogIndex) setUnsure(ctx context.Context, p string) error {
+	return ix.r.driver.PutContent(ctx, p, nonce())
+}
+
+// casTries bounds how often a push retries writing its own "unsure"
+// nonce when other writers keep changing the marker; then it writes it
+// unconditionally and gives up confirming (the marker stays unsure).
+const casTries = 8
 
 // beforeRevision is called before a revision is written into repository
 // name: it makes sure the marker lists it, and returns what to call once
@@ -276,40 +293,54 @@ func (ix *catalogIndex) beforeRevision(ctx context.Context, name string) (func(c
 	if !ok {
 		return nil, nil
 	}
-	b, err := ix.r.driver.GetContent(ctx, p)
-	if err == nil && len(b) == 0 {
-		// Listed. Still listed once the revision is written means no
-		// removal began meanwhile; otherwise one did, and readers may
-		// have concluded, between its removing a revision and this push
-		// writing one, that the repository was empty: unsure again
-		// voids that.
+	for try := 0; ; try++ {
+		b, cur, err := ix.readMarker(ctx, p)
+		if err == nil && len(b) == 0 {
+			// Listed. Still listed once the revision is written means no
+			// removal began meanwhile; otherwise one did, and readers may
+			// have concluded, between its removing a revision and this
+			// push writing one, that the repository was empty: unsure
+			// again voids that.
+			return func(ctx context.Context) {
+				ctx = context.WithoutCancel(ctx)
+				if b, err := ix.r.driver.GetContent(ctx, p); err == nil && len(b) == 0 {
+					return
+				}
+				_ = ix.setUnsure(ctx, p)
+			}, nil
+		}
+		if err != nil && !isNotFound(err) {
+			return nil, storageErr(err)
+		}
+		// Unsure with a nonce of this push's, whose version the
+		// confirmation below needs: written over the marker as it was
+		// just read (or where there was none), so that the version is
+		// this write's and not a concurrent writer's.
+		var v string
+		if ix.cond != nil && try < casTries {
+			v, err = ix.cond.PutContentIf(ctx, p, nonce(), cur)
+			if errors.Is(err, driver.ErrPreconditionFailed) {
+				continue // written meanwhile: read it again
+			}
+		} else {
+			err = ix.setUnsure(ctx, p)
+		}
+		if err != nil {
+			return nil, storageErr(err)
+		}
 		return func(ctx context.Context) {
 			ctx = context.WithoutCancel(ctx)
-			if b, err := ix.r.driver.GetContent(ctx, p); err == nil && len(b) == 0 {
-				return
+			if v != "" && ix.conditional(ctx) {
+				// Fails if a removal wrote the marker meanwhile.
+				if _, err := ix.cond.PutContentIf(ctx, p, nil, v); err == nil {
+					return
+				}
 			}
-			_, _ = ix.put(ctx, p, nonce(), driver.Condition{})
+			// Unsure again, now that the revision is there: what readers
+			// concluded while it was not is void.
+			_ = ix.setUnsure(ctx, p)
 		}, nil
 	}
-	if err != nil && !isNotFound(err) {
-		return nil, storageErr(err)
-	}
-	v, err := ix.put(ctx, p, nonce(), driver.Condition{})
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	return func(ctx context.Context) {
-		ctx = context.WithoutCancel(ctx)
-		if v != "" && ix.conditional(ctx) {
-			// Fails if a removal wrote the marker meanwhile.
-			if _, err := ix.cond.PutContentIf(ctx, p, nil, driver.Condition{IfVersion: v}); err == nil {
-				return
-			}
-		}
-		// Unsure again, now that the revision is there: what readers
-		// concluded while it was not is void.
-		_, _ = ix.put(ctx, p, nonce(), driver.Condition{})
-	}, nil
 }
 
 // unsure marks repository name's marker unsure: before revisions are
@@ -319,8 +350,7 @@ func (ix *catalogIndex) unsure(ctx context.Context, name string) error {
 	if !ok {
 		return nil
 	}
-	_, err := ix.put(ctx, p, nonce(), driver.Condition{})
-	return storageErr(err)
+	return storageErr(ix.setUnsure(ctx, p))
 }
 
 // ready reports whether the index is complete (a build finished and
@@ -509,10 +539,9 @@ func (ix *catalogIndex) build(ctx context.Context) (int, error) {
 			ix.buildHook(name)
 		}
 		if !cond {
-			_, err := ix.put(ctx, p, nonce(), driver.Condition{})
-			return storageErr(err)
+			return storageErr(ix.setUnsure(ctx, p))
 		}
-		_, err := ix.cond.PutContentIf(ctx, p, nil, driver.Condition{IfAbsent: true})
+		_, err := ix.cond.PutContentIf(ctx, p, nil, "") // only where none is
 		if errors.Is(err, driver.ErrPreconditionFailed) {
 			err = nil // written meanwhile: whatever it says holds
 		}

@@ -42,28 +42,53 @@ func (o *objStore) GetContent(ctx context.Context, p string) ([]byte, error) {
 }
 
 func (o *objStore) PutContent(ctx context.Context, p string, content []byte) error {
-	_, err := o.PutContentIf(ctx, p, content, driver.Condition{})
-	return err
-}
-
-func (o *objStore) PutContentIf(ctx context.Context, p string, content []byte, c driver.Condition) (string, error) {
 	o.puts.Add(1)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.noConditions && (c.IfAbsent || c.IfVersion != "") {
+	return o.putLocked(ctx, p, content, nil)
+}
+
+// PutContentIf implements driver.ConditionalWriter (If-None-Match: * for
+// ifVersion "", else If-Match).
+func (o *objStore) PutContentIf(ctx context.Context, p string, content []byte, ifVersion string) (string, error) {
+	o.puts.Add(1)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.noConditions {
 		fi, err := o.Driver.Stat(ctx, p)
 		exists := err == nil && !fi.IsDir()
 		switch {
-		case c.IfAbsent && exists, c.IfVersion != "" && (!exists || o.versions[p] != c.IfVersion):
+		case ifVersion == "" && exists, ifVersion != "" && (!exists || o.versions[p] != ifVersion):
 			return "", driver.ErrPreconditionFailed
 		}
 	}
+	var v string
+	err := o.putLocked(ctx, p, content, &v)
+	return v, err
+}
+
+func (o *objStore) putLocked(ctx context.Context, p string, content []byte, version *string) error {
 	if err := o.Driver.PutContent(ctx, p, content); err != nil {
-		return "", err
+		return err
 	}
 	v := o.newVersion()
 	o.versions[p] = v
-	return v, nil
+	if version != nil {
+		*version = v
+	}
+	return nil
+}
+
+// GetContentVersion implements driver.ConditionalWriter.
+func (o *objStore) GetContentVersion(ctx context.Context, p string) ([]byte, string, error) {
+	o.gets.Add(1)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b, err := o.Driver.GetContent(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, o.versions[p], nil
 }
 
 func (o *objStore) List(ctx context.Context, p string) ([]string, error) {
@@ -144,5 +169,5 @@ func (o *objStore) requests() int64 {
 var (
 	_ driver.TreeLister        = (*objStore)(nil)
 	_ driver.PageLister        = (*objStore)(nil)
-	_ driver.ConditionalPutter = (*objStore)(nil)
+	_ driver.ConditionalWriter = (*objStore)(nil)
 )

@@ -2,16 +2,16 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
-// Listings that cost a page, and writes under a condition: optional
-// extensions for object stores, where List reads a whole directory (one
-// request per thousand entries) and a listing of 100,000 repositories or
-// tags is the cost of every page of the catalog or of tags/list. With them
-// the registry lists a page with a request or two, and keeps its own index
-// of repository names consistent across instances without a lock.
+// Listings that cost a page: optional extensions for object stores, where
+// List reads a whole directory (one request per thousand entries) and a
+// listing of 100,000 repositories or tags is the cost of every page of the
+// catalog or of tags/list. With them the registry lists a page with a
+// request or two; with ConditionalWriter (conditional.go) besides, it
+// keeps its own index of repository names consistent across instances
+// without a lock.
 
 // Entry is what a listing tells of one path, without another request.
 type Entry struct {
@@ -20,7 +20,9 @@ type Entry struct {
 	Size    int64
 	ModTime time.Time // zero for directories
 	// Version changes whenever the object is written (an S3 ETag); ""
-	// for directories and where the driver has none.
+	// for directories and where the driver has none. Where the driver is
+	// also a ConditionalWriter it is the version PutContentIf returns and
+	// GetContentVersion reads.
 	Version string
 }
 
@@ -41,30 +43,4 @@ type TreeLister interface {
 	// most n of them, in that order, and whether more follow. Each
 	// request costs about a page, whatever the size of the tree.
 	ListTree(ctx context.Context, p, after string, n int) ([]Entry, bool, error)
-}
-
-// Condition is when PutContentIf writes.
-type Condition struct {
-	// IfAbsent: only if nothing is at the path.
-	IfAbsent bool
-	// IfVersion: only if the object at the path has this Version.
-	IfVersion string
-}
-
-// ErrPreconditionFailed says a conditional write did not happen because
-// its condition did not hold.
-var ErrPreconditionFailed = errors.New("precondition failed")
-
-// ConditionalPutter writes under a condition that the store checks
-// atomically with the write (S3's If-None-Match and If-Match), so that
-// instances sharing a store can update an object without a lock.
-type ConditionalPutter interface {
-	// PutContentIf is PutContent if c holds when the write happens, and
-	// returns the Version written; otherwise it writes nothing and
-	// returns ErrPreconditionFailed. A zero Condition always writes.
-	//
-	// A store may ignore the conditions (some S3-compatible ones do):
-	// callers that rely on them check first that a write under a false
-	// condition fails.
-	PutContentIf(ctx context.Context, p string, content []byte, c Condition) (string, error)
 }

@@ -1,10 +1,8 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -219,38 +217,8 @@ func settled(name, prefix, horizon string) bool {
 	return true
 }
 
-// PutContentIf implements driver.ConditionalPutter with S3's conditional
-// writes (If-None-Match: * and If-Match), which MinIO and AWS check
-// atomically with the write.
-func (d *Driver) PutContentIf(ctx context.Context, p string, content []byte, c driver.Condition) (string, error) {
-	if err := checkObject(p); err != nil {
-		return "", err
-	}
-	opts := d.putContentOpts
-	switch {
-	case c.IfAbsent:
-		opts.SetMatchETagExcept("*")
-	case c.IfVersion != "":
-		opts.SetMatchETag(c.IfVersion)
-	}
-	info, err := d.client.PutObject(ctx, d.bucket, d.key(p), bytes.NewReader(content), int64(len(content)), opts)
-	if err != nil {
-		r := minio.ToErrorResponse(err)
-		switch {
-		case r.StatusCode == http.StatusPreconditionFailed, r.Code == "PreconditionFailed",
-			// another conditional write of the key won meanwhile (AWS)
-			r.StatusCode == http.StatusConflict && r.Code == "ConditionalRequestConflict",
-			// If-Match of an object that is not there
-			c.IfVersion != "" && isNoKey(err):
-			return "", driver.ErrPreconditionFailed
-		}
-		return "", wrap("put", p, err)
-	}
-	return strings.Trim(info.ETag, `"`), nil
-}
-
 var (
 	_ driver.PageLister        = (*Driver)(nil)
 	_ driver.TreeLister        = (*Driver)(nil)
-	_ driver.ConditionalPutter = (*Driver)(nil)
+	_ driver.ConditionalWriter = (*Driver)(nil)
 )

@@ -229,50 +229,42 @@ func TestListTree(t *testing.T) {
 	}
 }
 
-// PutContentIf writes only when its condition holds, atomically: of many
-// writers that all expect one version, exactly one wins.
-func TestPutContentIf(t *testing.T) {
+// The index of repository names (storage/catalogindex.go) compares the
+// versions a listing shows with those conditional writes return and
+// conditional reads give: they are one and the same (the ETag).
+func TestListingVersionIsConditionalVersion(t *testing.T) {
 	ctx := context.Background()
 	d := newTestDriver(t, nil)
-	v1, err := d.PutContentIf(ctx, "/c", []byte("one"), driver.Condition{IfAbsent: true})
+	v1, err := d.PutContentIf(ctx, "/v/a", []byte("one"), "")
 	if err != nil || v1 == "" {
 		t.Fatalf("create: %q %v", v1, err)
 	}
-	if _, err := d.PutContentIf(ctx, "/c", []byte("two"), driver.Condition{IfAbsent: true}); !errors.Is(err, driver.ErrPreconditionFailed) {
-		t.Fatalf("create over an object: %v", err)
+	listed := func() string {
+		t.Helper()
+		es, _, err := d.ListTree(ctx, "/v", "", 10)
+		if err != nil || len(es) != 1 {
+			t.Fatalf("list: %v %v", es, err)
+		}
+		return es[0].Version
 	}
-	if _, err := d.PutContentIf(ctx, "/c", []byte("two"), driver.Condition{IfVersion: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, driver.ErrPreconditionFailed) {
-		t.Fatalf("write under another version: %v", err)
+	if got := listed(); got != v1 {
+		t.Fatalf("listing shows version %q, the write returned %q", got, v1)
 	}
-	if _, err := d.PutContentIf(ctx, "/none", []byte("x"), driver.Condition{IfVersion: v1}); !errors.Is(err, driver.ErrPreconditionFailed) {
-		t.Fatalf("If-Match of a missing object: %v", err)
+	if b, v, err := d.GetContentVersion(ctx, "/v/a"); err != nil || v != v1 || string(b) != "one" {
+		t.Fatalf("GetContentVersion: %q %q %v, want %q", b, v, err, v1)
 	}
-	if got := mustGetS3(t, d, "/c"); got != "one" {
-		t.Fatalf("content %q after refused writes", got)
+	v2, err := d.PutContentIf(ctx, "/v/a", []byte("two"), v1)
+	if err != nil || v2 == v1 {
+		t.Fatalf("replace: %q %v", v2, err)
 	}
-	// many writers, one version
-	const writers = 12
-	var wins sync.Map
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() {
-			content := fmt.Appendf(nil, "writer %d", i)
-			if _, err := d.PutContentIf(ctx, "/c", content, driver.Condition{IfVersion: v1}); err == nil {
-				wins.Store(i, string(content))
-			} else if !errors.Is(err, driver.ErrPreconditionFailed) {
-				t.Error(err)
-			}
-		})
+	if got := listed(); got != v2 {
+		t.Fatalf("listing shows version %q after the replace, want %q", got, v2)
 	}
-	wg.Wait()
-	n, last := 0, ""
-	wins.Range(func(_, v any) bool { n++; last = v.(string); return true })
-	if n != 1 || mustGetS3(t, d, "/c") != last {
-		t.Fatalf("%d writers won on one version; content %q", n, mustGetS3(t, d, "/c"))
+	if _, err := d.PutContentIf(ctx, "/v/a", []byte("three"), v1); !errors.Is(err, driver.ErrPreconditionFailed) {
+		t.Fatalf("write under the old version: %v", err)
 	}
-	v3, err := d.PutContentIf(ctx, "/c", nil, driver.Condition{})
-	if err != nil || v3 == v1 {
-		t.Fatalf("unconditional write: %q %v", v3, err)
+	if got := mustGetS3(t, d, "/v/a"); got != "two" {
+		t.Fatalf("content %q after a refused write", got)
 	}
 }
 
