@@ -487,7 +487,9 @@ func TestCatalogIndexSemantics(t *testing.T) {
 	for sname, open := range indexStores(t) {
 		t.Run(sname, func(t *testing.T) {
 			d := open()
-			a, b := New(d, Options{}), New(d, Options{})
+			// Repository deletes wait Rmax twice: short here.
+			opts := Options{TombstoneRefresh: 20 * time.Millisecond}
+			a, b := New(d, opts), New(d, opts)
 			if _, err := a.RebuildCatalogIndex(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -553,6 +555,39 @@ func TestCatalogIndexSemantics(t *testing.T) {
 			pushTestImage(t, b, "gone")
 			if got, _, _ := a.Catalog(ctx, "c", -1, nil); strings.Join(got, ",") != "gone" {
 				t.Fatalf("after pushing gone again: %v", got)
+			}
+			// the repository deleted through one instance: not listed by
+			// it while it is being deleted (paused before its first
+			// removal: its revisions are all there), not in the other's
+			// next answer once gone; pushed again: back
+			paused, resume := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			a.deleteHook = func(step, arg string) {
+				if step == "remove" {
+					once.Do(func() { close(paused); <-resume })
+				}
+			}
+			deleted := make(chan error, 1)
+			go func() {
+				_, err := a.DeleteRepository(ctx, "gone")
+				deleted <- err
+			}()
+			<-paused
+			got, _, err = a.Catalog(ctx, "c", -1, nil)
+			close(resume)
+			if err != nil || len(got) != 0 {
+				t.Fatalf("while repository gone is being deleted: %v %v", got, err)
+			}
+			if err := <-deleted; err != nil {
+				t.Fatal(err)
+			}
+			a.deleteHook = nil
+			if got, _, _ := b.Catalog(ctx, "c", -1, nil); len(got) != 0 {
+				t.Fatalf("after deleting repository gone: %v", got)
+			}
+			pushTestImage(t, b, "gone")
+			if got, _, _ := a.Catalog(ctx, "c", -1, nil); strings.Join(got, ",") != "gone" {
+				t.Fatalf("after pushing gone once more: %v", got)
 			}
 			// a sha512 revision
 			m := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[]}`, digest.FromBytes(emptyConfig))

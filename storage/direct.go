@@ -141,8 +141,12 @@ func (repo *Repository) putStaged(ctx context.Context, st driver.Stager, body io
 	if err != nil {
 		return Descriptor{}, storageErr(err)
 	}
-	if err := repo.linkBlob(ctx, want); err != nil {
-		return Descriptor{}, err
+	// The link as a blob commit makes it (uploads.go): one batch with a
+	// Keep of the data, which a staged write's Commit made durable
+	// already, but which, when it was found in the store, may be a
+	// concurrent commit's, not yet durable on a driver that batches.
+	if err := driver.Batch(ctx, reg.driver, driver.KeepOp(dst), repo.linkOp(ctx, want)); err != nil {
+		return Descriptor{}, storageErr(err)
 	}
 	return Descriptor{Digest: want, Size: n}, nil
 }
