@@ -35,7 +35,7 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 			return nil, false, err
 		}
 		if ready {
-			return ix.page(ctx, last, n, func(name string) bool {
+			return ix.page(ctx, "", last, n, func(name string) bool {
 				return !r.deleting(name) && (keep == nil || keep(name))
 			})
 		}

@@ -398,15 +398,28 @@ func (ix *catalogIndex) has(ctx context.Context, name, version string) (bool, er
 
 // page is Catalog from the index: up to n names after last (a valid name,
 // or ""), whether more follow.
-func (ix *catalogIndex) page(ctx context.Context, last string, n int, keep func(string) bool) ([]string, bool, error) {
+//
+// With a prefix, only names that start with it (as strings) are listed:
+// their keys are exactly those that start with the prefix's code (the
+// code of a name is the codes of its bytes, each standing alone), so the
+// listing starts there and stops at the first key past them.
+func (ix *catalogIndex) page(ctx context.Context, prefix, last string, n int, keep func(string) bool) ([]string, bool, error) {
 	root := catalogMarkersRoot()
-	after := ""
+	after, within := "", root+"/"
+	if prefix != "" {
+		code, ok := encodeName(prefix)
+		if !ok {
+			return []string{}, false, nil // a byte no name has
+		}
+		within += strings.TrimSuffix(code, "/-")
+		after = within // below every key that starts with it
+	}
 	if last != "" {
 		p, ok := catalogMarkerPath(last)
 		if !ok {
 			return nil, false, errors.New("catalog index: last is not a name")
 		}
-		after = p
+		after = max(after, p)
 	}
 	out := []string{}
 	for {
@@ -424,7 +437,12 @@ func (ix *catalogIndex) page(ctx context.Context, last string, n int, keep func(
 		names := make([]string, len(es))
 		listed := make([]bool, len(es))
 		var checks []int
+		past := len(es) // es[past:] are after the prefix's names
 		for i, e := range es {
+			if !strings.HasPrefix(e.Path, within) {
+				past = i
+				break
+			}
 			name, ok := decodeName(strings.TrimPrefix(e.Path, root+"/"))
 			if !ok || (keep != nil && !keep(name)) {
 				continue
@@ -448,7 +466,7 @@ func (ix *catalogIndex) page(ctx context.Context, last string, n int, keep func(
 			}
 			out = append(out, names[i])
 		}
-		if !more || len(es) == 0 {
+		if !more || len(es) == 0 || past < len(es) {
 			return out, false, nil
 		}
 		after = es[len(es)-1].Path
