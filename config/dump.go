@@ -199,7 +199,8 @@ func (c *Config) Dump() ([]byte, error) {
 			"region", s.Region, "regionendpoint", s.RegionEndpoint, "bucket", s.Bucket,
 			"rootdirectory", s.RootDirectory, "secure", s.Secure, "skipverify", s.SkipVerify,
 			"forcepathstyle", s.ForcePathStyle, "chunksize", s.ChunkSize,
-			"multipartcopythresholdsize", s.MultipartCopyThresholdSize, "storageclass", s.StorageClass))
+			"multipartcopythresholdsize", s.MultipartCopyThresholdSize, "multipartcopychunksize", s.MultipartCopyChunkSize,
+			"multipartcopymaxconcurrency", s.MultipartCopyMaxConcurrency, "storageclass", s.StorageClass))
 	case "":
 	default:
 		addNode(st, r.Storage.Driver, mapping())

@@ -257,13 +257,8 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 		if err != nil {
 			return err
 		}
-		up, err := repo.NewUpload(ctx, d.Algorithm())
+		desc, err := repo.PutBlob(ctx, requestBody(r), d)
 		if err != nil {
-			return err
-		}
-		desc, err := up.Commit(ctx, requestBody(r), -1, d)
-		if err != nil {
-			_ = up.Cancel(ctx)
 			return err
 		}
 		return a.blobPushed(w, r, repo, desc)

@@ -96,7 +96,8 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 			Region: c.Region, RegionEndpoint: c.RegionEndpoint, Bucket: c.Bucket,
 			RootDirectory: c.RootDirectory, Secure: c.Secure, SkipVerify: c.SkipVerify,
 			ForcePathStyle: c.ForcePathStyle, ChunkSize: c.ChunkSize,
-			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, StorageClass: c.StorageClass,
+			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, MultipartCopyChunkSize: c.MultipartCopyChunkSize,
+			MultipartCopyMaxConcurrency: c.MultipartCopyMaxConcurrency, StorageClass: c.StorageClass,
 		})
 	default:
 		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
@@ -152,6 +153,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	pullTimes := cfg.Storage.Maintenance.PullTimes
 	opts.TrackPulls = pullTimes.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled
+	opts.ReadOnly = cfg.Storage.Maintenance.ReadOnly.Enabled
 	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
