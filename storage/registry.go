@@ -56,6 +56,17 @@ type Options struct {
 	GCStateMaxAge time.Duration
 	// GCHooks are pause points for tests of the protocol; nil otherwise.
 	GCHooks *GCHooks
+	// ReadOnly says the server accepts no writes: the registry then starts
+	// none of its own either (a build of the catalog index).
+	ReadOnly bool
+	// NoCatalogIndex keeps the catalog from using (and pushes from
+	// maintaining) the index of repository names kept on drivers that
+	// list trees a page at a time (catalogindex.go); for tests.
+	NoCatalogIndex bool
+	// NoStaged writes every blob through an upload and its commit's
+	// move, also where the driver could stage it at its final path
+	// (direct.go); for tests that compare the two ways.
+	NoStaged bool
 	// TrackPulls records the last pull of every manifest (times.go);
 	// RunPullFlusher writes what it notes.
 	TrackPulls bool
@@ -109,6 +120,12 @@ type Registry struct {
 	// protocol (gcprotocol.go); nil when off.
 	gcp *gcProtocol
 
+	noStaged bool // Options.NoStaged
+
+	// index is the catalog's index of repository names on object stores
+	// (catalogindex.go); nil elsewhere.
+	index *catalogIndex
+
 	// pulls holds the pulls not yet written; nil when they are not
 	// recorded.
 	pulls *pullTracker
@@ -140,6 +157,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		lists:       newListCache(2 << 20),
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
+		noStaged:    opts.NoStaged,
 		now:         opts.Now,
 		tombs:       newTombstones(opts.TombstoneRefresh),
 		sizes:       newSizeIndex(opts.SizesDeleteUntagged),
@@ -156,6 +174,12 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		r.watcher = w
 	}
 	r.gcp = newGCProtocol(r, opts.GCStateMaxAge, opts.GCHooks)
+	// Drivers that list trees a page at a time and cannot watch
+	// directories (object stores) get the catalog index.
+	if t, ok := driver.As[driver.TreeLister](d); ok && r.watcher == nil && !opts.NoCatalogIndex {
+		r.index = newCatalogIndex(r, t)
+		r.index.noAutoBuild = opts.ReadOnly
+	}
 	return r
 }
 
