@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/internal/localsrv"
 )
 
@@ -696,7 +697,10 @@ func TestProxyEviction(t *testing.T) {
 	const maxSize = 3 << 20
 	up := startRegistryd(t)
 	fault := startUpstreamFault(t, up.Addr)
-	m := startServerExtra(t, "registryd", registrydBin, t.TempDir(), "", fmt.Sprintf(`proxy:
+	root := t.TempDir()
+	// The online collector on, with a grace period of seconds: eviction
+	// removes tags, manifests and links, the collector the bytes.
+	m := startServerExtra(t, "registryd", registrydBin, root, "", fmt.Sprintf(`proxy:
   remoteurl: %s
   timeout: 2s
   cache:
@@ -704,7 +708,15 @@ func TestProxyEviction(t *testing.T) {
     highwatermark: 90
     lowwatermark: 60
     interval: 200ms
-`, fault.URL(), maxSize), nil)
+`, fault.URL(), maxSize), []string{
+		"REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED=true",
+		// Content evicted younger than the delay waits for a later run:
+		// kicks collect at once what is old enough, the interval the rest.
+		"REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL=3s",
+		"REGISTRY_STORAGE_MAINTENANCE_GC_DELAY=2s",
+		"REGISTRY_STORAGE_MAINTENANCE_GC_STATEMAXAGE=500ms",
+		"REGISTRY_STORAGE_MAINTENANCE_GC_CLOCKSKEW=500ms",
+	})
 	const images = 10
 	for i := 0; i < images; i++ {
 		pushRandomImage(t, up, fmt.Sprintf("evict/app%d", i), "v1", 512<<10, int64(100+i))
@@ -746,6 +758,39 @@ func TestProxyEviction(t *testing.T) {
 	}
 	if kept == 0 || kept == images {
 		t.Errorf("%d of %d images still cached", kept, images)
+	}
+	// The evictions kicked the collector: the evicted images' bytes leave
+	// the disk, which ends under the cap, and the cached images still pull.
+	var onDisk int64
+	var runs []admin.Run
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(250 * time.Millisecond) {
+		onDisk = dirSize(t, filepath.Join(root, "docker", "registry", "v2", "blobs"))
+		var st admin.Maintenance
+		getJSON(t, m, admin.Prefix+"/gc", &st)
+		runs = st.Runs
+		if onDisk <= maxSize || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("blob bytes on disk after the collections: %d (cap %d); collections: %d", onDisk, maxSize, len(runs))
+	if onDisk > maxSize {
+		t.Errorf("%d blob bytes on disk two minutes after the evictions, over the cap of %d", onDisk, maxSize)
+	}
+	kicked := false
+	for _, r := range runs {
+		kicked = kicked || r.Trigger == "proxy-eviction"
+	}
+	if !kicked {
+		t.Errorf("no collection triggered by an eviction: %+v", runs)
+	}
+	for i := 0; i < images; i++ {
+		repo := fmt.Sprintf("evict/app%d", i)
+		r := doHTTP(t, http.MethodGet, m.URL("/v2/"+repo+"/tags/list"), nil, nil)
+		if r.Status == 200 && strings.Contains(string(r.Body), `"v1"`) {
+			if err := cranePull(t, m.Addr+"/"+repo+":v1"); err != nil {
+				t.Errorf("%s, still cached, does not pull after the collections: %v", repo, err)
+			}
+		}
 	}
 }
 

@@ -91,6 +91,10 @@ const (
 	// retention runs kick the scheduler), so that the collector condemns
 	// what they held at once rather than at its next turn.
 	TriggerRetention = "retention"
+	// TriggerProxyEviction: the pull-through cache evicted images (it
+	// removes tags, manifests and links, never blobs), so that their
+	// bytes leave the disk soon rather than at the collector's next turn.
+	TriggerProxyEviction = "proxy-eviction"
 )
 
 // Start begins a run now (ignoring the window: it was asked for) and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -195,6 +196,25 @@ func gcKick(s *gc.Scheduler) func() {
 		return nil
 	}
 	return func() { s.Kick(gc.TriggerRetention) }
+}
+
+// gcLater kicks the collector on behalf of what serve builds before it
+// (the pull-through cache): a kick before the scheduler exists, or
+// without one, does nothing.
+type gcLater struct{ s atomic.Pointer[gc.Scheduler] }
+
+func (l *gcLater) set(s *gc.Scheduler) {
+	if s != nil {
+		l.s.Store(s)
+	}
+}
+
+func (l *gcLater) kick(trigger string) func() {
+	return func() {
+		if s := l.s.Load(); s != nil {
+			s.Kick(trigger)
+		}
+	}
 }
 
 // gcProtocolOptions are the storage options every serving instance needs

@@ -14,7 +14,8 @@ import (
 
 // newProxy builds the pull-through cache the proxy section configures; nil
 // without one.
-func newProxy(cfg *config.Config, reg *storage.Registry, promReg prometheus.Registerer, notifier *notifications.Notifier, log logrus.FieldLogger) (*proxy.Proxy, error) {
+// afterEvict asks for a collection of what an eviction left unreferenced.
+func newProxy(cfg *config.Config, reg *storage.Registry, promReg prometheus.Registerer, notifier *notifications.Notifier, log logrus.FieldLogger, afterEvict func()) (*proxy.Proxy, error) {
 	pc := cfg.Proxy
 	if pc == nil {
 		return nil, nil
@@ -39,6 +40,7 @@ func newProxy(cfg *config.Config, reg *storage.Registry, promReg prometheus.Regi
 		Notifier:          notifier,
 		Logger:            log.WithField("component", "proxy"),
 		UserAgent:         "registryd/" + version + " (pull-through cache)",
+		AfterEvict:        afterEvict,
 	}
 	if pc.RemoteURL != "" {
 		// distribution's proxy.remoteurl: one upstream, every repository a

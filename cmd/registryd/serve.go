@@ -169,7 +169,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	if m != nil {
 		promReg = m.Registry
 	}
-	mirror, err := newProxy(cfg, reg, promReg, notifier, log) // proxy.go
+	// The cache is built before the collector; its evictions kick the
+	// collector once there is one (gcLate.set below).
+	var gcLate gcLater
+	mirror, err := newProxy(cfg, reg, promReg, notifier, log, gcLate.kick(gc.TriggerProxyEviction)) // proxy.go
 	if err != nil {
 		return err
 	}
@@ -371,6 +374,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		ln.Close()
 		return err
 	}
+	gcLate.set(gcSched)
 	if gcMetrics != nil {
 		gcMetrics.Protocol(reg)
 		m.Registry.MustRegister(gcMetrics.Collectors()...)
