@@ -107,6 +107,13 @@ type Registry struct {
 	tombs *tombstones
 	// sizes is the index of sizes (sizes.go).
 	sizes *sizeIndex
+	// names and pushes are the indexes of repository names and of tags
+	// in push order (nameindex.go, pushorder.go); changes is this
+	// process's side of the change log that keeps them current across
+	// instances (changelog.go).
+	names   *nameIndex
+	pushes  *pushIndexes
+	changes *changeLog
 	// deleteHook, in tests, is called at each step of a repository
 	// delete; nil in production.
 	deleteHook func(step, arg string)
@@ -136,6 +143,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.names, r.pushes, r.changes = newNameIndex(), newPushIndexes(), newChangeLog(time.Now)
 	if opts.TrackPulls {
 		r.pulls = &pullTracker{}
 	}
