@@ -9,6 +9,7 @@
 #   make fuzz         every go test -fuzz target for FUZZTIME each (default 30s; make test runs the seeds only)
 #   make deps         scripts/install-deps.sh: Debian packages + tools in .cache/bin
 #   make tools-distribution  also distribution v3's registry as .cache/bin/registry-v3 (benchmarks)
+#   make tools-zot    also zot as .cache/bin/zot (benchmarks; ZOT_GIT=url-or-clone, default GitHub)
 #   make bench        cmd/regbench: registryd vs distribution 2.8 and v3, on disk and on S3 (MinIO) (BENCH.md); not part of test
 #                     BENCH_FLAGS="-reps 5 -size 4GiB -only push,gc" for other runs
 #   make ui-screenshots  the web UI's screenshots in docs/ui/ (the browser test takes them)
@@ -24,7 +25,7 @@ LDFLAGS := -X main.version=$(VERSION)
 RACE    ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null && echo -race)
 GOFILES  = find . \( -path ./.git -o -path ./.cache -o -path ./bin -o -path ./data -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: all build run test unit e2e conformance fuzz deps tools-distribution bench vet fmt fmt-check image clean distclean ui-screenshots
+.PHONY: all build run test unit e2e conformance fuzz deps tools-distribution tools-zot bench vet fmt fmt-check image clean distclean ui-screenshots
 
 all: build
 
@@ -40,15 +41,21 @@ deps:
 tools-distribution:
 	REGISTRYD_TOOLS_DISTRIBUTION=1 bash scripts/install-deps.sh
 
+tools-zot:
+	REGISTRYD_TOOLS_ZOT=1 bash scripts/install-deps.sh
+
 # The load generator; registry-v3 comes from tools-distribution. Not part of
 # test: it takes minutes and its figures depend on the machine.
-# REGBENCH_V3=path uses a registry-v3 built elsewhere instead.
+# REGBENCH_V3=path uses a registry-v3 built elsewhere instead. zot is an
+# optional column: REGBENCH_ZOT=path, or .cache/bin/zot from make tools-zot
+# (not built here: it needs zot's git repository); skipped when missing.
 BENCH_FLAGS ?=
 REGBENCH_V3 ?= .cache/bin/registry-v3
+REGBENCH_ZOT ?= .cache/bin/zot
 bench: build
 	@if [ "$(REGBENCH_V3)" = .cache/bin/registry-v3 ]; then $(MAKE) --no-print-directory tools-distribution; fi
 	$(GO) build -o bin/regbench ./cmd/regbench
-	./bin/regbench -registryd bin/registryd -v3 $(REGBENCH_V3) $(BENCH_FLAGS)
+	./bin/regbench -registryd bin/registryd -v3 $(REGBENCH_V3) -zot $(REGBENCH_ZOT) $(BENCH_FLAGS)
 
 # Explores with every fuzz target in turn (scripts/fuzz.sh); crashers land
 # in the package's testdata/fuzz/<Target>/, to be committed as seeds.

@@ -196,6 +196,9 @@ type RepoContents struct {
 	// tags, so that an index goes before its children and a crash half way
 	// leaves no index pointing to a deleted child.
 	Manifests []digest.Digest
+	// Unique is the bytes of the distinct manifests and blobs they
+	// reference (configs, layers the registry stores).
+	Unique int64
 }
 
 // Contents lists a repository's tags and the manifests they reach.
@@ -206,6 +209,7 @@ func (c *Client) Contents(ctx context.Context, r Reference) (*RepoContents, erro
 	}
 	rc := &RepoContents{Tags: map[string]digest.Digest{}}
 	seen := map[digest.Digest]bool{}
+	blobs := map[digest.Digest]int64{}
 	var queue []digest.Digest
 	add := func(d digest.Digest) {
 		if d != "" && !seen[d] {
@@ -231,6 +235,7 @@ func (c *Client) Contents(ctx context.Context, r Reference) (*RepoContents, erro
 			return nil, err
 		}
 		rc.Manifests = append(rc.Manifests, d)
+		addBlobs(blobs, m)
 		for _, ch := range m.Manifests {
 			add(ch.Digest)
 		}
@@ -241,6 +246,9 @@ func (c *Client) Contents(ctx context.Context, r Reference) (*RepoContents, erro
 		for _, ref := range refs {
 			add(ref.Digest)
 		}
+	}
+	for _, size := range blobs {
+		rc.Unique += size
 	}
 	return rc, nil
 }

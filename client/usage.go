@@ -189,15 +189,7 @@ func (rs *repoWalk) visit(ctx context.Context, m *Manifest, depth int) error {
 		return fmt.Errorf("%s@%s: manifests nested too deep", rs.r.Repository, d)
 	}
 	rs.reached[d] = m
-	rs.blobs[d] = m.Descriptor.Size
-	if m.Config != nil {
-		rs.blobs[m.Config.Digest] = m.Config.Size
-	}
-	for _, l := range m.Layers {
-		if stored(l) {
-			rs.blobs[l.Digest] = l.Size
-		}
-	}
+	addBlobs(rs.blobs, m)
 	for _, c := range m.Manifests {
 		rs.children[c.Digest] = true
 		child, err := rs.w.manifest(ctx, rs.r, c.Digest)
@@ -279,4 +271,18 @@ func (w *usageWalker) referrers(ctx context.Context, r Reference, d digest.Diges
 		return nil, fmt.Errorf("referrers of %s@%s: %w", r.Repository, d, err)
 	}
 	return slices.DeleteFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return d.Digest == "" }), nil
+}
+
+// addBlobs adds manifest m and what it references that the registry
+// stores (its config and layers) to blobs, with their sizes.
+func addBlobs(blobs map[digest.Digest]int64, m *Manifest) {
+	blobs[m.Descriptor.Digest] = m.Descriptor.Size
+	if m.Config != nil {
+		blobs[m.Config.Digest] = m.Config.Size
+	}
+	for _, l := range m.Layers {
+		if stored(l) {
+			blobs[l.Digest] = l.Size
+		}
+	}
 }

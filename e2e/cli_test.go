@@ -138,6 +138,7 @@ func TestCLICommands(t *testing.T) {
 			cr("tag", h+"/e2e/app:v1", "v1-alias")
 			cr("push", b.Layout, h+"/e2e/app:v2")
 			cr("push", a.Layout, h+"/e2e/other:1")
+			admin := hasAdminAPI(t, srv)
 
 			// repo ls: every repository, as a table, JSON or a template.
 			if r := rdOK(t, env, "repo", "ls", h); !strings.HasPrefix(r.Stdout, "REPOSITORY") || !slices.Equal(firstColumn(r.Stdout), []string{"REPOSITORY", "e2e/app", "e2e/other"}) {
@@ -156,6 +157,21 @@ func TestCLICommands(t *testing.T) {
 			if !slices.Equal(names, []string{"e2e/app", "e2e/other"}) {
 				t.Errorf("repo ls --format json:\n%s", r)
 			}
+			if admin {
+				// With the admin API: tags, size and last push, the size as
+				// the server counts it (each blob once; b is e2e/app's own).
+				r = rdOK(t, env, "repo", "ls", h)
+				if head := strings.Fields(lines(r.Stdout)[0]); !slices.Equal(head, []string{"REPOSITORY", "TAGS", "SIZE", "LAST", "PUSHED"}) {
+					t.Errorf("repo ls headings:\n%s", r)
+				}
+				if row := strings.Fields(lines(r.Stdout)[1]); len(row) != 4 || row[1] != "3" || row[2] != humanSize(imageSize(a)+imageSize(b)) || !recent(t, row[3]) {
+					t.Errorf("repo ls row of e2e/app:\n%s", r)
+				}
+				r = rdOK(t, env, "repo", "ls", "--format", "{{.Repository}} {{.Tags}} {{.Size.Unique}} {{.Size.Exclusive}}", h)
+				if want := fmt.Sprintf("e2e/app 3 %d %d\ne2e/other 1 %d 0\n", imageSize(a)+imageSize(b), imageSize(b), imageSize(a)); r.Stdout != want {
+					t.Errorf("repo ls --format: want\n%s\ngot %s", want, r)
+				}
+			}
 
 			// tag ls
 			r = rdOK(t, env, "tag", "ls", "--format", "{{.Name}} {{.Digest}}", h+"/e2e/app")
@@ -165,6 +181,20 @@ func TestCLICommands(t *testing.T) {
 			r = rdOK(t, env, "tag", "ls", h+"/e2e/app")
 			if first := lines(r.Stdout)[0]; !strings.HasPrefix(first, "NAME") || !strings.Contains(first, "DIGEST") {
 				t.Errorf("tag ls table:\n%s", r)
+			}
+			if admin {
+				// Sizes, platforms and push times; newest push first.
+				r = rdOK(t, env, "tag", "ls", "--format", "{{.Name}} {{.Size}} {{.Platform}} {{time .Pushed}}", h+"/e2e/app")
+				for i, want := range []string{fmt.Sprintf("v1 %d linux/amd64", imageSize(a)), fmt.Sprintf("v1-alias %d linux/amd64", imageSize(a)), fmt.Sprintf("v2 %d linux/amd64", imageSize(b))} {
+					if l := lines(r.Stdout); len(l) != 3 || !strings.HasPrefix(l[i], want+" ") || !recent(t, strings.Fields(l[i])[3]) {
+						t.Errorf("tag ls with the admin API: want %q in line %d\n%s", want, i, r)
+					}
+				}
+				if r := rdOK(t, env, "tag", "ls", "--sort", "pushed", "--format", "{{.Name}}", h+"/e2e/app"); r.Stdout != "v2\nv1-alias\nv1\n" {
+					t.Errorf("tag ls --sort pushed:\n%s", r)
+				}
+			} else if r := rd(t, env, "tag", "ls", "--sort", "pushed", h+"/e2e/app"); r.Code != 1 || !strings.Contains(r.Stderr, "no push times") {
+				t.Errorf("tag ls --sort pushed without push times:\n%s", r)
 			}
 			r = rdOK(t, env, "tag", "ls", "--sort", "created", "--format", "{{.Name}} {{time .Created}}", h+"/e2e/app")
 			if !strings.Contains(r.Stdout, "v2 2024-01-01T00:00:00Z") {
@@ -209,12 +239,20 @@ func TestCLICommands(t *testing.T) {
 			if r := rdOK(t, env, "du", h+"/e2e/other"); !strings.HasPrefix(r.Stdout, "REPOSITORY   TAGS   LOGICAL   UNIQUE   EXCLUSIVE\ne2e/other    1 ") {
 				t.Errorf("du REPO:\n%s", r)
 			}
+			if got := parseDu(t, rdOK(t, env, "du", "--format", "json", h+"/e2e/app").Stdout); len(got) != 1 || got["e2e/app"] != want {
+				t.Errorf("du --format json REPO: %+v, want %+v", got, want)
+			}
 
 			// manifest rm without --yes, and no terminal to ask on: refused,
 			// with the tags that would have gone listed.
 			r = rdStdin(t, env, "y\n", "manifest", "rm", h+"/e2e/app@"+a.Digest)
 			if r.Code != 1 || !strings.Contains(r.Stdout, "tags that go with it: v1, v1-alias") || !strings.Contains(r.Stderr, "add --yes") {
 				t.Errorf("manifest rm without --yes:\n%s", r)
+			}
+			// What the collection frees, where the server can say: nothing
+			// for a (e2e/other has it too).
+			if frees := strings.Contains(r.Stdout, "garbage collection then frees: 0B (0 bytes)"); frees != admin {
+				t.Errorf("manifest rm's impact in bytes (admin API: %v):\n%s", admin, r)
 			}
 			if r := rd(t, env, "digest", h+"/e2e/app:v1"); r.Stdout != a.Digest+"\n" {
 				t.Fatalf("manifest rm deleted without a confirmation:\n%s", r)
@@ -239,36 +277,77 @@ func TestCLICommands(t *testing.T) {
 			if !strings.Contains(r.Stdout, "tags that go with it: v2") || !strings.Contains(r.Stdout, "deleted manifest") {
 				t.Errorf("manifest rm --yes:\n%s", r)
 			}
+			if frees := fmt.Sprintf("frees: %s (%d bytes)", humanSize(imageSize(b)), imageSize(b)); admin && !strings.Contains(r.Stdout, frees) {
+				t.Errorf("manifest rm of e2e/app's own image: want %q\n%s", frees, r)
+			}
 			if r := rd(t, env, "digest", h+"/e2e/app:v2"); r.Code != 3 {
 				t.Errorf("v2 after manifest rm:\n%s", r)
 			}
 
 			// repo rm: the dry run is the plan, the run carries it out.
+			// Either way it lists the tags and manifests that go, and the
+			// bytes: with the admin API what a collection then frees (none
+			// here: e2e/other has a too), else what the manifests hold.
 			dry := rdOK(t, env, "repo", "rm", "--dry-run", h+"/e2e/app")
-			if !strings.Contains(dry.Stdout, a.Digest+"  v1-alias") || !strings.Contains(dry.Stdout, "dry run: nothing was changed") {
-				t.Errorf("repo rm --dry-run:\n%s", dry)
+			how := "method: V2 API, DELETE /v2/e2e/app/manifests/DIGEST for each"
+			bytes := fmt.Sprintf("they hold %s (%d bytes)", humanSize(imageSize(a)), imageSize(a))
+			if admin {
+				how = "method: registryd admin API, one request: DELETE /v2/_registryd/v1/repositories/e2e/app"
+				bytes = fmt.Sprintf("it holds %s (%d bytes); garbage collection then frees 0B (0 bytes) (the rest is shared with other repositories)", humanSize(imageSize(a)), imageSize(a))
+			}
+			for _, want := range []string{"delete repository " + h + "/e2e/app: 1 tag, 1 manifest\n", how, "\n  " + a.Digest + "  v1-alias\n", bytes, "dry run: nothing was changed\n"} {
+				if !strings.Contains(dry.Stdout, want) {
+					t.Errorf("repo rm --dry-run lacks %q:\n%s", want, dry)
+				}
 			}
 			if r := rd(t, env, "repo", "rm", h+"/e2e/app"); r.Code != 1 || !strings.Contains(r.Stderr, "add --yes") {
 				t.Errorf("repo rm without --yes and without a terminal:\n%s", r)
 			}
 			checkManifest(t, srv, "e2e/app", "v1-alias", a.Digest, mtOCIManifest)
 			r = rdOK(t, env, "repo", "rm", "--yes", h+"/e2e/app")
-			if !strings.Contains(r.Stdout, "deleted repository "+h+"/e2e/app") {
-				t.Errorf("repo rm:\n%s", r)
+			if !strings.HasPrefix(r.Stdout, dry.Stdout[:strings.Index(dry.Stdout, "dry run:")]) || !strings.Contains(r.Stdout, "deleted repository "+h+"/e2e/app: 1 tag, 1 manifest") {
+				t.Errorf("repo rm: the plan of the dry run, then its deletion:\n%s", r)
 			}
 			if r := rd(t, env, "tag", "ls", "--format", "{{.Name}}", h+"/e2e/app"); strings.TrimSpace(r.Stdout) != "" {
 				t.Errorf("tags left after repo rm:\n%s", r)
 			}
 			checkManifest(t, srv, "e2e/other", "1", a.Digest, mtOCIManifest)
 
-			// gc goes through the admin API, which only registryd has.
-			if hasAdminAPI(t, srv) {
-				rdOK(t, env, "gc", "--dry-run", h)
-			} else if r := rd(t, env, "gc", "--dry-run", h); r.Code != 1 || !strings.Contains(r.Stderr, "no registryd admin API") {
-				t.Errorf("gc without the admin API:\n%s", r)
+			// gc goes through the admin API, which only registryd has, and
+			// only with its online collector on (TestCLIGC): here it is off,
+			// and the command says so and what to do instead.
+			r = rd(t, env, "gc", "--dry-run", h)
+			why := "no registryd admin API"
+			if admin {
+				why = "garbage collection is not available on this server"
+			}
+			if r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, why) || !strings.Contains(r.Stderr, "registryd garbage-collect config.yml") {
+				t.Errorf("gc where there is no collector to start:\n%s", r)
 			}
 		})
 	}
+}
+
+// recent tells whether an RFC 3339 time printed by the client is within
+// the last ten minutes.
+func recent(t testing.TB, s string) bool {
+	t.Helper()
+	when, err := time.Parse(time.RFC3339, s)
+	return err == nil && time.Since(when) < 10*time.Minute && time.Since(when) > -time.Minute
+}
+
+// humanSize is the client's way of writing sizes (docker's: SI units, three
+// significant digits).
+func humanSize(n int64) string {
+	f, units, i := float64(n), []string{"B", "kB", "MB", "GB"}, 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%.3g%s", f, units[i])
 }
 
 // firstColumn is the first word of each line.
@@ -422,15 +501,22 @@ func TestCLIPrune(t *testing.T) {
 			env := clientEnv(t)
 			cr := craneIn(t, env)
 			h := srv.Addr
-			// Pushed in the order they were built: push times and creation
-			// times rank the tags alike.
+			// A CI pipeline: each build is pushed as build-N and then as
+			// latest; build-1 was also released as v1.0. Pushed in the
+			// order they were built, so push times (registryd records one
+			// at every push of a tag, a re-tag included) and creation times
+			// (the reference's ages) rank the tags alike: the two pushed
+			// last are latest and build-4, one image.
 			for i := 1; i <= 4; i++ {
 				img := newTestImageCreated(t, t.TempDir(), "v1", fmt.Sprintf("prune-%d", i), fmt.Sprintf("2025-0%d-01T00:00:00Z", i))
-				cr("push", img.Layout, fmt.Sprintf("%s/ci/app:build-%d", h, i))
+				build := fmt.Sprintf("%s/ci/app:build-%d", h, i)
+				cr("push", img.Layout, build)
+				cr("tag", build, "latest")
+				if i == 1 {
+					cr("tag", build, "v1.0")
+				}
 				time.Sleep(1100 * time.Millisecond) // distinct push times, even to the second
 			}
-			cr("tag", h+"/ci/app:build-4", "latest")
-			cr("tag", h+"/ci/app:build-1", "v1.0")
 			old := newTestImageCreated(t, t.TempDir(), "v1", "prune-old", "2025-01-01T00:00:00Z")
 			cr("push", old.Layout, h+"/ci/other:old")
 			cr("push", old.Layout, h+"/keep/me:old")
@@ -453,6 +539,17 @@ func TestCLIPrune(t *testing.T) {
 			}
 			if want := []string{"ci/app:build-1", "ci/app:build-2", "ci/app:build-3"}; !plan.DryRun || !slices.Equal(listed, want) {
 				t.Fatalf("the dry run lists %v, want %v\n%s", listed, want, r)
+			}
+			// Each kept tag by the rule that should keep it.
+			kept := map[string]string{}
+			for _, d := range plan.Decisions {
+				if !d.Delete {
+					kept[d.Repository+":"+d.Tag] = d.Rule
+				}
+			}
+			if want := map[string]string{"ci/app:latest": "latest", "ci/app:build-4": "mostrecentlypushedcount", "ci/app:v1.0": "patterns",
+				"ci/other:old": "mostrecentlypushedcount"}; !maps.Equal(kept, want) {
+				t.Errorf("the dry run keeps %v, want %v\n%s", kept, want, r)
 			}
 			text := rdOK(t, env, "prune", "--dry-run", "--keep-last", "2", "--keep", "^v", h+"/ci/*")
 			for _, want := range []string{"REPOSITORY  TAG", "would delete  nokeeprule", "dry run: would delete 3 tags"} {

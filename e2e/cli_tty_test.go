@@ -106,18 +106,26 @@ func cliShellEnv(t *testing.T) []string {
 	return append(clientEnv(t), "PATH="+bin+":"+os.Getenv("PATH"), "PS1=rd> ", "TERM=xterm-256color")
 }
 
+// TestCLITerminal: the prompts as a person answers them, and progress
+// bars where an operation is long. Against registryd's admin API du and
+// repo rm are one request each: the answer comes at once, without a bar.
+// Against the reference registry (no admin API) they are a walk of every
+// manifest and a DELETE per manifest: those draw their bars.
 func TestCLITerminal(t *testing.T) {
 	srv := startRegistryd(t)
+	ref := startReference(t, t.TempDir())
 	env := cliShellEnv(t)
 	cr := craneIn(t, env)
 	h := srv.Addr
 	a := newTestImage(t, t.TempDir(), "v1", "tty-a")
 	b := newTestImage(t, t.TempDir(), "v1", "tty-b")
 	c := newTestImage(t, t.TempDir(), "v1", "tty-c")
-	for _, p := range [][2]string{{a.Layout, "v1"}, {b.Layout, "v2"}, {c.Layout, "v3"}} {
-		cr("push", p[0], h+"/e2e/tty:"+p[1])
+	for _, host := range []string{h, ref.Addr} {
+		for _, p := range [][2]string{{a.Layout, "v1"}, {b.Layout, "v2"}, {c.Layout, "v3"}} {
+			cr("push", p[0], host+"/e2e/tty:"+p[1])
+		}
+		cr("tag", host+"/e2e/tty:v1", "v1-alias")
 	}
-	cr("tag", h+"/e2e/tty:v1", "v1-alias")
 
 	sh := startTmux(t, env, "bash", "--norc", "--noprofile")
 	sh.waitFor("rd>")
@@ -156,22 +164,34 @@ func TestCLITerminal(t *testing.T) {
 		t.Errorf("the manifest is still there after a yes: %s", r)
 	}
 
-	// du shows its progress bar while it reads the registry.
+	// du from the admin API: the table at once, no bar.
 	sh.clear()
-	sh.typeLine("registryd du " + h)
-	sc = sh.waitFor("EXCLUSIVE")
-	if !strings.Contains(sc, "reading repositories [") || !strings.Contains(sc, "] 1/1") {
-		t.Errorf("du drew no progress bar on the terminal:\n%s", sc)
+	sh.typeLine("registryd du " + h + "; echo du-exit=$?") // the screen shows du-exit=0 once it is over
+	sc = sh.waitFor("du-exit=0")
+	if !strings.Contains(sc, "EXCLUSIVE") || !strings.Contains(sc, "e2e/tty") || strings.Contains(sc, "reading repositories") {
+		t.Errorf("du with the admin API: the table, and no progress bar:\n%s", sc)
 	}
 
-	// repo rm wants the name typed, then deletes with a progress bar.
+	// du against the reference reads every manifest, with a bar.
+	sh.clear()
+	sh.typeLine("registryd du " + ref.Addr)
+	sc = sh.waitFor("EXCLUSIVE")
+	if !strings.Contains(sc, "reading repositories [") || !strings.Contains(sc, "] 1/1") || !strings.Contains(sc, strings.Repeat("#", 20)) {
+		t.Errorf("du through the V2 API drew no progress bar on the terminal:\n%s", sc)
+	}
+
+	// repo rm wants the name typed. Through the admin API one request
+	// deletes the repository: its result, no bar.
 	sh.clear()
 	sh.typeLine("registryd repo rm " + h + "/e2e/tty")
-	sh.waitFor("Type the repository's name (e2e/tty) to delete it:")
+	sc = sh.waitFor("Type the repository's name (e2e/tty) to delete it:")
+	if !strings.Contains(sc, "delete repository "+h+"/e2e/tty: 3 tags, 2 manifests") {
+		t.Errorf("repo rm's plan:\n%s", sc)
+	}
 	sh.typeLine("e2e/tty")
-	sc = sh.waitFor("deleted repository " + h + "/e2e/tty")
-	if !strings.Contains(sc, "deleting manifests [") || !strings.Contains(sc, "] 2/2") || !strings.Contains(sc, strings.Repeat("#", 20)) {
-		t.Errorf("repo rm drew no progress bar on the terminal:\n%s", sc)
+	sc = sh.waitFor("deleted repository " + h + "/e2e/tty: 3 tags, 2 manifests")
+	if strings.Contains(sc, "deleting manifests") || strings.Contains(sc, "#####") {
+		t.Errorf("repo rm through the admin API drew a progress bar:\n%s", sc)
 	}
 	for _, d := range []string{a.Digest, c.Digest} {
 		if r := getManifest(t, srv, "e2e/tty", d); r.Status != 404 {
@@ -179,11 +199,27 @@ func TestCLITerminal(t *testing.T) {
 		}
 	}
 
-	// Piped, the same command draws nothing and asks nothing.
+	// Against the reference, one DELETE per manifest, with a bar.
 	sh.clear()
-	sh.typeLine("registryd du " + h + " 2>&1 | cat -A | head -3; echo piped-done")
-	sc = sh.waitFor("piped-done")
-	if strings.Contains(sc, "reading repositories") || strings.Contains(sc, "^[") {
+	sh.typeLine("registryd repo rm " + ref.Addr + "/e2e/tty")
+	sh.waitFor("Type the repository's name (e2e/tty) to delete it:")
+	sh.typeLine("e2e/tty")
+	sc = sh.waitFor("deleted repository " + ref.Addr + "/e2e/tty")
+	if !strings.Contains(sc, "deleting manifests [") || !strings.Contains(sc, "] 3/3") || !strings.Contains(sc, strings.Repeat("#", 20)) {
+		t.Errorf("repo rm through the V2 API drew no progress bar on the terminal:\n%s", sc)
+	}
+	for _, d := range []string{a.Digest, b.Digest, c.Digest} {
+		if r := getManifest(t, ref, "e2e/tty", d); r.Status != 404 {
+			t.Errorf("%s is still there after repo rm: %s", d, r)
+		}
+	}
+
+	// Piped, the same walk draws nothing and asks nothing.
+	sh.clear()
+	cr("push", a.Layout, ref.Addr+"/e2e/piped:v1")
+	sh.typeLine("registryd du " + ref.Addr + " 2>&1 | cat -A | head -3; echo piped-exit=$?")
+	sc = sh.waitFor("piped-exit=0")
+	if !strings.Contains(sc, "e2e/piped") || strings.Contains(sc, "reading repositories") || strings.Contains(sc, "^[") {
 		t.Errorf("progress drawn into a pipe:\n%s", sc)
 	}
 }

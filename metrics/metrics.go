@@ -276,6 +276,17 @@ func (i *instrumented) Move(ctx context.Context, src, dst string) (err error) {
 	return i.StorageDriver.Move(ctx, src, dst)
 }
 
+// Batch implements driver.Batcher: timed as one "batch" when the driver
+// underneath has batches, else run as its operations, each timed as
+// itself.
+func (i *instrumented) Batch(ctx context.Context, ops ...driver.BatchOp) (err error) {
+	if _, ok := driver.As[driver.Batcher](i.StorageDriver); !ok {
+		return driver.BatchEach(ctx, i, ops...)
+	}
+	defer func(t time.Time) { i.observe("batch", t, err) }(time.Now())
+	return driver.Batch(ctx, i.StorageDriver, ops...)
+}
+
 func (i *instrumented) Delete(ctx context.Context, p string) (err error) {
 	defer func(t time.Time) { i.observe("delete", t, err) }(time.Now())
 	return i.StorageDriver.Delete(ctx, p)

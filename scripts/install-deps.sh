@@ -23,6 +23,10 @@
 #                         also build distribution v3's registry (tools/distribution,
 #                         a module of its own: heavy, ~4 min cold, for benchmarks
 #                         only) as $REGISTRYD_TOOLS_BIN/registry-v3
+#   REGISTRYD_TOOLS_ZOT=1 also build zot (benchmarks only) as $REGISTRYD_TOOLS_BIN/zot,
+#                         from the git repository ZOT_GIT (a URL or a local clone;
+#                         default https://github.com/project-zot/zot.git) at the
+#                         pinned tag, with its dependencies from the module proxy
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -141,5 +145,41 @@ if [[ "${REGISTRYD_TOOLS_DISTRIBUTION:-}" == 1 ]]; then
 		log "built registry-v3 in $((SECONDS - start))s"
 	else
 		log "registry-v3 up to date"
+	fi
+fi
+
+# Optional: zot (benchmarks). Its module (zotregistry.dev/zot/v2) is not on
+# the module proxy, so the source comes from git at the pinned tag (checked
+# against the pinned commit) and only its dependencies from the proxy; the
+# build flags are zot's own Makefile's (CGO off, encoding/json/v2).
+if [[ "${REGISTRYD_TOOLS_ZOT:-}" == 1 ]]; then
+	zot_tag=v2.1.20
+	zot_commit=3b5796d834e8661ea661a5fcc47add8d4405aebf
+	zot_git="${ZOT_GIT:-https://github.com/project-zot/zot.git}"
+	zot_stamp="$bin/.zot-commit"
+	if [[ -x "$bin/zot" && "$(cat "$zot_stamp" 2>/dev/null)" == "$zot_commit" ]]; then
+		log "zot $zot_tag present in $bin"
+	else
+		src="$root/.cache/zot-src"
+		rm -rf "$src"
+		mkdir -p "$src" "$bin"
+		log "fetching zot $zot_tag from $zot_git"
+		git -C "$src" init -q
+		git -C "$src" fetch -q --depth 1 "$zot_git" "refs/tags/$zot_tag"
+		got="$(git -C "$src" rev-parse 'FETCH_HEAD^{commit}')"
+		if [[ "$got" != "$zot_commit" ]]; then
+			log "zot $zot_tag is $got in $zot_git, expected $zot_commit"
+			exit 1
+		fi
+		git -C "$src" checkout -q FETCH_HEAD
+		log "building zot $zot_tag into $bin/zot (first time: ~10 minutes)"
+		start=$SECONDS
+		bi=zotregistry.dev/zot/v2/pkg/buildinfo
+		(cd "$src" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build -mod=readonly -buildvcs=false -trimpath \
+			-ldflags "-X $bi.ReleaseTag=$zot_tag -X $bi.Commit=$zot_commit -X $bi.BinaryType=minimal -s -w" \
+			-o "$bin/zot" ./cmd/zot)
+		echo "$zot_commit" >"$zot_stamp"
+		rm -rf "$src"
+		log "built zot in $((SECONDS - start))s"
 	fi
 fi

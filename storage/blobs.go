@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // Descriptor is what the registry knows of a stored blob.
@@ -117,21 +118,35 @@ func (repo *Repository) MountBlob(ctx context.Context, from *Repository, d diges
 }
 
 func (repo *Repository) linkBlob(ctx context.Context, d digest.Digest) error {
-	// An existing link with the right content needs no rewrite (and no
-	// fsync): pushes of layers that are already there are common.
-	if linked, err := repo.reg.readLink(ctx, layerLinkPath(repo.name, d)); err == nil && linked == d {
-		return nil
-	}
-	return storageErr(repo.reg.writeLink(ctx, layerLinkPath(repo.name, d), d))
+	return storageErr(driver.Batch(ctx, repo.reg.driver, repo.linkOp(ctx, d)))
 }
 
-// putContent stores small content under its digest unless it is already
-// there. Used for manifests, whose bodies are in memory anyway.
-func (r *Registry) putContent(ctx context.Context, d digest.Digest, b []byte) error {
-	if fi, err := r.driver.Stat(ctx, blobDataPath(d)); err == nil && !fi.IsDir() && fi.Size() == int64(len(b)) {
-		return nil
+// linkOp is the batch operation that links d into the repository. An
+// existing link with the right content is not rewritten (pushes of layers
+// that are already there are common), only kept: it may be a concurrent
+// push's, not yet durable, and this request's answer must not get ahead
+// of it.
+func (repo *Repository) linkOp(ctx context.Context, d digest.Digest) driver.BatchOp {
+	p := layerLinkPath(repo.name, d)
+	if linked, err := repo.reg.readLink(ctx, p); err == nil && linked == d {
+		return driver.KeepOp(p)
 	}
-	return storageErr(r.driver.PutContent(ctx, blobDataPath(d), b))
+	return linkPut(p, d)
+}
+
+// linkPut is the batch operation that writes a link file naming d.
+func linkPut(p string, d digest.Digest) driver.BatchOp {
+	return driver.PutOp(p, []byte(d.String()))
+}
+
+// contentOp is the batch operation that stores small content under its
+// digest (manifests, whose bodies are in memory anyway), or keeps it when
+// it is already there.
+func (r *Registry) contentOp(ctx context.Context, d digest.Digest, b []byte) driver.BatchOp {
+	if fi, err := r.driver.Stat(ctx, blobDataPath(d)); err == nil && !fi.IsDir() && fi.Size() == int64(len(b)) {
+		return driver.KeepOp(blobDataPath(d))
+	}
+	return driver.PutOp(blobDataPath(d), b)
 }
 
 // getContent reads small content by digest, through the manifest cache.

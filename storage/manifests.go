@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/registryd/registryd/errcode"
+	"github.com/registryd/registryd/storage/driver"
 )
 
 // Manifest media types registryd stores.
@@ -267,24 +269,23 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	if err := repo.checkReferences(ctx, m, mt); err != nil {
 		return nil, err
 	}
+	// One driver batch (driver.Batch): the content, the revision link,
+	// the referrer link and the tags' index links, then, once those are
+	// durable, the tags' push records and current links. A tag never
+	// names a manifest that a crash could take away.
 	reg := repo.reg
-	if err := reg.putContent(ctx, d, content); err != nil {
-		return nil, err
-	}
-	if err := reg.writeLink(ctx, revisionLinkPath(repo.name, d), d); err != nil {
-		return nil, storageErr(err)
-	}
+	ops := []driver.BatchOp{reg.contentOp(ctx, d, content), linkPut(revisionLinkPath(repo.name, d), d)}
 	out := &Manifest{Digest: d, MediaType: mt, Content: content}
 	if m.Subject != nil {
 		out.Subject = m.Subject.Digest
-		if err := reg.writeLink(ctx, referrerLinkPath(repo.name, m.Subject.Digest, d), d); err != nil {
-			return nil, storageErr(err)
-		}
+		ops = append(ops, linkPut(referrerLinkPath(repo.name, m.Subject.Digest, d), d))
 	}
-	for _, t := range tags {
-		if err := repo.tag(ctx, t, d); err != nil {
-			return nil, err
-		}
+	tagOps, err := repo.tagOps(ctx, tags, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := driver.Batch(ctx, reg.driver, append(ops, tagOps...)...); err != nil {
+		return nil, storageErr(err)
 	}
 	reg.manifests.add(d, content)
 	reg.invalidateSizes(repo.name)
@@ -340,39 +341,55 @@ func (repo *Repository) checkReferences(ctx context.Context, m *parsedManifest, 
 }
 
 func (repo *Repository) tag(ctx context.Context, tag string, d digest.Digest) error {
+	ops, err := repo.tagOps(ctx, []string{tag}, d)
+	if err != nil {
+		return err
+	}
+	return storageErr(driver.Batch(ctx, repo.reg.driver, ops...))
+}
+
+// tagOps are the batch operations that point tags at d, starting with a
+// barrier: what comes before them in the batch is durable before any tag
+// moves. Within the part after it, renames happen in the order given.
+func (repo *Repository) tagOps(ctx context.Context, tags []string, d digest.Digest) ([]driver.BatchOp, error) {
 	reg := repo.reg
-	cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag))
-	if isNotFound(err) {
-		// A new tag: current first, so that a push failing after it (the
-		// storage full or away) leaves a tag that resolves to d, stored
-		// whole before, and never a tag directory without current, which
-		// tags/list would show and a pull could not serve. Only a delete
-		// of the tag in the instant between current and the record could
-		// still leave one (scrub --repair removes it).
-		if err := reg.writeLink(ctx, tagCurrentPath(repo.name, tag), d); err != nil {
-			return storageErr(err)
+	tags = slices.Compact(slices.Sorted(slices.Values(tags))) // one operation per path
+	var index, after []driver.BatchOp
+	for _, tag := range tags {
+		rec, err := repo.pushedRecord(d)
+		if err != nil {
+			return nil, storageErr(err)
 		}
-		if err := repo.writePushed(ctx, tag, d); err != nil {
-			return storageErr(err)
+		current, pushed, idx := linkPut(tagCurrentPath(repo.name, tag), d), driver.PutOp(tagPushedPath(repo.name, tag), rec), linkPut(tagIndexPath(repo.name, tag, d), d)
+		cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, tag))
+		switch {
+		case isNotFound(err):
+			// A new tag: current first, so that a push failing after it
+			// (the storage full or away) leaves a tag that resolves to d,
+			// stored whole before, and never a tag directory without
+			// current, which tags/list would show and a pull could not
+			// serve (a failed batch also removes the directories it made
+			// that stayed empty). Only a delete of the tag in the instant
+			// between current and the record could still leave one
+			// (scrub --repair removes it).
+			after = append(after, current, pushed, idx)
+		case err != nil || cur != d:
+			// The index link first, with the manifest: it records every
+			// digest the tag has had, which the reference's garbage
+			// collector and registryd's use.
+			index = append(index, idx)
+			fallthrough
+		default:
+			// Then the push record and current, even when current
+			// already names d (a push is a push): renamed last, current
+			// re-creates a tag directory that a concurrent delete removed
+			// after the record, so the record is never left alone in a
+			// directory tags/list would show (times.go).
+			after = append(after, pushed, current)
 		}
-		return storageErr(reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d))
 	}
-	if err != nil || cur != d {
-		// The index link first: it records every digest the tag has had,
-		// which the reference's garbage collector and registryd's use.
-		if err := reg.writeLink(ctx, tagIndexPath(repo.name, tag, d), d); err != nil {
-			return storageErr(err)
-		}
-	}
-	// Then the push record and current, even when current already names
-	// d (a push is a push): written last, current re-creates a tag
-	// directory that a concurrent delete removed after the record, so
-	// the record is never left alone in a directory tags/list would show
-	// (times.go).
-	if err := repo.writePushed(ctx, tag, d); err != nil {
-		return storageErr(err)
-	}
-	return storageErr(reg.writeLink(ctx, tagCurrentPath(repo.name, tag), d))
+	ops := append(index, driver.Barrier)
+	return append(ops, after...), nil
 }
 
 // DeleteManifest removes a manifest revision from the repository, with

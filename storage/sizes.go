@@ -81,8 +81,11 @@ type Usage struct {
 
 // RepositorySummary is what the admin API lists per repository.
 type RepositorySummary struct {
-	Name       string
-	TagCount   int
+	Name     string
+	TagCount int
+	// Manifests counts its manifest revisions, tagged or not (index
+	// children and referrers included): what a repository delete removes.
+	Manifests  int
 	LastPushed time.Time // zero when no tag has a known push time
 	Size       Size
 	// Sized is false while the size index is in its first sync after a
@@ -908,6 +911,19 @@ func (r *Registry) repositorySummary(ctx context.Context, name string, sized boo
 		}
 	}
 	repo := &Repository{reg: r, name: name}
+	manifests := 0
+	if sized {
+		manifests = len(rs.revs)
+	} else {
+		// Without the size index, a listing of its revisions.
+		err := repo.Revisions(ctx, func(digest.Digest) error { manifests++; return nil })
+		if errcode.Is(err, errcode.NameUnknown) || (err == nil && manifests == 0) {
+			return RepositorySummary{}, false, nil
+		}
+		if err != nil {
+			return RepositorySummary{}, false, err
+		}
+	}
 	count, last, err := repo.pushSummarySynced(ctx)
 	if errcode.Is(err, errcode.NameUnknown) {
 		return RepositorySummary{}, false, nil
@@ -915,7 +931,7 @@ func (r *Registry) repositorySummary(ctx context.Context, name string, sized boo
 	if err != nil {
 		return RepositorySummary{}, false, err
 	}
-	out := RepositorySummary{Name: name, TagCount: count, LastPushed: last, Sized: sized}
+	out := RepositorySummary{Name: name, TagCount: count, Manifests: manifests, LastPushed: last, Sized: sized}
 	if sized {
 		s := r.sizes
 		s.mu.Lock()

@@ -32,8 +32,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/registryd/registryd/storage/driver"
 )
 
 // TagInfo is a tag with what the registry knows of its life. A zero time
@@ -61,18 +59,10 @@ type pullRecord struct {
 	Pulled time.Time `json:"pulled"`
 }
 
-// writePushed records that tag was pushed pointing at d. The record is
-// written as scratch (driver.WithScratch: not synced on the filesystem),
-// which saves a push two fsyncs: a crash may lose it or leave it torn,
-// and then the current link, written durably right after it, gives the
-// same time (TagInfos' fallback).
-func (repo *Repository) writePushed(ctx context.Context, tag string, d digest.Digest) error {
-	b, err := json.Marshal(pushRecord{Digest: d, Pushed: repo.reg.now().UTC()})
-	if err != nil {
-		return err
-	}
-	ctx = driver.WithScratch(ctx, tagDir(repo.name, tag))
-	return repo.reg.driver.PutContent(ctx, tagPushedPath(repo.name, tag), b)
+// pushedRecord is the push record of a tag pushed now pointing at d
+// (tagOps writes it).
+func (repo *Repository) pushedRecord(d digest.Digest) ([]byte, error) {
+	return json.Marshal(pushRecord{Digest: d, Pushed: repo.reg.now().UTC()})
 }
 
 // TagInfos returns every tag of the repository, sorted by name, with its

@@ -150,13 +150,14 @@ func rangeInvalid(size int64) error {
 func (u *Upload) Append(ctx context.Context, body io.Reader, start int64) (int64, error) {
 	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
 	defer unlock()
-	size, _, err := u.appendLocked(ctx, body, start, true, false)
+	size, _, err := u.appendLocked(ctx, body, start, true)
 	return size, err
 }
 
-// appendLocked does the work of Append; with commit it also makes the data
-// durable and returns the digest of the whole upload.
-func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, saveState, commit bool) (int64, hash.Hash, error) {
+// appendLocked does the work of Append and returns the hash of the whole
+// upload. Nothing is made durable here: a chunk is scratch state, and the
+// commit's batch syncs the data before it moves it into the store.
+func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, saveState bool) (int64, hash.Hash, error) {
 	d := u.repo.reg.driver
 	ctx = uploadScratch(ctx, u.repo.name)
 	size, err := u.Size(ctx)
@@ -176,9 +177,6 @@ func (u *Upload) appendLocked(ctx context.Context, body io.Reader, start int64, 
 	}
 	n, copyErr := copyHashing(w, h, body)
 	newSize := size + n
-	if copyErr == nil && commit {
-		copyErr = storageSide(w.Commit(ctx))
-	}
 	if closeErr := w.Close(); copyErr == nil {
 		copyErr = storageSide(closeErr)
 	}
@@ -334,10 +332,19 @@ func (u *Upload) saveHash(ctx context.Context, h hash.Hash, size int64) error {
 // upload against want, makes it durable and moves it into the content store
 // under its digest, links it into the repository and removes the session.
 // Content becomes visible only here, complete and verified.
+//
+// The move and the link are one driver batch (driver.Batch): on the
+// filesystem the data's fsync, the link's and those of new directories
+// run at once, then the two renames, then the flush of the two
+// directories they changed, shared with concurrent commits. A crash
+// before it returns may leave the link without the blob (the blob is then
+// unknown, as before the push) or the blob without the link (garbage),
+// never a blob with wrong bytes: its name appears only after its content
+// is durable.
 func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want digest.Digest) (Descriptor, error) {
 	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
 	defer unlock()
-	size, h, err := u.appendLocked(ctx, body, start, false, true)
+	size, h, err := u.appendLocked(ctx, body, start, false)
 	if err != nil {
 		return Descriptor{}, err
 	}
@@ -359,14 +366,15 @@ func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want d
 	reg := u.repo.reg
 	dst := blobDataPath(want)
 	src := uploadDataPath(u.repo.name, u.id)
+	blob := driver.MoveOp(src, dst)
 	if fi, err := reg.driver.Stat(ctx, dst); err == nil && !fi.IsDir() && fi.Size() == size {
-		// Already in the store (pushed before, maybe to another repository):
-		// keep the existing file, drop the upload's copy below.
-	} else if err := reg.driver.Move(ctx, src, dst); err != nil {
-		return Descriptor{}, storageErr(err)
+		// Already in the store (pushed before, maybe to another repository,
+		// maybe by a commit still flushing it): keep the existing file,
+		// durably, and drop the upload's copy below.
+		blob = driver.KeepOp(dst)
 	}
-	if err := u.repo.linkBlob(ctx, want); err != nil {
-		return Descriptor{}, err
+	if err := driver.Batch(ctx, reg.driver, blob, u.repo.linkOp(ctx, want)); err != nil {
+		return Descriptor{}, storageErr(err)
 	}
 	if err := reg.driver.Delete(ctx, uploadDir(u.repo.name, u.id)); err != nil && !isNotFound(err) {
 		return Descriptor{}, storageErr(err)

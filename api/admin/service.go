@@ -143,7 +143,7 @@ func clampPage(n int) int {
 // repositoryOf is a summary as the API shows it: no size while the size
 // index is in its first sync after a start.
 func repositoryOf(sum storage.RepositorySummary) Repository {
-	r := Repository{Name: sum.Name, TagCount: sum.TagCount, LastPushed: timePtr(sum.LastPushed)}
+	r := Repository{Name: sum.Name, TagCount: sum.TagCount, Manifests: sum.Manifests, LastPushed: timePtr(sum.LastPushed)}
 	if sum.Sized {
 		r.Size = &Size{Logical: sum.Size.Logical, Unique: sum.Size.Unique, Exclusive: sum.Size.Exclusive}
 	}

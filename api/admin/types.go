@@ -76,8 +76,11 @@ type Size struct {
 
 // Repository is one entry of GET .../repositories, and GET .../repositories/NAME.
 type Repository struct {
-	Name       string     `json:"name"`
-	TagCount   int        `json:"tagCount"`
+	Name     string `json:"name"`
+	TagCount int    `json:"tagCount"`
+	// Manifests counts the repository's manifests, tagged or not (index
+	// children and referrers included): what a delete of it removes.
+	Manifests  int        `json:"manifests"`
 	LastPushed *time.Time `json:"lastPushed,omitempty"`
 	Size       *Size      `json:"size,omitempty"`
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/registryd/registryd/api/admin"
 	v2 "github.com/registryd/registryd/api/v2"
 	"github.com/registryd/registryd/client"
+	"github.com/registryd/registryd/internal/httpmux"
 	"github.com/registryd/registryd/internal/repoglob"
 	"github.com/registryd/registryd/retention"
 	"github.com/registryd/registryd/storage"
@@ -203,30 +205,76 @@ func run(t *testing.T, stdin string, term bool, name string, args ...string) (st
 	return o.String(), e.String(), code
 }
 
-// registry is registryd's V2 handler on loopback, optionally behind a fake
-// of the admin API that answers what the contract (docs/admin-api.md)
-// says, from what is pushed.
+// registry is registryd's V2 handler on loopback, optionally with its
+// admin API (api/admin, the server's own) over the same storage.
 type registry struct {
 	*httptest.Server
-	host   string
-	c      *client.Client
-	admin  bool
-	gcRuns []bool // the dryrun flag of each POST .../gc
-	pushed map[string]time.Time
+	host  string
+	c     *client.Client
+	gc    *testCollector
+	reg   *storage.Registry
+	admin bool
+}
+
+// testCollector stands in for the online collector behind the admin API
+// (cmd/registryd wires the real one): it records each run's dryrun flag
+// and reports a fixed run.
+type testCollector struct {
+	mu   sync.Mutex
+	runs []bool
+}
+
+func (c *testCollector) Status(context.Context) (admin.Maintenance, error) {
+	return admin.Maintenance{Enabled: true, Runs: []admin.Run{}}, nil
+}
+
+func (c *testCollector) Start(_ context.Context, dryRun bool) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs = append(c.runs, dryRun)
+	return fmt.Sprintf("run-%d", len(c.runs)), nil
+}
+
+func (c *testCollector) Wait(_ context.Context, id string) (admin.Run, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return admin.Run{ID: id, Kind: "gc", DryRun: c.runs[len(c.runs)-1], Result: "ok", Marked: 4,
+		Deleted: map[string]int{"blobs": 3}, BytesFreed: 1234}, nil
+}
+
+func (c *testCollector) dryRuns() []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.runs)
 }
 
 func newRegistry(t *testing.T, withAdmin bool) *registry {
 	t.Helper()
+	return newRegistryGC(t, withAdmin, &testCollector{})
+}
+
+// newRegistryGC is newRegistry with gc as the collector behind the admin
+// API (nil: none).
+func newRegistryGC(t *testing.T, withAdmin bool, gc *testCollector) *registry {
+	t.Helper()
 	reg := storage.New(inmemory.New(), storage.Options{NoDirWatch: true})
-	api := v2.Middleware(v2.NewHandler(reg, v2.Options{DeleteEnabled: true}), nil)
-	r := &registry{admin: withAdmin, pushed: map[string]time.Time{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.admin && strings.HasPrefix(req.URL.Path, admin.Prefix) {
-			r.serveAdmin(t, w, req)
-			return
+	var h http.Handler = v2.NewHandler(reg, v2.Options{DeleteEnabled: true})
+	r := &registry{admin: withAdmin, reg: reg, gc: gc}
+	if withAdmin {
+		opts := admin.Options{DeleteEnabled: true}
+		if gc != nil {
+			opts.GC = gc
 		}
-		api.ServeHTTP(w, req)
-	}))
+		svc := admin.NewService(reg, opts)
+		mux := httpmux.New()
+		mux.Handle("/", h)
+		ah := admin.NewHandler(svc, admin.HandlerOptions{})
+		mux.Handle(admin.Prefix, ah)
+		mux.Handle(admin.Prefix+"/", ah)
+		mux.Handle(admin.DiscoverPath, ah)
+		h = mux
+	}
+	r.Server = httptest.NewServer(v2.Middleware(h, nil))
 	t.Cleanup(r.Close)
 	u, _ := url.Parse(r.URL)
 	r.host = u.Host
@@ -235,78 +283,6 @@ func newRegistry(t *testing.T, withAdmin bool) *registry {
 		t.Fatal(err)
 	}
 	return r
-}
-
-func (r *registry) serveAdmin(t *testing.T, w http.ResponseWriter, req *http.Request) {
-	ctx := req.Context()
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	rest := strings.TrimPrefix(req.URL.Path, admin.Prefix)
-	sizes := func(name string) *admin.Size {
-		u, err := r.c.ComputeUsage(ctx, r.host, mustRepos(t, r), func(n string) bool { return n == name }, nil)
-		if err != nil || len(u) != 1 {
-			return nil
-		}
-		return &admin.Size{Logical: u[0].Logical, Unique: u[0].Unique, Exclusive: u[0].Exclusive}
-	}
-	repoEntry := func(name string) admin.Repository {
-		tags, _ := r.c.Tags(ctx, client.Reference{Host: r.host, Repository: name})
-		return admin.Repository{Name: name, TagCount: len(tags), Size: sizes(name)}
-	}
-	switch {
-	case rest == "":
-		enc.Encode(admin.Info{Version: 1, Registry: "registryd test", Features: admin.Features{DeleteEnabled: true, GC: true, PushTimes: true, Sizes: true}})
-	case rest == "/repositories":
-		var list admin.RepositoryList
-		for _, n := range mustRepos(t, r) {
-			if strings.HasPrefix(n, req.URL.Query().Get("prefix")) {
-				list.Repositories = append(list.Repositories, repoEntry(n))
-			}
-		}
-		enc.Encode(list)
-	case strings.HasSuffix(rest, "/tags"):
-		name := strings.TrimSuffix(strings.TrimPrefix(rest, "/repositories/"), "/tags")
-		ref := client.Reference{Host: r.host, Repository: name}
-		tags, _ := r.c.Tags(ctx, ref)
-		list := admin.TagList{Name: name}
-		for _, tg := range tags {
-			d, _ := r.c.Head(ctx, ref.WithTag(tg))
-			p := r.pushed[name+":"+tg]
-			list.Tags = append(list.Tags, admin.Tag{Name: tg, Digest: string(d.Digest), MediaType: d.MediaType, Size: 1, Pushed: &p})
-		}
-		if req.URL.Query().Get("sort") == "pushed" {
-			slices.SortFunc(list.Tags, func(a, b admin.Tag) int { return b.Pushed.Compare(*a.Pushed) })
-		}
-		enc.Encode(list)
-	case strings.HasPrefix(rest, "/repositories/") && req.Method == http.MethodDelete:
-		name := strings.TrimPrefix(rest, "/repositories/")
-		ref := client.Reference{Host: r.host, Repository: name}
-		rc, err := r.c.Contents(ctx, ref)
-		if err != nil {
-			w.WriteHeader(404)
-			fmt.Fprint(w, `{"errors":[{"code":"NAME_UNKNOWN"}]}`)
-			return
-		}
-		for _, d := range rc.Manifests {
-			r.c.DeleteManifest(ctx, ref.WithDigest(d))
-		}
-		w.WriteHeader(http.StatusAccepted)
-		enc.Encode(admin.RepositoryDeleted{Name: name, Tags: len(rc.Tags), Manifests: len(rc.Manifests)})
-	case strings.HasPrefix(rest, "/repositories/"):
-		name := strings.TrimPrefix(rest, "/repositories/")
-		if !slices.Contains(mustRepos(t, r), name) {
-			w.WriteHeader(404)
-			fmt.Fprint(w, `{"errors":[{"code":"NAME_UNKNOWN"}]}`)
-			return
-		}
-		enc.Encode(repoEntry(name))
-	case rest == "/gc" && req.Method == http.MethodPost:
-		dry := req.URL.Query().Get("dryrun") == "true"
-		r.gcRuns = append(r.gcRuns, dry)
-		enc.Encode(admin.Run{ID: "run-1", Kind: "gc", DryRun: dry, Result: "ok", Marked: 4, Deleted: map[string]int{"blobs": 3}, BytesFreed: 1234})
-	default:
-		w.WriteHeader(404)
-	}
 }
 
 func mustRepos(t *testing.T, r *registry) []string {
@@ -346,8 +322,7 @@ func (r *registry) pushCreated(t *testing.T, repo, seed, created string, tags ..
 		if d, err = r.c.PutManifest(ctx, ref.WithTag(tag), ocispec.MediaTypeImageManifest, m); err != nil {
 			t.Fatal(err)
 		}
-		r.pushed[repo+":"+tag] = time.Now()
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // distinct push times
 	}
 	return d
 }
@@ -438,7 +413,9 @@ func TestCommandsV2(t *testing.T) {
 
 	// repo rm through V2: the dry run lists, the real run deletes that.
 	dry, _, code := run(t, "", false, "repo rm", "--dry-run", h+"/team/app")
-	if code != 0 || !strings.Contains(dry, "2 manifest(s)") || !strings.Contains(dry, string(d1)+"  v1-alias") || !strings.Contains(dry, "dry run") {
+	held := r.imageBytes(t, "team/app", d1) + r.imageBytes(t, "team/app", d2)
+	if code != 0 || !strings.Contains(dry, "2 tags, 2 manifests") || !strings.Contains(dry, string(d1)+"  v1-alias") ||
+		!strings.Contains(dry, fmt.Sprintf("they hold %s (%d bytes)", humanSize(held), held)) || !strings.Contains(dry, "dry run") {
 		t.Errorf("repo rm --dry-run: %d %q", code, dry)
 	}
 	out, _, code = run(t, "team/app\n", true, "repo rm", h+"/team/app")
@@ -466,34 +443,137 @@ func TestRepoRmNeedsTheName(t *testing.T) {
 	}
 }
 
+// imageBytes is an image's manifest, config and layers.
+func (r *registry) imageBytes(t *testing.T, repo string, d digest.Digest) int64 {
+	t.Helper()
+	m, err := r.c.Manifest(context.Background(), client.Reference{Host: r.host, Repository: repo, Digest: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Descriptor.Size + m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// The commands against registryd's own admin API: sizes, times, impact and
+// repository delete come from it, and agree with what the client computes
+// from the manifests.
 func TestCommandsAdmin(t *testing.T) {
 	r := newRegistry(t, true)
-	r.push(t, "team/app", "one", "old")
-	r.push(t, "team/app", "two", "new")
+	one := r.push(t, "team/app", "one", "old")
+	two := r.push(t, "team/app", "two", "new", "new-alias")
+	r.push(t, "other", "one", "1") // shares every blob of "one"
 	h := r.host
-	out, _, code := run(t, "", false, "repo ls", "--format", "{{.Repository}} {{.TagCount}}", h)
-	if code != 0 || out != "team/app 2\n" {
-		t.Errorf("repo ls: %d %q", code, out)
+	sizeOne, sizeTwo := r.imageBytes(t, "team/app", one), r.imageBytes(t, "team/app", two)
+
+	// repo ls: tags, size and last push, under readable headings.
+	out, _, code := run(t, "", false, "repo ls", h)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "REPOSITORY TAGS SIZE LAST PUSHED" {
+		t.Fatalf("repo ls: %d\n%s", code, out)
+	}
+	if f := strings.Fields(lines[2]); f[0] != "team/app" || f[1] != "3" || f[2] != humanSize(sizeOne+sizeTwo) || !strings.HasPrefix(f[3], time.Now().UTC().Format("2006-01-02T")) {
+		t.Errorf("repo ls row: %q", lines[2])
+	}
+	out, _, code = run(t, "", false, "repo ls", "--format", "{{.Repository}} {{.Tags}} {{.TagCount}} {{.Size.Unique}} {{.Size.Exclusive}}", h)
+	if want := fmt.Sprintf("other 1 1 %d 0\nteam/app 3 3 %d %d\n", sizeOne, sizeOne+sizeTwo, sizeTwo); code != 0 || out != want {
+		t.Errorf("repo ls --format: %d %q, want %q", code, out, want)
+	}
+
+	// tag ls: sizes and push times; --sort pushed is newest first.
+	out, _, code = run(t, "", false, "tag ls", "--format", "{{.Name}} {{.Size}} {{.Platform}}", h+"/team/app")
+	if want := fmt.Sprintf("new %d linux/amd64\nnew-alias %d linux/amd64\nold %d linux/amd64\n", sizeTwo, sizeTwo, sizeOne); code != 0 || out != want {
+		t.Errorf("tag ls: %d %q, want %q", code, out, want)
 	}
 	out, _, code = run(t, "", false, "tag ls", "--sort", "pushed", "--format", "{{.Name}}", h+"/team/app")
-	if code != 0 || out != "new\nold\n" {
+	if code != 0 || out != "new-alias\nnew\nold\n" {
 		t.Errorf("tag ls --sort pushed: %d %q", code, out)
 	}
+	out, _, _ = run(t, "", false, "tag ls", h+"/team/app")
+	if head := strings.Fields(strings.SplitN(out, "\n", 2)[0]); !slices.Equal(head, []string{"NAME", "DIGEST", "PLATFORM", "SIZE", "PUSHED"}) {
+		t.Errorf("tag ls table: %q", out)
+	}
+
+	// du: the server's figures, and the same as the client computes from
+	// the manifests (the V2 fallback) on the same registry.
+	out, _, code = run(t, "", false, "du", "--format", "json", h)
+	var rows []client.RepoUsage
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var u client.RepoUsage
+		if err := json.Unmarshal([]byte(l), &u); err != nil {
+			t.Fatalf("du --format json: %q", out)
+		}
+		rows = append(rows, u)
+	}
+	computed, err := r.c.ComputeUsage(context.Background(), h, []string{"other", "team/app"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []client.RepoUsage{
+		{Repository: "other", Tags: 1, Logical: sizeOne, Unique: sizeOne, Exclusive: 0},
+		{Repository: "team/app", Tags: 3, Logical: sizeOne + sizeTwo, Unique: sizeOne + sizeTwo, Exclusive: sizeTwo},
+	}
+	if code != 0 || !slices.Equal(rows, want) || !slices.Equal(computed, want) {
+		t.Errorf("du: %d\nadmin API %+v\ncomputed  %+v\nwant      %+v", code, rows, computed, want)
+	}
 	out, _, code = run(t, "", false, "du", h+"/team/app")
-	if code != 0 || !strings.HasPrefix(out, "REPOSITORY   TAGS   LOGICAL") || !strings.Contains(out, "team/app     2") {
-		t.Errorf("du: %d %q", code, out)
+	if code != 0 || !strings.HasPrefix(out, "REPOSITORY   TAGS   LOGICAL") || !strings.Contains(out, "team/app     3") {
+		t.Errorf("du REPO: %d %q", code, out)
 	}
 	_, _, code = run(t, "", false, "du", h+"/nope")
 	if code != ExitNotFound {
 		t.Errorf("du of a missing repository: %d", code)
 	}
+
+	// manifest rm: the tags that go and the bytes a collection frees.
+	out, _, code = run(t, "", false, "manifest rm", "--dry-run", h+"/team/app@"+string(two))
+	if code != 0 || !strings.Contains(out, "tags that go with it: new, new-alias") || !strings.Contains(out, fmt.Sprintf("frees: %s (%d bytes)", humanSize(sizeTwo), sizeTwo)) {
+		t.Errorf("manifest rm --dry-run: %d\n%s", code, out)
+	}
+	out, _, _ = run(t, "", false, "manifest rm", "--dry-run", h+"/team/app@"+string(one))
+	if !strings.Contains(out, "frees: 0B (0 bytes)") {
+		t.Errorf("manifest rm of a shared image: %s", out)
+	}
+
 	out, _, code = run(t, "", false, "gc", "--dry-run", h)
-	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "would free: 1.23kB (1234 bytes)") || !slices.Equal(r.gcRuns, []bool{true}) {
-		t.Errorf("gc --dry-run: %d %q %v", code, out, r.gcRuns)
+	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "would free: 1.23kB (1234 bytes)") || !slices.Equal(r.gc.dryRuns(), []bool{true}) {
+		t.Errorf("gc --dry-run: %d %q %v", code, out, r.gc.dryRuns())
+	}
+
+	// repo rm: the dry run shows what the run deletes, tags and bytes.
+	dry, _, code := run(t, "", false, "repo rm", "--dry-run", h+"/team/app")
+	for _, want := range []string{
+		"delete repository " + h + "/team/app: 3 tags, 2 manifests\n",
+		"method: registryd admin API, one request: DELETE /v2/_registryd/v1/repositories/team/app\n",
+		"  " + string(one) + "  old\n",
+		"  " + string(two) + "  new, new-alias\n",
+		fmt.Sprintf("it holds %s (%d bytes); garbage collection then frees %s (%d bytes) (the rest is shared with other repositories)\n",
+			humanSize(sizeOne+sizeTwo), sizeOne+sizeTwo, humanSize(sizeTwo), sizeTwo),
+		"dry run: nothing was changed\n",
+	} {
+		if code != 0 || !strings.Contains(dry, want) {
+			t.Errorf("repo rm --dry-run lacks %q:\n%s", want, dry)
+		}
 	}
 	out, _, code = run(t, "", false, "repo rm", "--yes", h+"/team/app")
-	if code != 0 || !strings.Contains(out, "method: registryd admin API") || !strings.Contains(out, "deleted repository "+h+"/team/app (2 tags, 2 manifests)") {
+	if code != 0 || !strings.HasSuffix(out, "deleted repository "+h+"/team/app: 3 tags, 2 manifests\n") {
 		t.Errorf("repo rm: %d %q", code, out)
+	}
+	if _, _, code := run(t, "", false, "tag ls", h+"/team/app"); code != ExitNotFound {
+		t.Errorf("tag ls after repo rm: %d", code)
+	}
+}
+
+// gc against a registryd whose admin API has no collector says so, and
+// what to do instead, without starting anything.
+func TestGCNotAvailable(t *testing.T) {
+	r := newRegistryGC(t, true, nil)
+	out, errOut, code := run(t, "", false, "gc", "--dry-run", r.host)
+	if code != ExitError || out != "" || !strings.Contains(errOut, "garbage collection is not available on this server") ||
+		!strings.Contains(errOut, "storage.maintenance.gc.enabled: true") || !strings.Contains(errOut, "registryd garbage-collect config.yml") {
+		t.Errorf("gc without a collector: %d %q %q", code, out, errOut)
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/registryd/registryd/api/admin"
 	"github.com/registryd/registryd/client"
 )
 
@@ -170,7 +172,7 @@ func manifestRm() Command {
 DELETE /v2/REPO/manifests/DIGEST does: every tag pointing to it goes too. So
 it first lists those tags, the referrers (signatures, SBOMs) that will point
 to nothing, an index's children (which stay, untagged) and, from a registryd,
-the bytes the next garbage collection frees; then asks.
+the bytes garbage collection then frees; then asks.
 
 It does not run without a confirmation: --yes gives it; without a terminal
 and without --yes it refuses. To remove one tag and keep the others, use
@@ -245,7 +247,7 @@ func writeImpact(w io.Writer, ref client.Reference, imp *client.ManifestImpact) 
 		fmt.Fprintf(w, "  children that stay, untagged: %d\n", len(imp.Children))
 	}
 	if imp.Exclusive >= 0 {
-		fmt.Fprintf(w, "  the next garbage collection frees: %s (%d bytes)\n", humanSize(imp.Exclusive), imp.Exclusive)
+		fmt.Fprintf(w, "  garbage collection then frees: %s\n", bytesExact(imp.Exclusive))
 	}
 	return nil
 }
@@ -256,15 +258,20 @@ func repoRm() Command {
 	return command("repo rm", "[flags] HOST[:PORT]/REPO",
 		"delete a repository: every tag and manifest (admin API, else one V2 delete each)",
 		`Deletes a whole repository. A registryd with the admin API does it in
-one call: the name disappears from the catalog at once and the next garbage
-collection frees the blobs. Other registries have no such call, so every
-manifest the tags reach (index children and referrers included) is deleted
-through the V2 API, one DELETE each, with a progress bar on a terminal;
-the blobs are then the registry's garbage collector's, and distribution
-keeps listing the empty name in its catalog until its directory is removed.
+one request: the name disappears from the catalog at once, and garbage
+collection then frees the blobs no other repository uses. Other registries
+have no such call, so every manifest the tags reach (index children and
+referrers included) is deleted through the V2 API, one DELETE each, with a
+progress bar on a terminal; the blobs are then the registry's garbage
+collector's, and distribution keeps listing the empty name in its catalog
+until its directory is removed.
 
-It prints what it will delete and asks you to type the repository's name;
---yes does not ask; without a terminal and without --yes it refuses.
+First it prints the plan: the tags and manifests that go (each manifest with
+its tags), the bytes they hold and, from a registryd, the bytes a garbage
+collection then frees (the rest is shared with other repositories), and the
+request(s) it sends. --dry-run stops there. Then it asks you to type the
+repository's name; --yes does not ask; without a terminal and without --yes
+it refuses.
 
 Examples:
   registryd repo rm localhost:5000/team/old-app
@@ -295,11 +302,23 @@ func repoRmAdmin(ctx context.Context, s *Streams, cl *client.Client, ref client.
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.Out, "delete repository %s: %d tag(s)", ref, r.TagCount)
-	if r.Size != nil {
-		fmt.Fprintf(s.Out, ", %s; the next garbage collection frees %s (%d bytes)", humanSize(r.Size.Unique), humanSize(r.Size.Exclusive), r.Size.Exclusive)
+	tags, err := cl.AdminTags(ctx, ref, "name")
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(s.Out, "\nmethod: registryd admin API (DELETE %s/repositories/%s)\n", "/v2/_registryd/v1", ref.Repository)
+	byDigest := map[digest.Digest][]string{}
+	for _, t := range tags {
+		byDigest[digest.Digest(t.Digest)] = append(byDigest[digest.Digest(t.Digest)], t.Name)
+	}
+	fmt.Fprintf(s.Out, "delete repository %s: %s, %s\n", ref, plural(len(tags), "tag"), plural(r.Manifests, "manifest"))
+	fmt.Fprintf(s.Out, "method: registryd admin API, one request: DELETE %s/repositories/%s\n", admin.Prefix, ref.Repository)
+	writeManifestTags(s.Out, slices.Sorted(maps.Keys(byDigest)), byDigest)
+	if untagged := r.Manifests - len(byDigest); untagged > 0 {
+		fmt.Fprintf(s.Out, "  and %s no tag points to (index children, referrers, untagged images)\n", plural(untagged, "manifest"))
+	}
+	if r.Size != nil {
+		fmt.Fprintf(s.Out, "it holds %s; garbage collection then frees %s%s\n", bytesExact(r.Size.Unique), bytesExact(r.Size.Exclusive), sharedNote(r.Size))
+	}
 	if d.dryRun {
 		fmt.Fprintln(s.Out, "dry run: nothing was changed")
 		return nil
@@ -311,8 +330,46 @@ func repoRmAdmin(ctx context.Context, s *Streams, cl *client.Client, ref client.
 	if err != nil {
 		return deleteHint(err)
 	}
-	fmt.Fprintf(s.Out, "deleted repository %s (%d tags, %d manifests)\n", ref, del.Tags, del.Manifests)
+	fmt.Fprintf(s.Out, "deleted repository %s: %s, %s\n", ref, plural(del.Tags, "tag"), plural(del.Manifests, "manifest"))
+	if del.Tags != len(tags) || del.Manifests != r.Manifests {
+		fmt.Fprintf(s.Out, "  (the plan said %s, %s: the repository changed meanwhile)\n", plural(len(tags), "tag"), plural(r.Manifests, "manifest"))
+	}
 	return nil
+}
+
+// writeManifestTags lists manifests, each with the tags pointing to it.
+func writeManifestTags(w io.Writer, manifests []digest.Digest, tagsOf map[digest.Digest][]string) {
+	for _, m := range manifests {
+		tags := slices.Sorted(slices.Values(tagsOf[m]))
+		if len(tags) > 0 {
+			fmt.Fprintf(w, "  %s  %s\n", m, strings.Join(tags, ", "))
+		} else {
+			fmt.Fprintf(w, "  %s\n", m)
+		}
+	}
+}
+
+// sharedNote says why a scope's exclusive bytes are fewer than its unique
+// ones.
+func sharedNote(sz *admin.Size) string {
+	if sz.Exclusive < sz.Unique {
+		return " (the rest is shared with other repositories)"
+	}
+	return ""
+}
+
+// plural is "1 tag", "2 tags".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// bytesExact is a size for people and its exact figure: "1.23kB (1234
+// bytes)".
+func bytesExact(n int64) string {
+	return fmt.Sprintf("%s (%d bytes)", humanSize(n), n)
 }
 
 func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Reference, d destructive) error {
@@ -327,17 +384,11 @@ func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 	for t, dg := range rc.Tags {
 		tagsOf[dg] = append(tagsOf[dg], t)
 	}
-	fmt.Fprintf(s.Out, "delete repository %s: %d tag(s), %d manifest(s)\n", ref, len(rc.Tags), len(rc.Manifests))
+	fmt.Fprintf(s.Out, "delete repository %s: %s, %s\n", ref, plural(len(rc.Tags), "tag"), plural(len(rc.Manifests), "manifest"))
 	fmt.Fprintf(s.Out, "method: V2 API, DELETE /v2/%s/manifests/DIGEST for each (this registry has no registryd admin API)\n", ref.Repository)
-	for _, m := range rc.Manifests {
-		tags := tagsOf[m]
-		slices.Sort(tags)
-		if len(tags) > 0 {
-			fmt.Fprintf(s.Out, "  %s  %s\n", m, strings.Join(tags, ", "))
-		} else {
-			fmt.Fprintf(s.Out, "  %s\n", m)
-		}
-	}
+	writeManifestTags(s.Out, rc.Manifests, tagsOf)
+	fmt.Fprintf(s.Out, "they hold %s; the registry's garbage collection frees what no other repository uses (registryd du %s/%s computes it)\n",
+		bytesExact(rc.Unique), ref.Host, ref.Repository)
 	if d.dryRun {
 		fmt.Fprintln(s.Out, "dry run: nothing was changed")
 		return nil
@@ -361,7 +412,8 @@ func repoRmV2(ctx context.Context, s *Streams, cl *client.Client, ref client.Ref
 	if err != nil && !client.IsNotFound(err) {
 		return err
 	}
-	fmt.Fprintf(s.Out, "deleted repository %s: %d manifest(s), %d tag(s) through the V2 API; the registry's garbage collection frees the blobs\n", ref, deleted, len(rc.Tags))
+	fmt.Fprintf(s.Out, "deleted repository %s: %s, %s through the V2 API; the registry's garbage collection frees the blobs\n",
+		ref, plural(len(rc.Tags), "tag"), plural(deleted, "manifest"))
 	if len(left) > 0 {
 		return fmt.Errorf("tags pushed meanwhile remain: %s", strings.Join(left, ", "))
 	}

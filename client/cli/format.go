@@ -76,8 +76,10 @@ var templateFuncs = template.FuncMap{
 
 // list writes rows (a slice) the way the format says: JSON lines, a
 // template per row, or a table (the command's default template when the
-// format gave none).
-func (o *output) list(w io.Writer, defaultTable string, rows any) error {
+// format gave none). headers, when given, head the default table's
+// columns in place of the names derived from its fields (a column
+// computed by a method reads better under the name of what it shows).
+func (o *output) list(w io.Writer, defaultTable string, rows any, headers ...string) error {
 	rv := reflect.ValueOf(rows)
 	if o.json {
 		enc := json.NewEncoder(w)
@@ -90,20 +92,25 @@ func (o *output) list(w io.Writer, defaultTable string, rows any) error {
 		return nil
 	}
 	t, table := o.tmpl, o.table
+	head := ""
 	if t == nil {
 		var err error
 		if t, err = newTemplate(strings.TrimPrefix(defaultTable, "table ")); err != nil {
 			return err
 		}
 		table = true
+		head = strings.Join(headers, "\t")
 	}
 	out := w
 	var tw *tabwriter.Writer
 	if table {
 		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 		out = tw
-		if h := header(t); strings.TrimSpace(h) != "" {
-			fmt.Fprintln(out, h)
+		if head == "" {
+			head = header(t)
+		}
+		if strings.TrimSpace(head) != "" {
+			fmt.Fprintln(out, head)
 		}
 	}
 	for i := 0; i < rv.Len(); i++ {

@@ -49,7 +49,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				if err := needAdmin(ctx, cl, ref.Host, "garbage collection", func(f admin.Features) bool { return f.GC }); err != nil {
+				if err := needGC(ctx, cl, ref.Host); err != nil {
 					return err
 				}
 				if s.ErrTerminal {
@@ -70,17 +70,27 @@ Examples:
 		})
 }
 
-// needAdmin fails unless host has the admin API with feature on.
-func needAdmin(ctx context.Context, cl *client.Client, host, what string, feature func(admin.Features) bool) error {
+// needGC fails, saying why and what to do instead, unless host can run
+// a collection for this caller.
+func needGC(ctx context.Context, cl *client.Client, host string) error {
 	info, err := cl.Admin(ctx, host)
 	if err != nil {
 		return err
 	}
-	if info == nil {
-		return fmt.Errorf("%s has no registryd admin API (GET %s answered 404), so %s cannot be started from here: run the registry's own collector on its host (registryd garbage-collect config.yml; distribution: registry garbage-collect config.yml)", host, admin.Prefix, what)
-	}
-	if !feature(info.Features) {
-		return fmt.Errorf("%s: %s is turned off on this registryd", host, what)
+	offline := "collect on the registry's host instead: registryd garbage-collect config.yml (distribution: registry garbage-collect config.yml)"
+	switch {
+	case info == nil:
+		return fmt.Errorf("%s has no registryd admin API (GET %s answered 404), so a collection cannot be started from here; %s", host, admin.Prefix, offline)
+	case !info.Features.GC:
+		return fmt.Errorf("%s: garbage collection is not available on this server: its admin API reports no online collector (features.gc is false).\n"+
+			"A registryd collects while it serves with storage.maintenance.gc.enabled: true (REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED=true),\n"+
+			"unless it is read-only or its storage cannot write conditionally. Or %s", host, offline)
+	case !info.Caller.Admin:
+		who := "you are not logged in as an admin"
+		if info.Caller.Name != "" {
+			who = info.Caller.Name + " is not an admin"
+		}
+		return fmt.Errorf("%s: garbage collection needs the admin right, and %s (access rules: actions: [admin] over repositories [\"**\"]; token: registry:catalog:admin)", host, who)
 	}
 	return nil
 }

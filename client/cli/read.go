@@ -21,7 +21,8 @@ import (
 // ---------------------------------------------------------------- repo ls
 
 // repoRow is one repository of `repo ls`. Without the admin API only the
-// name is known.
+// name is known. Templates see the JSON's fields: {{.Tags}},
+// {{.LastPushed}}, {{.Size.Unique}}.
 type repoRow struct {
 	Repository string      `json:"repository"`
 	Tags       *int        `json:"tags,omitempty"`
@@ -29,8 +30,8 @@ type repoRow struct {
 	Size       *admin.Size `json:"size,omitempty"`
 }
 
-// TagCount and the like give templates plain values where the admin API
-// may be missing: 0 and -1 (shown "-").
+// TagCount is the number of tags, 0 when unknown (kept for templates
+// written before Tags).
 func (r repoRow) TagCount() int {
 	if r.Tags == nil {
 		return 0
@@ -38,7 +39,7 @@ func (r repoRow) TagCount() int {
 	return *r.Tags
 }
 
-// Unique is the repository's distinct bytes, -1 when unknown.
+// Unique is the repository's distinct bytes, -1 when unknown (shown "-").
 func (r repoRow) Unique() int64 {
 	if r.Size == nil {
 		return -1
@@ -51,7 +52,8 @@ func repoLs() Command {
 		"list repositories (the whole catalog, every page)",
 		`Lists the registry's repositories, following the catalog's pagination to
 the end. From a registryd with the admin API, each comes with its tag count,
-last push time and size (distinct bytes); from other registries, the names.
+size (each blob and manifest it holds counted once; registryd du shows the
+bytes three ways) and last push time; from other registries, the names.
 
 Examples:
   registryd repo ls localhost:5000
@@ -78,6 +80,7 @@ Examples:
 				}
 				var rows []repoRow
 				table := "table {{.Repository}}"
+				var headers []string
 				if info != nil {
 					repos, err := cl.AdminRepositories(ctx, ref.Host, prefix)
 					if err != nil {
@@ -87,7 +90,8 @@ Examples:
 						n := r.TagCount
 						rows = append(rows, repoRow{Repository: r.Name, Tags: &n, LastPushed: r.LastPushed, Size: r.Size})
 					}
-					table = "table {{.Repository}}\t{{.TagCount}}\t{{time .LastPushed}}\t{{size .Unique}}"
+					table = "table {{.Repository}}\t{{.TagCount}}\t{{size .Unique}}\t{{time .LastPushed}}"
+					headers = []string{"REPOSITORY", "TAGS", "SIZE", "LAST PUSHED"}
 				} else {
 					names, err := cl.Repositories(ctx, ref.Host)
 					if err != nil {
@@ -99,7 +103,7 @@ Examples:
 						}
 					}
 				}
-				return out.list(s.Out, table, rows)
+				return out.list(s.Out, table, rows, headers...)
 			}
 		})
 }

@@ -1,22 +1,27 @@
 // Command regbench is registryd's load generator: it starts registryd, the
-// reference registry (Debian's docker-registry, distribution 2.8) and
-// distribution v3, each on its own loopback port with its own temporary
-// config (filesystem storage, deletes enabled, log level error) and storage,
-// runs the same workloads against all three, interleaved and repeated, and
-// prints one table: the median per server, registryd over the best
-// reference, the machine's physical limit where there is one, and the
-// target; the s3 workload adds a second table (the three on their S3
-// drivers over one MinIO that regbench starts).
+// reference registry (Debian's docker-registry, distribution 2.8),
+// distribution v3 and, when its binary is there, zot (-zot), each on its
+// own loopback port with its own temporary config (filesystem storage,
+// deletes enabled, log level error; zot gets its JSON equivalent) and
+// storage, runs the same workloads against all of them, interleaved and
+// repeated, and prints one table: the median per server, registryd over the
+// best reference, the machine's physical limit where there is one, and the
+// target, with a row saying what each server makes durable; the s3
+// workload adds a second table (the servers on their S3 drivers over one
+// MinIO that regbench starts). -extra adds builds of registryd as columns
+// outside the ratio (A/B runs); -disk-load runs the pushes against
+// competing disk writers.
 //
 //	go run ./cmd/regbench [flags]      (make bench builds and runs it)
 //
 // Workloads (-only takes a comma-separated subset):
 //
 //	push      1 GiB blob streamed from a PRNG: monolithic PUT and 8 MiB
-//	          PATCH chunks (MB/s), then a pull verified by digest (MB/s) and
-//	          the server's peak RSS during the pushes (VmHWM)
+//	          PATCH chunks (MB/s), then a pull verified by digest (MB/s),
+//	          the server's peak RSS during the pushes (VmHWM) and the
+//	          processor time it spent per GiB pushed
 //	small     16 clients pushing small images (config, 2×4 KiB layers,
-//	          manifest, tag): images/s
+//	          manifest, tag): images/s, server processor time per image
 //	manifest  64 clients alternating HEAD and GET of a manifest by tag:
 //	          requests/s, p50, p99
 //	pulltimes registryd alone, pull-time tracking on (flushed every second)
@@ -36,6 +41,10 @@
 //	s3        the push workload with a smaller blob (-s3-size) against
 //	          each server's S3 driver over one MinIO on loopback, and
 //	          registryd on the filesystem for comparison: a separate table
+//
+// zot runs push, small and manifest: it keeps images as OCI layouts, not in
+// the distribution layout the catalog and gc fixtures are written in, has
+// no offline collector, and is not set up on S3.
 package main
 
 import (
@@ -105,6 +114,9 @@ func main() {
 	regBin := flag.String("registryd", "bin/registryd", "registryd binary")
 	refBin := flag.String("reference", "/usr/bin/docker-registry", "reference registry (distribution 2.8)")
 	v3Bin := flag.String("v3", envOr("REGBENCH_V3", ".cache/bin/registry-v3"), "distribution v3 registry binary (env REGBENCH_V3); skipped when missing")
+	zotBin := flag.String("zot", envOr("REGBENCH_ZOT", ".cache/bin/zot"), "zot binary (env REGBENCH_ZOT; make tools-zot); skipped when missing")
+	diskLoadN := flag.Int("disk-load", 0, "writers competing for the disk during the push workload (each writes, fsyncs and removes 64 MiB files): a busy disk, reproducibly; 0 for none")
+	extra := flag.String("extra", "", "more registryd builds as columns of their own, outside the ratio (A/B runs): NAME=PATH[,NAME=PATH...]")
 	workDir := flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
@@ -130,20 +142,33 @@ func main() {
 		}
 	}
 
-	targets := []target{{subject, abs(*regBin)}, {"docker-registry 2.8", *refBin}}
+	targets := []target{{subject, abs(*regBin), kindRegistryd}, {"docker-registry 2.8", *refBin, kindDistribution}}
 	if fi, err := os.Stat(*v3Bin); err == nil && !fi.IsDir() {
-		targets = append(targets, target{"distribution v3", abs(*v3Bin)})
+		targets = append(targets, target{"distribution v3", abs(*v3Bin), kindDistribution})
 	} else {
 		fmt.Fprintf(os.Stderr, "regbench: distribution v3 not found at %s (make tools-distribution, or -v3/REGBENCH_V3): skipped\n", *v3Bin)
+	}
+	if fi, err := os.Stat(*zotBin); err == nil && !fi.IsDir() {
+		targets = append(targets, target{"zot", abs(*zotBin), kindZot})
+	} else {
+		fmt.Fprintf(os.Stderr, "regbench: zot not found at %s (make tools-zot, or -zot/REGBENCH_ZOT): skipped\n", *zotBin)
+	}
+	var refs, extras []string
+	for _, t := range targets[1:] {
+		refs = append(refs, t.Name)
+	}
+	ab, err := parseExtra(*extra)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	for _, t := range ab {
+		targets = append(targets, t)
+		extras = append(extras, t.Name)
 	}
 	for _, t := range targets {
 		if _, err := os.Stat(t.Bin); err != nil {
 			fatalf("%s: %v", t.Name, err)
 		}
-	}
-	var refs []string
-	for _, t := range targets[1:] {
-		refs = append(refs, t.Name)
 	}
 
 	work := *workDir
@@ -178,7 +203,10 @@ func main() {
 	mChunk := &metric{Name: "push " + sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true, TargetRatio: 1.3}
 	mPull := &metric{Name: "pull " + sz + ", digest checked", Unit: "MB/s", Higher: true, TargetRatio: 1}
 	mRSS := &metric{Name: "peak RSS during pushes", Unit: "MiB", TargetAbs: 32}
+	mPushCPU := &metric{Name: "server CPU, monolithic push", Unit: "s/GiB"}
+	mChunkCPU := &metric{Name: "server CPU, chunked push", Unit: "s/GiB"}
 	mSmall := &metric{Name: fmt.Sprintf("small images, %d pushers", *smallClients), Unit: "images/s", Higher: true, TargetRatio: 1.5}
+	mSmallCPU := &metric{Name: "server CPU per small image", Unit: "ms"}
 	mRPS := &metric{Name: fmt.Sprintf("manifest HEAD+GET, %d clients", *clients), Unit: "req/s", Higher: true, TargetRatio: 2}
 	mP50 := &metric{Name: "manifest p50", Unit: "ms"}
 	mP99 := &metric{Name: "manifest p99", Unit: "ms", TargetRatio: 0.5}
@@ -191,12 +219,24 @@ func main() {
 	mGC := &metric{Name: fmt.Sprintf("GC %d images, half deleted", *gcImages), Unit: "s", TargetRatio: 0.2}
 	mGCRSS := &metric{Name: "GC peak RSS", Unit: "MiB"}
 	mGCBlobs := &metric{Name: "GC blobs reclaimed", Unit: "blobs", Higher: true}
+	// What each column's figures buy: the durability row.
+	mDurable := &metric{Name: "durability (filesystem)", Text: map[string]string{}}
+	for _, t := range targets {
+		if t.Kind == kindDistribution {
+			mDurable.Text[t.Name] = distributionDurability(t.Name)
+		} else {
+			mDurable.Text[t.Name] = t.Kind.durability()
+		}
+	}
 	var metrics []*metric
+	if want["push"] || want["small"] || want["manifest"] {
+		metrics = append(metrics, mDurable)
+	}
 	if want["push"] {
-		metrics = append(metrics, mPush, mChunk, mPull, mRSS)
+		metrics = append(metrics, mPush, mChunk, mPull, mRSS, mPushCPU, mChunkCPU)
 	}
 	if want["small"] {
-		metrics = append(metrics, mSmall)
+		metrics = append(metrics, mSmall, mSmallCPU)
 	}
 	if want["manifest"] {
 		metrics = append(metrics, mRPS, mP50, mP99)
@@ -301,27 +341,34 @@ func main() {
 		// with a different one.
 		for k := range targets {
 			t := targets[(k+rep)%len(targets)]
-			if want["push"] || want["small"] || want["manifest"] {
+			if want["push"] || want["small"] || want["manifest"] { // every kind runs these
 				s := b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
 				if want["push"] {
 					// Start from a clean page cache: neither server pays for
 					// the writeback of the previous one's gigabytes.
 					syscall.Sync()
-					mono, ch, pull, rss, err := runBigPush(s, a, bb, int64(chunk), rep+1)
+					load := startDiskLoad(work, *diskLoadN)
+					r, err := runBigPush(s, a, bb, int64(chunk), rep+1)
+					if rate := load.Stop(); *diskLoadN > 0 {
+						logf("rep %d %-20s disk load: %d writers wrote %.0f MB/s meanwhile", rep+1, t.Name, *diskLoadN, rate)
+					}
 					b.check(s, err)
-					mPush.add(t.Name, mono)
-					mChunk.add(t.Name, ch)
-					mPull.add(t.Name, pull)
-					mRSS.add(t.Name, rss)
-					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, mono, ch, pull, rss)
+					mPush.add(t.Name, r.Mono)
+					mChunk.add(t.Name, r.Chunked)
+					mPull.add(t.Name, r.Pull)
+					mRSS.add(t.Name, r.RSS)
+					mPushCPU.add(t.Name, r.MonoCPU)
+					mChunkCPU.add(t.Name, r.ChunkedCPU)
+					logf("rep %d %-20s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB, CPU %.2f/%.2f s/GiB", rep+1, t.Name, r.Mono, r.Chunked, r.Pull, r.RSS, r.MonoCPU, r.ChunkedCPU)
 				}
 				if want["small"] {
 					wait := profile(s, fmt.Sprintf("small-rep%d", rep+1), *smallDur-time.Second)
-					ips, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
+					ips, cpuMS, err := runSmall(s, *smallClients, *smallDur, uint64(rep+1)<<40)
 					wait()
 					b.check(s, err)
 					mSmall.add(t.Name, ips)
-					logf("rep %d %-20s small images %.0f/s", rep+1, t.Name, ips)
+					mSmallCPU.add(t.Name, cpuMS)
+					logf("rep %d %-20s small images %.0f/s, CPU %.2f ms/image", rep+1, t.Name, ips, cpuMS)
 				}
 				if want["manifest"] {
 					wait := profile(s, fmt.Sprintf("manifest-rep%d", rep+1), *dur-time.Second)
@@ -335,7 +382,7 @@ func main() {
 				}
 				b.stop(s)
 			}
-			if want["catalog"] {
+			if want["catalog"] && t.Kind.supports("catalog") {
 				// Listing does not change the store: each server gets its
 				// own copy once and keeps it for every repetition.
 				catRoot := filepath.Join(work, slug(t.Name)+"-catalog")
@@ -404,7 +451,7 @@ func main() {
 					os.RemoveAll(uiRoot)
 				}
 			}
-			if want["gc"] {
+			if want["gc"] && t.Kind.supports("gc") {
 				// The same deterministic store, written afresh (faster than
 				// copying tens of thousands of small files).
 				root := filepath.Join(work, slug(t.Name)+"-gc")
@@ -453,7 +500,12 @@ func main() {
 		if want["s3"] {
 			// Interleaved as the others: registryd on S3 and on the
 			// filesystem, then each reference on S3.
-			runs := append([]target{targets[0], {s3Fs, targets[0].Bin}}, targets[1:]...)
+			runs := []target{targets[0], {s3Fs, targets[0].Bin, kindRegistryd}}
+			for _, t := range targets[1:] {
+				if t.Kind.supports("s3") {
+					runs = append(runs, t)
+				}
+			}
 			for k := range runs {
 				t := runs[(k+rep)%len(runs)]
 				if s3NA[t.Name] != "" {
@@ -490,10 +542,14 @@ func main() {
 		// Nothing can collect faster than it can remove the garbage.
 		mGC.Limit = median(gcFloor)
 	}
-	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n\n",
+	fmt.Printf("\nregbench: %d repetitions, medians; ratio = registryd / best reference (for s, ms and MiB lower is better). %s total.\n",
 		*reps, time.Since(runStart).Round(time.Second))
+	if *diskLoadN > 0 && want["push"] {
+		fmt.Printf("Push rows on a busy disk: %d competing writers (-disk-load).\n", *diskLoadN)
+	}
+	fmt.Println()
 	if len(metrics) > 0 {
-		fmt.Print(formatTable(metrics, subject, refs))
+		fmt.Print(formatTable(metrics, subject, refs, extras))
 	}
 	if want["limits"] {
 		fmt.Println("\nphysical limits (medians):")
@@ -507,8 +563,14 @@ func main() {
 	}
 	if want["s3"] {
 		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
-		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, refs, []string{s3Fs, s3Direct}, s3NA))
-		for _, r := range refs {
+		var s3Refs []string
+		for _, t := range targets[1:] {
+			if t.Kind != kindRegistryd && t.Kind.supports("s3") {
+				s3Refs = append(s3Refs, t.Name)
+			}
+		}
+		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, s3Refs, append(append([]string{}, extras...), s3Fs, s3Direct), s3NA))
+		for _, r := range append(refs, extras...) {
 			if s3NA[r] != "" {
 				fmt.Printf("\nn/a: %s: %s\n", r, s3NA[r])
 			}
@@ -522,7 +584,7 @@ func main() {
 // instead of figures; registryd failing ends the run.
 func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, chunk int64, na map[string]string, push, chunked, pull, rss *metric) {
 	fail := func(s *server, err error) {
-		if t.Name == subject || fs {
+		if t.Kind == kindRegistryd || fs {
 			if s != nil {
 				s.Stop()
 			}
@@ -547,14 +609,15 @@ func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, 
 			}
 		}()
 		p := s3Params{Endpoint: m.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
-		if s, err = startServerWith(t, "", b.work, false, s3Storage(flavorOf(t.Name), p)); err != nil {
+		if s, err = startServerWith(t, "", b.work, false, s3Storage(flavorOfTarget(t), p)); err != nil {
 			fail(nil, err)
 			return
 		}
 	}
 	defer b.stop(s)
 	syscall.Sync()
-	mono, ch, pl, r, err := runBigPush(s, a, bb, chunk, rep+1)
+	res, err := runBigPush(s, a, bb, chunk, rep+1)
+	mono, ch, pl, r := res.Mono, res.Chunked, res.Pull, res.RSS
 	if err != nil {
 		err = fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(s.logPath, 20))
 		fail(s, err)

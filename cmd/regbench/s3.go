@@ -42,6 +42,15 @@ func flavorOf(name string) s3Flavor {
 	return flavorRegistryd
 }
 
+// flavorOfTarget is flavorOf for a target: every build of registryd
+// (-extra included) reads registryd's dialect.
+func flavorOfTarget(t target) s3Flavor {
+	if t.Kind == kindRegistryd {
+		return flavorRegistryd
+	}
+	return flavorOf(t.Name)
+}
+
 // s3Params is one server's bucket on the benchmark's MinIO.
 type s3Params struct {
 	Endpoint  string // http://127.0.0.1:PORT

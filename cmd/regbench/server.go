@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,7 +20,8 @@ import (
 // target is one registry implementation under test.
 type target struct {
 	Name string // column header
-	Bin  string // run as BIN serve config.yml, BIN garbage-collect config.yml
+	Bin  string // run as BIN serve CONFIG, BIN garbage-collect CONFIG
+	Kind kind
 }
 
 // server is a running registry process over a storage root.
@@ -88,14 +90,13 @@ func startServerWith(t target, root, work string, debug bool, driver string) (*s
 			return nil, err
 		}
 		s := &server{t: t, Addr: addr, Root: root,
-			Config:  filepath.Join(work, t.Name+".yml"),
 			logPath: filepath.Join(work, t.Name+".log")}
 		if debug {
 			if s.Debug, err = localsrv.FreeAddr(); err != nil {
 				return nil, err
 			}
 		}
-		if err := os.WriteFile(s.Config, []byte(configYAML(driver, addr, s.Debug)), 0o644); err != nil {
+		if s.Config, err = writeServerConfig(t, work, root, addr, s.Debug, driver); err != nil {
 			return nil, err
 		}
 		if lastErr = s.start(); lastErr == nil {
@@ -157,6 +158,30 @@ func (s *server) Stop() {
 		<-s.exited
 	}
 }
+
+// CPU is the processor time the process has used so far (user and
+// system), in seconds: steadier than wall time on a busy machine, since
+// it counts the work done rather than the turns waited for.
+func (s *server) CPU() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return math.NaN()
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime and stime fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
 
 // HWM is the process's peak resident set (VmHWM) in bytes.
 func (s *server) HWM() int64 {

@@ -26,6 +26,9 @@ type metric struct {
 	// "walk" answered in one page, ignoring n), with why: they are shown,
 	// marked, and left out of the best reference.
 	Unlike map[string]string
+	// Text, when set, makes the row one of words per server (what each
+	// figure buys), without ratio or target.
+	Text map[string]string
 }
 
 // unlike marks server's figures as not comparable, for why.
@@ -132,13 +135,23 @@ func num(v float64) string {
 
 // formatTable renders the metrics as a Markdown table: one column per server
 // (medians), the ratio subject / best reference, the physical limit and the
-// target with its verdict.
-func formatTable(ms []*metric, subject string, refs []string) string {
+// target with its verdict. extras are more columns (builds of the subject
+// in an A/B run), after the references and outside the ratio.
+func formatTable(ms []*metric, subject string, refs, extras []string) string {
 	header := []string{"workload", "unit", subject}
 	header = append(header, refs...)
+	header = append(header, extras...)
 	header = append(header, subject+" / best ref", "limit", "target")
 	rows := [][]string{header}
 	for _, m := range ms {
+		if m.Text != nil {
+			r := []string{m.Name, m.Unit, m.Text[subject]}
+			for _, c := range append(append([]string{}, refs...), extras...) {
+				r = append(r, m.Text[c])
+			}
+			rows = append(rows, append(r, "", "", ""))
+			continue
+		}
 		r := []string{m.Name, m.Unit, num(median(m.Vals[subject]))}
 		var notes []string
 		for _, ref := range refs {
@@ -148,6 +161,9 @@ func formatTable(ms []*metric, subject string, refs []string) string {
 				notes = append(notes, "* "+ref+": "+why+", not in the ratio")
 			}
 			r = append(r, cell)
+		}
+		for _, e := range extras {
+			r = append(r, num(median(m.Vals[e])))
 		}
 		ratio := m.ratio(subject, refs)
 		rs := "–"

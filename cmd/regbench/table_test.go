@@ -32,7 +32,7 @@ func TestFormatTable(t *testing.T) {
 	p99.add("v3", 5)
 	rss := &metric{Name: "rss", Unit: "MiB", TargetAbs: 32}
 	rss.add("registryd", 20)
-	got := formatTable([]*metric{push, p99, rss}, "registryd", []string{"ref", "v3"})
+	got := formatTable([]*metric{push, p99, rss}, "registryd", []string{"ref", "v3"}, nil)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if len(lines) != 5 {
 		t.Fatalf("got %d lines:\n%s", len(lines), got)
@@ -76,7 +76,7 @@ func TestUnlike(t *testing.T) {
 	if v := walk.verdict("registryd", []string{"ref", "v3"}); v != "pass" {
 		t.Errorf("verdict %q, want pass", v)
 	}
-	got := formatTable([]*metric{walk}, "registryd", []string{"ref", "v3"})
+	got := formatTable([]*metric{walk}, "registryd", []string{"ref", "v3"}, nil)
 	for _, w := range []string{" 0.008 * ", "0.0333×", "* ref: answers the walk in one page, ignoring n, not in the ratio"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("table lacks %q:\n%s", w, got)

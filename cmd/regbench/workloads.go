@@ -24,39 +24,52 @@ type bigBlob struct {
 	D    digest.Digest
 }
 
+// bigPush is what runBigPush measures: MB/s, MiB, and the server's
+// processor seconds per GiB pushed.
+type bigPush struct {
+	Mono, Chunked, Pull, RSS float64
+	MonoCPU, ChunkedCPU      float64
+}
+
 // runBigPush pushes blob a monolithically, blob b in chunks, reads the
-// server's peak RSS, then pulls a. Figures in MB/s and MiB.
-func runBigPush(s *server, a, b bigBlob, chunk int64, rep int) (mono, chunked, pull, rss float64, err error) {
+// server's peak RSS, then pulls a.
+func runBigPush(s *server, a, b bigBlob, chunk int64, rep int) (r bigPush, err error) {
 	base := s.URL("")
 	s.ResetHWM()
 	// Profiles (-pprof) cover the first second of each push.
 	wait := profile(s, fmt.Sprintf("push-rep%d", rep), time.Second)
+	cpu := s.CPU()
 	start := time.Now()
 	if err = pushMonolithic(base, "big/mono", newPRNG(a.Seed, a.Size), a.Size, a.D); err != nil {
 		return
 	}
-	mono = mbps(a.Size, time.Since(start))
+	r.Mono = mbps(a.Size, time.Since(start))
+	r.MonoCPU = (s.CPU() - cpu) / (float64(a.Size) / (1 << 30))
 	wait()
 	wait = profile(s, fmt.Sprintf("chunked-rep%d", rep), time.Second)
+	cpu = s.CPU()
 	start = time.Now()
 	if err = pushChunked(base, "big/chunked", newPRNG(b.Seed, b.Size), b.Size, chunk, b.D); err != nil {
 		return
 	}
-	chunked = mbps(b.Size, time.Since(start))
+	r.Chunked = mbps(b.Size, time.Since(start))
+	r.ChunkedCPU = (s.CPU() - cpu) / (float64(b.Size) / (1 << 30))
 	wait()
-	rss = mib(s.HWM())
+	r.RSS = mib(s.HWM())
 	start = time.Now()
 	if err = pullBlob(base, "big/mono", a.D, a.Size); err != nil {
 		return
 	}
-	pull = mbps(a.Size, time.Since(start))
+	r.Pull = mbps(a.Size, time.Since(start))
 	return
 }
 
 // runSmall has clients push small images (config + two 4 KiB layers +
-// manifest + tag) for d: images/s.
-func runSmall(s *server, clients int, d time.Duration, seed uint64) (float64, error) {
+// manifest + tag) for d: images/s, and the server's processor time per
+// image in ms.
+func runSmall(s *server, clients int, d time.Duration, seed uint64) (ips, cpuMS float64, err error) {
 	base := s.URL("")
+	cpu := s.CPU()
 	var n atomic.Int64
 	el, err := untilDeadline(clients, d, func(c, i int) error {
 		if err := pushSmallImage(base, fmt.Sprintf("small/c%02d", c), fmt.Sprintf("i%d", i), seed+uint64(c)<<20, i); err != nil {
@@ -65,7 +78,10 @@ func runSmall(s *server, clients int, d time.Duration, seed uint64) (float64, er
 		n.Add(1)
 		return nil
 	})
-	return float64(n.Load()) / el.Seconds(), err
+	if n.Load() > 0 {
+		cpuMS = (s.CPU() - cpu) * 1000 / float64(n.Load())
+	}
+	return float64(n.Load()) / el.Seconds(), cpuMS, err
 }
 
 // untilDeadline runs clients goroutines, each calling fn(c, i) for its

@@ -246,7 +246,8 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("repositories %v", names)
 	}
 	app := got[1]
-	if app.TagCount != 3 || app.LastPushed == nil || app.Size == nil || app.Size.Unique <= 0 || app.Size.Exclusive >= app.Size.Unique || app.Size.Logical < app.Size.Unique {
+	// Four manifests: the index, its two children and v2.
+	if app.TagCount != 3 || app.Manifests != 4 || app.LastPushed == nil || app.Size == nil || app.Size.Unique <= 0 || app.Size.Exclusive >= app.Size.Unique || app.Size.Logical < app.Size.Unique {
 		t.Fatalf("team/app %+v %+v", app, app.Size)
 	}
 	for _, tc := range []struct {

@@ -1,15 +1,56 @@
 // Package filesystem is the storage driver for a local directory tree.
 //
-// Durability is its main concern: PutContent and Move are atomic renames
-// followed by a sync of the directory, a Writer's Commit syncs the file, and
-// every directory entry the driver creates (directories and new files) is
-// synced into its parent when it is created. So content that the registry
-// has acknowledged survives a crash, and content it has not never shows up
-// half-written under its final name.
+// Durability is its main concern: content that the registry has
+// acknowledged survives a crash (a power cut, not only a killed process),
+// and content it has not never shows up half-written under its final name.
+// Writes are atomic renames of temporary files; what makes them durable
+// is a small set of flushes (fsync of a file or of a directory), each one
+// needed by a crash argument, and no others:
 //
-// Scratch state (driver.WithScratch: upload sessions) is the exception:
+//  1. A file's content, before the rename that gives it its name
+//     (PutContent, a Batch's Put, the source of a Batch's Move, a
+//     Writer's Commit). rename(2) is atomic for readers but says nothing
+//     of content after a crash: without it the name can come back empty
+//     or half-written, wrong bytes under a digest or a link naming
+//     nothing.
+//  2. The parent of every directory the driver creates, before any name
+//     appears in the new directory: else a crash can take the directory
+//     away, and the acknowledged object in it. A directory that another
+//     batch of this process created and has not flushed yet counts as
+//     new for whoever stores into it (flusher.young): it must not answer
+//     before that flush.
+//  3. The directory a name is renamed into, or that a Batch's Keep names,
+//     before the call returns: the rename is durable only then. A Keep is
+//     for an object the caller found and relies on (a blob or link that a
+//     concurrent push stored a moment ago, maybe not flushed yet), so that
+//     no answer gets ahead of the flush of what it relies on.
+//  4. Between the parts of a Batch (driver.Barrier), the directories of one
+//     part before the next part's renames: the order a crash must respect
+//     (a tag moves only once the manifest it names is durable).
+//  5. A Writer's new file outside scratch: its directory entry, when it is
+//     created, so that a later Commit (possibly by another Writer that
+//     appends) has only the content left to sync.
+//  6. Flush (driver.Flusher): the directories of removals, for callers that
+//     order them (garbage collection removes links before blobs).
+//
+// Flushes 1 and 2 of a batch run at once, then its renames, then flush 3 of
+// all its directories at once (see Batch): a blob commit with its link is
+// two rounds, a manifest with its tags three, where the same writes one at
+// a time waited for a flush per file and per directory level created
+// (about 36 for a small image). Directory flushes are shared between
+// concurrent writers (group commit, see flusher): a writer waits for an
+// fsync that started after its change, and every writer arriving while
+// one runs is covered by the next. The rounds' fsyncs are issued together,
+// so a journaling filesystem commits them at once.
+//
+// Not flushed, and why that is safe: removals (Delete, DeleteDir: a
+// removal that a crash undoes leaves what was there, which every caller
+// tolerates by removing it again; Flush is there for those that need
+// order); temporary files and their removal (invisible, see below); a
+// Move's source content (the Writer's Commit syncs it, or the Batch's
+// Move does); and scratch state (driver.WithScratch: upload sessions):
 // files and directories created below the declared scratch root are not
-// synced, since the caller does not need them after a crash. Directories
+// flushed, since the caller does not need them after a crash. Directories
 // at and above the root are still created durably, so a durable file
 // written later below them (a committed blob, a link) is reachable.
 //
@@ -78,8 +119,9 @@ const writeBufferSize = 1 << 20
 
 // Driver stores paths as files below a root directory.
 type Driver struct {
-	root string
-	ws   *watchState
+	root  string
+	ws    *watchState
+	flush *flusher
 }
 
 // watchState holds the driver's directory watcher (driver.DirWatcher),
@@ -130,7 +172,7 @@ func New(rootDirectory string) (*Driver, error) {
 	if r, err := filepath.EvalSymlinks(abs); err == nil {
 		wroot = r
 	}
-	d := &Driver{root: abs, ws: &watchState{root: wroot, max: defaultMaxWatches}}
+	d := &Driver{root: abs, ws: &watchState{root: wroot, max: defaultMaxWatches}, flush: newFlusher()}
 	// A driver dropped without Close (tests make many) still releases its
 	// watcher's descriptor and goroutine once it is collected; the
 	// watcher does not refer to the driver, so it does not keep it alive.
@@ -301,69 +343,11 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	return b, nil
 }
 
-// PutContent implements driver.StorageDriver: a temporary file in the
-// target's directory, fsync, rename over the target, fsync of the
-// directory.
+// PutContent implements driver.StorageDriver: a batch of one Put (see
+// Batch): a temporary file in the target's directory, its fsync, the
+// rename over the target, the fsync of the directory.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	full, err := d.fullObject(p)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(full)
-	scratch := d.scratchRoot(ctx)
-	var created []string
-	renamed := false
-	defer func() {
-		// A PutContent that failed leaves no directory it made: an empty
-		// tag directory, say, would be listed though it names nothing.
-		// Each is removed only while empty (rmdir), so nothing another
-		// writer put there meanwhile is lost.
-		if !renamed {
-			for i := len(created) - 1; i >= 0; i-- {
-				if os.Remove(created[i]) != nil {
-					break
-				}
-			}
-		}
-	}()
-	if err := makeDirs(dir, scratch, &created); err != nil {
-		return err
-	}
-	tmp, err := createTemp(dir, filepath.Base(full))
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if !renamed {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(content); err != nil {
-		return err
-	}
-	// Scratch content is still renamed into place (readers never see it
-	// half-written while the system runs), but neither the file nor its
-	// directory entry is synced: after a crash it may be missing, empty or
-	// torn, which the caller has declared it can detect or do without.
-	durable := !below(full, scratch)
-	if durable {
-		if err := syncFile(tmp); err != nil {
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmpName, full); err != nil {
-		return err
-	}
-	renamed = true
-	if !durable {
-		return nil
-	}
-	return syncDir(dir)
+	return d.batch(ctx, true, driver.PutOp(p, content))
 }
 
 // scratchRoot is the full path of the scratch root ctx declares (see
@@ -402,15 +386,16 @@ func createTemp(dir, base string) (*os.File, error) {
 }
 
 // syncHook, when set (tests), is called with the name of every file or
-// directory the driver syncs.
+// directory the driver syncs, once the sync has returned.
 var syncHook func(name string)
 
 // syncFile syncs f, through syncHook.
 func syncFile(f *os.File) error {
-	if syncHook != nil {
+	err := f.Sync()
+	if syncHook != nil && err == nil {
 		syncHook(f.Name())
 	}
-	return f.Sync()
+	return err
 }
 
 // syncDir makes the entries of dir durable.
@@ -425,48 +410,6 @@ func syncDir(dir string) error {
 		return serr
 	}
 	return cerr
-}
-
-// ensureDir is os.MkdirAll that also syncs the parent of every directory
-// it creates, so that a file created inside is reachable after a crash.
-// Only directories that did not exist cost a sync, and directories created
-// strictly below scratch (a full path, "" for none) cost none: nothing
-// durable is ever stored below a scratch root.
-func ensureDir(dir, scratch string) error { return makeDirs(dir, scratch, nil) }
-
-// makeDirs is ensureDir that also appends the directories it made to
-// *created (when not nil), parents first.
-func makeDirs(dir, scratch string, created *[]string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if fi.IsDir() {
-			return nil
-		}
-		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := makeDirs(parent, scratch, created); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		// Someone else may have created it meanwhile; a file there is
-		// still an error.
-		fi, serr := os.Stat(dir)
-		if serr != nil || !fi.IsDir() {
-			return err
-		}
-	} else if created != nil {
-		*created = append(*created, dir)
-	}
-	if below(dir, scratch) {
-		return nil
-	}
-	return syncDir(parent)
 }
 
 // Reader implements driver.StorageDriver. It returns the *os.File itself,
@@ -513,7 +456,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 	}
 	dir := filepath.Dir(full)
 	scratch := d.scratchRoot(ctx)
-	if err := ensureDir(dir, scratch); err != nil {
+	if err := d.ensureDir(dir, scratch); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -524,7 +467,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		// data, which is then moved into the content store, and the move
 		// syncs the directory it lands in: the entry that matters.
 	case err == nil:
-		if err := syncDir(dir); err != nil {
+		if err := d.flush.flushDir(dir); err != nil {
 			_ = f.Close()
 			return nil, err
 		}
@@ -557,7 +500,8 @@ type writer struct {
 	f    *os.File
 	bw   *bufio.Writer // from writeBufs, taken at the first Write
 	size int64
-	wb   int64 // offset up to which writeback has been started
+	wb   int64   // offset up to which writeback has been requested
+	bh   *behind // the write-behind goroutine, once started
 	driver.WriterState
 }
 
@@ -583,14 +527,28 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Size() int64 { return w.size }
 
-// writeback starts the writeback of what was written since the last one,
-// up to offset end.
+// writeback requests the writeback of what was written since the last
+// request, up to offset end (see behind).
 func (w *writer) writeback(end int64) {
 	if writebackHook != nil {
 		writebackHook(w.f.Name(), w.wb, end-w.wb)
 	}
-	startWriteback(w.f, w.wb, end-w.wb)
+	if w.bh == nil {
+		if w.bh = startBehind(w.f, w.wb); w.bh == nil {
+			return
+		}
+	}
+	w.bh.request(end)
 	w.wb = end
+}
+
+// stopBehind ends the write-behind goroutine, which finishes what was
+// requested on its own descriptor.
+func (w *writer) stopBehind() {
+	if w.bh != nil {
+		w.bh.close()
+		w.bh = nil
+	}
 }
 
 // writebackHook, when set (tests), sees every range a writer starts the
@@ -628,6 +586,7 @@ func (w *writer) Close() error {
 		// nothing left to write.
 		w.writeback(w.size)
 	}
+	w.stopBehind()
 	cerr := w.f.Close()
 	if ferr != nil {
 		return ferr
@@ -641,6 +600,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return err
 	}
 	w.release()
+	w.stopBehind()
 	_ = w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -723,32 +683,11 @@ func childPrefix(p string) string {
 }
 
 // Move implements driver.StorageDriver with rename(2), which replaces dst
-// atomically. dst's directory is synced, so the move is durable.
+// atomically: a batch of one Move (see Batch), so dst's directory is
+// flushed and the move is durable. The moved content is as durable as its
+// Writer left it (Commit syncs it); Batch's moves sync it themselves.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	fsrc, err := d.fullObject(src)
-	if err != nil {
-		return err
-	}
-	fdst, err := d.fullObject(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Lstat(fsrc); err != nil {
-		return d.mapReadErr(src, err)
-	}
-	dir := filepath.Dir(fdst)
-	if err := ensureDir(dir, ""); err != nil {
-		return err
-	}
-	if err := os.Rename(fsrc, fdst); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, serr := os.Lstat(fsrc); errors.Is(serr, fs.ErrNotExist) {
-				return d.notFound(src) // removed meanwhile
-			}
-		}
-		return err
-	}
-	return syncDir(dir)
+	return d.batch(ctx, false, driver.MoveOp(src, dst))
 }
 
 // Delete implements driver.StorageDriver. Parent directories that become

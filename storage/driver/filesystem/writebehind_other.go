@@ -4,6 +4,10 @@ package filesystem
 
 import "os"
 
-// startWriteback is a no-op where sync_file_range does not exist; Commit's
+// behind does nothing where sync_file_range does not exist; Commit's
 // fsync then writes the whole file.
-func startWriteback(f *os.File, off, n int64) {}
+type behind struct{}
+
+func startBehind(f *os.File, from int64) *behind { return nil }
+func (b *behind) request(end int64)              {}
+func (b *behind) close()                         {}

@@ -49,6 +49,8 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.StorageDriver) {
 		{"InvalidPaths", testInvalidPaths},
 		{"ConcurrentPutSamePath", testConcurrentPut},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"Batch", testBatch},
+		{"ConcurrentBatches", testConcurrentBatches},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDriver(t)) })
 	}
@@ -780,5 +782,94 @@ func testConcurrentWriters(t *testing.T, d driver.StorageDriver) {
 		if got := mustGet(t, d, fmt.Sprintf("/cw/%d/data", i)); string(got) != want.String() {
 			t.Fatalf("writer %d: content wrong (%d bytes, want %d)", i, len(got), want.Len())
 		}
+	}
+}
+
+// A batch (driver.Batch, with the driver's Batcher or without) does what
+// its operations say, in order across barriers: puts replace, moves take
+// a Writer's content (closed, not committed) to a new path creating its
+// parents, keeps change nothing and accept a missing path.
+func testBatch(t *testing.T, d driver.StorageDriver) {
+	ctx := context.Background()
+	mustPut(t, d, "/b/old", []byte("old"))
+	mustPut(t, d, "/b/kept", []byte("kept"))
+	w, err := d.Writer(ctx, "/up/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("uploaded")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = driver.Batch(ctx, d,
+		driver.PutOp("/b/old", []byte("new")),
+		driver.MoveOp("/up/data", "/blobs/x/y/data"),
+		driver.KeepOp("/b/kept"),
+		driver.KeepOp("/b/never/there"),
+		driver.Barrier,
+		driver.PutOp("/b/deep/er/link", []byte("after")),
+		driver.Barrier, // empty parts are nothing
+		driver.Barrier,
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"/b/old": "new", "/blobs/x/y/data": "uploaded", "/b/kept": "kept", "/b/deep/er/link": "after"} {
+		if got := string(mustGet(t, d, p)); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	_, err = d.Stat(ctx, "/up/data")
+	wantNotFound(t, "moved source", err)
+	_, err = d.Stat(ctx, "/b/never/there")
+	wantNotFound(t, "kept missing path", err)
+
+	// A move from nowhere is the source's PathNotFoundError; an invalid
+	// path is refused.
+	wantNotFound(t, "batch move of a missing source", driver.Batch(ctx, d, driver.MoveOp("/nowhere", "/b/x")))
+	var inv driver.InvalidPathError
+	if err := driver.Batch(ctx, d, driver.PutOp("/a/../b", []byte("x"))); !errors.As(err, &inv) {
+		t.Errorf("batch put to an invalid path: %v", err)
+	}
+	if err := driver.Batch(ctx, d); err != nil {
+		t.Errorf("empty batch: %v", err)
+	}
+}
+
+// Concurrent batches into shared new directories (one repository's links,
+// pushed layer by layer at once) all land, whole.
+func testConcurrentBatches(t *testing.T, d driver.StorageDriver) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			errs <- driver.Batch(ctx, d,
+				driver.PutOp(fmt.Sprintf("/r/new/_layers/sha256/%02d/link", i), []byte(fmt.Sprint(i))),
+				driver.PutOp(fmt.Sprintf("/blobs/%02d/%02d/data", i%4, i), []byte(fmt.Sprint("blob ", i))),
+				driver.Barrier,
+				driver.PutOp(fmt.Sprintf("/r/new/_manifests/tags/t%02d/current/link", i), []byte(fmt.Sprint(i))),
+			)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 16 {
+		if got := string(mustGet(t, d, fmt.Sprintf("/blobs/%02d/%02d/data", i%4, i))); got != fmt.Sprint("blob ", i) {
+			t.Errorf("blob %d: %q", i, got)
+		}
+		if got := string(mustGet(t, d, fmt.Sprintf("/r/new/_manifests/tags/t%02d/current/link", i))); got != fmt.Sprint(i) {
+			t.Errorf("tag %d: %q", i, got)
+		}
+	}
+	if got := mustList(t, d, "/r/new/_layers/sha256"); strings.Count(got, "/r/new/_layers/sha256/") != 16 {
+		t.Errorf("links: %s", got)
 	}
 }
