@@ -48,15 +48,17 @@ import (
 )
 
 const (
-	// pushStatTags: repositories with at most this many tags are checked
-	// tag by tag at every use (a stat each).
-	pushStatTags = 256
 	// pushMaxAge is how old a larger repository's full read may get
 	// before a use starts another in the background.
 	pushMaxAge = time.Minute
 	// maxPushTags bounds the tags held over all repositories.
 	maxPushTags = 1 << 18
 )
+
+// pushStatTags: repositories with at most this many tags are checked tag
+// by tag at every use (a stat each). A variable for the tests, which set
+// it to 0 to check the change log alone.
+var pushStatTags = 256
 
 type pushIndexes struct {
 	// pmu guards the marks, which writers and the change log set.
