@@ -124,9 +124,11 @@ const (
 	// changed shows within it (registryd instances' changes come through
 	// the change log at the next request, changelog.go).
 	summaryMaxAge = 30 * time.Second
-	// sizesFirstWait is how long a page of summaries waits for the
-	// index's first sync after a start; past it the page comes without
-	// sizes while the sync goes on.
+	// sizesFirstWait is how long after the start of the index's first
+	// sync a page of summaries waits for it; past it pages come without
+	// sizes, at once, while the sync goes on (at 100,000 repositories it
+	// takes tens of seconds: a page must not wait that, nor this at
+	// every request meanwhile).
 	sizesFirstWait = 2 * time.Second
 	// totalMaxAge is how long the content store's total is kept.
 	totalMaxAge = time.Minute
@@ -136,8 +138,9 @@ const (
 type sizeIndex struct {
 	// first is closed when the first sync after a start has ended
 	// (sizesReady).
-	firstOnce sync.Once
-	first     chan struct{}
+	firstOnce  sync.Once
+	first      chan struct{}
+	firstStart time.Time
 
 	mu    sync.Mutex
 	ids   map[digest.Digest]uint32
@@ -855,22 +858,28 @@ func (r *Registry) RepositorySize(ctx context.Context, name string) (Size, error
 // catalog): tags, last push and size. Names that have no manifest (or are
 // being deleted) are left out. The tag count and last push come from the
 // push-order index (pushorder.go), current at every call; the sizes from
-// the size index, once its first sync after a start is over (the page
-// waits for it up to sizesFirstWait, then comes without sizes: Sized is
-// false).
+// the size index, once its first sync after a start is over (pages wait
+// for it until sizesFirstWait after it started, then come without sizes:
+// Sized is false).
 func (r *Registry) RepositorySummaries(ctx context.Context, names []string) ([]RepositorySummary, error) {
 	if err := r.syncIndexes(ctx); err != nil {
 		return nil, err
 	}
 	sized := false
-	wait := time.NewTimer(sizesFirstWait)
-	defer wait.Stop()
+	ready := r.sizesReady()
 	select {
-	case <-r.sizesReady():
+	case <-ready:
 		sized = true
-	case <-wait.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		wait := time.NewTimer(time.Until(r.sizes.firstStart.Add(sizesFirstWait)))
+		defer wait.Stop()
+		select {
+		case <-ready:
+			sized = true
+		case <-wait.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if sized {
 		if err := r.syncSizes(ctx, nil); err != nil {
@@ -948,7 +957,7 @@ func (r *Registry) repositorySummary(ctx context.Context, name string, sized boo
 func (r *Registry) sizesReady() <-chan struct{} {
 	s := r.sizes
 	s.firstOnce.Do(func() {
-		s.first = make(chan struct{})
+		s.first, s.firstStart = make(chan struct{}), time.Now()
 		go func() {
 			defer close(s.first)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)

@@ -46,7 +46,7 @@ const uiRounds = 15
 // runUI times the UI pages on s: one warm-up fetch each (registryd's
 // caches fill on a first catalog walk), then uiRounds fetches, page after
 // page, and records the median time per page in milliseconds.
-func runUI(s *server, pages []uiPage) error {
+func runUI(s *server, name string, pages []uiPage) error {
 	client := &http.Client{Timeout: 60 * time.Second}
 	fetch := func(p uiPage) (time.Duration, error) {
 		start := time.Now()
@@ -82,7 +82,7 @@ func runUI(s *server, pages []uiPage) error {
 	}
 	for i, p := range pages {
 		sort.Float64s(times[i])
-		p.metric.add(subject, times[i][len(times[i])/2])
+		p.metric.add(name, times[i][len(times[i])/2])
 	}
 	return nil
 }
