@@ -70,6 +70,33 @@ func runUI(s *server, name string, pages []uiPage) error {
 			return err
 		}
 	}
+	// Pages come without sizes while the size index's first sync after a
+	// start runs (tens of seconds at 100,000 repositories): the figures
+	// are those of a registry that has sizes, as one that runs for days.
+	// (A build without that state blocks its first page until it is
+	// ready instead.)
+	start := time.Now()
+	for {
+		resp, err := client.Get(s.URL("/ui/"))
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), "size pending") {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("the front page still has no sizes after %v", time.Since(start))
+		}
+		time.Sleep(time.Second)
+	}
+	if el := time.Since(start); el > time.Second {
+		logf("%s: sizes on the front page %.0f s after the warm-up fetches", name, el.Seconds())
+	}
 	times := make([][]float64, len(pages))
 	for range uiRounds {
 		for i, p := range pages {
