@@ -159,7 +159,18 @@ func TestCrashDuringManifestPuts(t *testing.T) {
 				}
 			}(c)
 		}
-		time.Sleep(time.Duration(100+rand.Intn(200)) * time.Millisecond)
+		// Kill at a random instant after the first acknowledgement (not
+		// after a fixed time: on a loaded machine the first answers after
+		// a restart can take longer than any fixed wait).
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		time.Sleep(time.Duration(rand.Intn(200)) * time.Millisecond)
 		s.Kill()
 		close(stop)
 		wg.Wait()

@@ -157,13 +157,16 @@ func TestUploadCap(t *testing.T) {
 	<-started
 	<-started
 	check429(t, do(t, h, "POST", "/v2/a/blobs/uploads/", "192.0.2.1:2"), "1")
-	go func() { do(t, h, "POST", "/v2/a/blobs/uploads/", "192.0.2.9:2") }() // another client
+	wg.Add(1)
+	go func() { defer wg.Done(); do(t, h, "POST", "/v2/a/blobs/uploads/", "192.0.2.9:2") }() // another client
 	<-started
 	close(release)
 	wg.Wait()
 	if w := do(t, l.Handler(ok), "POST", "/v2/a/blobs/uploads/", "192.0.2.1:2"); w.Code != 200 {
 		t.Fatalf("after the uploads finished: %d", w.Code)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if len(l.uploads) != 0 {
 		t.Errorf("uploads still counted: %v", l.uploads)
 	}

@@ -25,7 +25,7 @@ func AdminRun(r Report) admin.Run {
 	for _, d := range r.Decisions {
 		out.Decisions = append(out.Decisions, admin.Decision{
 			Repository: d.Repository, Tag: d.Tag, Digest: d.Digest.String(), Delete: d.Delete, Rule: d.Rule,
-			BytesFreed: d.BytesFreed, Reason: d.Reason, Policy: d.Policy, Pushed: timePtr(d.Pushed), LastPulled: timePtr(d.LastPulled),
+			Reason: d.Reason, Policy: d.Policy, Pushed: timePtr(d.Pushed), LastPulled: timePtr(d.LastPulled),
 		})
 	}
 	return out

@@ -78,9 +78,6 @@ type Decision struct {
 	Rule   string
 	Reason string
 	Policy string // the policy that applied: its repositories, as written
-	// BytesFreed is what the deletion frees once collected; 0 when not
-	// known.
-	BytesFreed int64
 }
 
 // Plan is the engine's verdict on one repository.
@@ -97,6 +94,12 @@ type Plan struct {
 	// Refused says why nothing of the repository is deleted, when the run
 	// would delete more than maxshare of its tags.
 	Refused string
+	// BytesFreed is what the plan's deletions, then a collection, free,
+	// all together (shared layers counted once); SizesKnown says the
+	// Runner computed it from the store's size index. The engine, which
+	// sees no sizes, leaves both zero.
+	BytesFreed int64
+	SizesKnown bool
 
 	// order lists the indexes in Tags of deletions in the order a run's
 	// cap takes them: tags whose rules decided first, oldest push first,

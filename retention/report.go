@@ -62,7 +62,12 @@ func Summary(rep Report) string {
 		fmt.Fprintf(&b, "refused (maxshare): %s: nothing of them was deleted.\n", strings.Join(rep.Refused, ", "))
 	}
 	if rep.SizesKnown {
-		fmt.Fprintf(&b, "%d bytes freed once the garbage collector runs.\n", rep.BytesFreed)
+		fmt.Fprintf(&b, "%d bytes freed once the garbage collector runs", rep.BytesFreed)
+		if rep.BytesFreed == 0 && rep.DeletedTags > 0 {
+			// The usual surprise: tags went, the disk did not shrink.
+			b.WriteString(" (a deleted tag's manifest keeps its layers until it is removed as untagged: a policy's deleteuntagged, or the collector's)")
+		}
+		b.WriteString(".\n")
 	} else {
 		b.WriteString("bytes freed: not computed (sizes are not known to this run); the garbage collector reclaims the space.\n")
 	}

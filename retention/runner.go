@@ -123,6 +123,7 @@ func (r *Runner) run(ctx context.Context, id string, dryRun bool) (Report, error
 	budget := NewBudget(r.engine.settings.MaxDeletionsPerRun)
 	var failures []string
 	kept := 0
+	rep.SizesKnown = true
 	err := r.reg.WalkRepositories(ctx, func(repo *storage.Repository) error {
 		rep.Repositories++
 		if _, _, ok := r.engine.Policy(repo.Name()); !ok {
@@ -140,6 +141,8 @@ func (r *Runner) run(ctx context.Context, id string, dryRun bool) (Report, error
 		if plan.Refused != "" {
 			rep.Refused = append(rep.Refused, repo.Name())
 		}
+		rep.BytesFreed += plan.BytesFreed
+		rep.SizesKnown = rep.SizesKnown && plan.SizesKnown
 		for _, d := range append(plan.Tags, plan.Untagged...) {
 			switch {
 			case d.Delete && d.Tag != "":
@@ -149,7 +152,6 @@ func (r *Runner) run(ctx context.Context, id string, dryRun bool) (Report, error
 			case d.Rule == RuleMaxDeletions:
 				rep.Deferred++
 			}
-			rep.BytesFreed += d.BytesFreed
 			if !d.Delete && d.Rule != RuleMaxShare && d.Rule != RuleMaxDeletions && r.opts.MaxKeptInReport >= 0 {
 				if kept >= r.opts.MaxKeptInReport {
 					rep.KeptNotListed++
@@ -234,6 +236,7 @@ func (r *Runner) repository(ctx context.Context, repo *storage.Repository, now t
 			r.opts.Metrics.refused(policyName)
 		}
 	}
+	r.impact(ctx, repo, &plan, l)
 	if dryRun {
 		for _, d := range append(plan.Tags, plan.Untagged...) {
 			if d.Delete {
@@ -281,6 +284,31 @@ func (r *Runner) repository(ctx context.Context, repo *storage.Repository, now t
 		}
 	}
 	return plan, r.deleteUntagged(ctx, repo, &plan, l)
+}
+
+// impact sets the plan's BytesFreed from the store's size index, before
+// anything is deleted (the index then still has what the deletions take
+// away). A failure costs the figure, never the run.
+func (r *Runner) impact(ctx context.Context, repo *storage.Repository, plan *Plan, log logrus.FieldLogger) {
+	tags, manifests := plan.Deletions()
+	if len(tags)+len(manifests) == 0 {
+		plan.BytesFreed, plan.SizesKnown = 0, true
+		return
+	}
+	names := make([]string, 0, len(tags))
+	for _, d := range tags {
+		names = append(names, d.Tag)
+	}
+	revs := make([]digest.Digest, 0, len(manifests))
+	for _, d := range manifests {
+		revs = append(revs, d.Digest)
+	}
+	n, err := repo.DeletionImpact(ctx, names, revs)
+	if err != nil {
+		log.WithError(err).Warn("retention: the bytes the run frees are unknown")
+		return
+	}
+	plan.BytesFreed, plan.SizesKnown = n, true
 }
 
 // deleteUntagged removes the plan's untagged manifests that are still

@@ -1170,19 +1170,7 @@ func (repo *Repository) ManifestImpact(ctx context.Context, d digest.Digest) (Im
 	if err := r.ensureManifests(ctx, slices.Collect(mapValues(remaining))); err != nil {
 		return Impact{}, err
 	}
-	s := r.sizes
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	after := s.liveSet(rs.revs, remaining, map[digest.Digest]bool{d: true})
-	kept := make(map[uint32]bool, len(after))
-	for _, i := range after {
-		kept[i] = true
-	}
-	for _, i := range rs.live {
-		if !kept[i] && s.nodes[i].count == 1 {
-			imp.Exclusive += s.nodes[i].size
-		}
-	}
+	imp.Exclusive = r.sizes.freedWithout(rs, remaining, map[digest.Digest]bool{d: true})
 	return imp, nil
 }
 

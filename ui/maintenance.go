@@ -95,10 +95,10 @@ func (u *UI) maintenance(w http.ResponseWriter, r *http.Request, v *viewer) {
 		p.Jobs = append(p.Jobs, j)
 	}
 	if p.Report != nil {
+		p.Freed = p.Report.BytesFreed
 		for _, d := range p.Report.Decisions {
 			if d.Delete {
 				p.Deletions = append(p.Deletions, d)
-				p.Freed += d.BytesFreed
 			} else {
 				p.Kept++
 			}

@@ -35,7 +35,7 @@ func (m *fakeMaintainer) Start(ctx context.Context, dryRun bool) (string, error)
 	m.runs = append([]admin.Run{{ID: id, Kind: "retention", Started: now, Finished: &now, DryRun: dryRun, Result: "ok",
 		Deleted: map[string]int{"tags": 1}, BytesFreed: 4096,
 		Decisions: []admin.Decision{
-			{Repository: "team/app", Tag: "old", Delete: true, Rule: "mostrecentlypushedcount", BytesFreed: 4096},
+			{Repository: "team/app", Tag: "old", Delete: true, Rule: "mostrecentlypushedcount", Reason: "6th most recently pushed"},
 			{Repository: "team/app", Tag: "latest", Delete: false, Rule: "patterns"},
 		}}}, m.runs...)
 	return id, nil

@@ -170,7 +170,6 @@ type Decision struct {
 	Digest     string `json:"digest,omitempty"`
 	Delete     bool   `json:"delete"`
 	Rule       string `json:"rule"` // the rule that decided: "patterns", "mostrecentlypushedcount", ...
-	BytesFreed int64  `json:"bytesFreed,omitempty"`
 	// Reason says how the rule decided, for a person ("3rd most recently
 	// pushed of 12 tags (keeptags[1] keeps 5)").
 	Reason string `json:"reason,omitempty"`
