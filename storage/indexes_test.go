@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/storage/driver"
+	"github.com/registryd/registryd/storage/driver/filesystem"
 	"github.com/registryd/registryd/storage/driver/inmemory"
 )
 
@@ -574,6 +578,59 @@ func checkIndexes(t *testing.T, at string, r *Registry, rng *rand.Rand, revs map
 		if sum.TagCount != len(tags[sum.Name]) || !sum.LastPushed.Equal(last) || sum.Manifests != len(revs[sum.Name]) {
 			t.Fatalf("%s: summary of %s: %d tags, %d manifests, last push %v; model %d, %d, %v", at, sum.Name,
 				sum.TagCount, sum.Manifests, sum.LastPushed, len(tags[sum.Name]), len(revs[sum.Name]), last)
+		}
+	}
+}
+
+// TestSearchCatalogSeesOtherWriters: on a watched filesystem, a change no
+// registryd made (no change log entry: rm -r of a repository directory, a
+// copy of one) shows in the next search, also when no directory is
+// checked by its time (nameStatBudget 0), through the directories'
+// versions and the watcher's change counter.
+func TestSearchCatalogSeesOtherWriters(t *testing.T) {
+	defer func(n int) { nameStatBudget = n }(nameStatBudget)
+	nameStatBudget = 0
+	root := t.TempDir()
+	d, err := filesystem.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newIndexStore(t, d)
+	if s.r.watcher == nil || s.r.dirChanges == nil {
+		t.Skip("no directory watcher here")
+	}
+	ctx := context.Background()
+	s.push("ns/a", "v1")
+	s.push("ns/b", "v1")
+	search := func() []string {
+		t.Helper()
+		got, _, err := s.r.SearchCatalog(ctx, "", "ns", "", -1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	repos := filepath.Join(root, "docker/registry/v2/repositories")
+	for _, step := range []struct {
+		what string
+		do   func() error
+		want []string
+	}{
+		{"start", func() error { return nil }, []string{"ns/a", "ns/b"}},
+		{"unchanged", func() error { return nil }, []string{"ns/a", "ns/b"}},
+		{"rm -r", func() error { return os.RemoveAll(filepath.Join(repos, "ns/b")) }, []string{"ns/a"}},
+		{"cp -r", func() error {
+			return exec.Command("cp", "-r", filepath.Join(repos, "ns/a"), filepath.Join(repos, "ns/c")).Run()
+		}, []string{"ns/a", "ns/c"}},
+		{"a revision removed by hand", func() error {
+			return os.RemoveAll(filepath.Join(repos, "ns/c/_manifests/revisions/sha256"))
+		}, []string{"ns/a"}},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		if got := search(); !slices.Equal(got, step.want) {
+			t.Errorf("%s: %v, want %v", step.what, got, step.want)
 		}
 	}
 }

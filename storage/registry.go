@@ -94,6 +94,7 @@ type Registry struct {
 	// cannot, or once a Sync failed (then directory times serve, as
 	// without it).
 	watcher    driver.DirWatcher
+	dirChanges driver.DirChanges // the watcher's, when it has them
 	watchBroke atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
@@ -151,6 +152,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	// there is nothing for them to time.
 	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
+		r.dirChanges, _ = driver.As[driver.DirChanges](d)
 	}
 	return r
 }
@@ -182,6 +184,15 @@ func (r *Registry) watch(ctx context.Context, p string) (uint64, bool) {
 
 // unchanged reports whether the watched directory at p still has version
 // v (0: none kept).
+// watchChanges is the watcher's change counter (driver.DirChanges), zero
+// when unknown (no counter, nothing watched, watching broken).
+func (r *Registry) watchChanges() uint64 {
+	if r.dirChanges == nil || r.watchBroke.Load() {
+		return 0
+	}
+	return r.dirChanges.Changes()
+}
+
 func (r *Registry) unchanged(p string, v uint64) bool {
 	if v == 0 || r.watcher == nil || r.watchBroke.Load() {
 		return false
