@@ -65,17 +65,32 @@ func runUI(s *server, name string, pages []uiPage) error {
 		}
 		return el, nil
 	}
+	// The warm-up fetches may fail for a while: a build that makes its
+	// first catalog page wait for the whole size index answers it with a
+	// timeout error until the index is ready (tens of seconds at 100,000
+	// repositories); the time until each answers is logged.
+	start := time.Now()
 	for _, p := range pages {
-		if _, err := fetch(p); err != nil {
-			return err
+		for {
+			_, err := fetch(p)
+			if err == nil {
+				break
+			}
+			if time.Since(start) > 10*time.Minute {
+				return err
+			}
+			time.Sleep(time.Second)
 		}
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		logf("%s: every page answered %.0f s after the start of the warm-up", name, el.Seconds())
 	}
 	// Pages come without sizes while the size index's first sync after a
 	// start runs (tens of seconds at 100,000 repositories): the figures
 	// are those of a registry that has sizes, as one that runs for days.
 	// (A build without that state blocks its first page until it is
 	// ready instead.)
-	start := time.Now()
+	start = time.Now()
 	for {
 		resp, err := client.Get(s.URL("/ui/"))
 		if err != nil {
