@@ -213,8 +213,6 @@ func (p *parser) hint(path string, c *Config) string {
 		return "deprecated by distribution; use log.level"
 	case path == "auth.silly":
 		return "requests are NOT authenticated"
-	case path == "proxy":
-		return "registryd is not a pull-through cache; it serves what is pushed to it"
 	case path == "http.tls.letsencrypt" && c.HTTP.TLS.Certificate == "":
 		return "no http.tls.certificate is set: the registry serves plain HTTP"
 	}

@@ -284,8 +284,8 @@ func TestEnvOverrides(t *testing.T) {
 		}
 	})
 	t.Run("env sets an ignored key: warned", func(t *testing.T) {
-		c := mustParse(t, minimal, "REGISTRY_REDIS_PASSWORD=x", "REGISTRY_PROXY_REMOTEURL=https://r")
-		want := []string{"not implemented yet, ignored: proxy (registryd is not a pull-through cache; it serves what is pushed to it)", "not implemented yet, ignored: redis"}
+		c := mustParse(t, minimal, "REGISTRY_REDIS_PASSWORD=x", "REGISTRY_PROXY_REMOTENAMESPACE=library", "REGISTRY_PROXY_REMOTEURL=https://r")
+		want := []string{"not implemented yet, ignored: proxy.remotenamespace", "not implemented yet, ignored: redis"}
 		if !reflect.DeepEqual(c.Warnings, want) {
 			t.Fatalf("warnings %q", c.Warnings)
 		}
@@ -473,7 +473,7 @@ func TestUnimplementedKeysWarn(t *testing.T) {
 		want string
 	}{
 		{"redis:\n  addrs: [localhost:6379]\n  password: x\n  pool:\n    maxidle: 16\n  routebylatency: true\n", "redis"},
-		{"proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n", "proxy (registryd is not a pull-through cache; it serves what is pushed to it)"},
+		{"proxy:\n  remoteurl: https://registry-1.docker.io\n  remotenamespace: library\n", "proxy.remotenamespace"},
 		{"middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: https://x/\n", "middleware"},
 		{"validation:\n  disabled: true\n", "validation"},
 		{"compatibility:\n  schema1:\n    enabled: true\n", "compatibility"},
@@ -566,9 +566,10 @@ func TestExampleFile(t *testing.T) {
 	var missing []string
 	var visit func(path string, k *key)
 	visit = func(path string, k *key) {
-		if path != "" && !k.implemented || path == "storage.inmemory" || path == "storage.s3" || path == "auth" || path == "access" {
-			// inmemory, s3, auth and access are described in comments:
-			// the file selects filesystem and no authentication.
+		if path != "" && !k.implemented || path == "storage.inmemory" || path == "storage.s3" || path == "auth" || path == "access" || path == "proxy" {
+			// inmemory, s3, auth, access and proxy are described in
+			// comments: the file selects filesystem, no authentication
+			// and no upstream.
 			return
 		}
 		if k.kind != kSection {
@@ -634,7 +635,7 @@ func TestExampleFile(t *testing.T) {
 	for _, k := range []string{"loglevel", "log.accesslog", "log.reportcaller", "log.hooks", "storage.filesystem.maxthreads",
 		"storage.cache", "storage.tag", "middleware", "reporting", "http.tls.clientauth", "http.tls.ciphersuites",
 		"http.tls.letsencrypt", "http.http2", "http.h2c", "redis",
-		"health.file", "health.http", "health.tcp", "proxy", "compatibility", "validation", "policy"} {
+		"health.file", "health.http", "health.tcp", "proxy.remotenamespace", "compatibility", "validation", "policy"} {
 		if !warned[k] {
 			t.Errorf("the example's block does not show %s; warnings:\n%s", k, strings.Join(c.Warnings, "\n"))
 		}

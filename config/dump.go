@@ -24,6 +24,7 @@ func (c *Config) Redacted() *Config {
 	r.HTTP.TLS.ClientCAs = slices.Clone(c.HTTP.TLS.ClientCAs)
 	r.Warnings = slices.Clone(c.Warnings)
 	r.Notifications = redactNotifications(c.Notifications)
+	r.Proxy = redactProxy(c.Proxy)
 	r.Storage.Maintenance.Retention = cloneRetention(c.Storage.Maintenance.Retention)
 	if r.HTTP.Secret != "" {
 		r.HTTP.Secret = masked
@@ -198,7 +199,8 @@ func (c *Config) Dump() ([]byte, error) {
 			"region", s.Region, "regionendpoint", s.RegionEndpoint, "bucket", s.Bucket,
 			"rootdirectory", s.RootDirectory, "secure", s.Secure, "skipverify", s.SkipVerify,
 			"forcepathstyle", s.ForcePathStyle, "chunksize", s.ChunkSize,
-			"multipartcopythresholdsize", s.MultipartCopyThresholdSize, "storageclass", s.StorageClass))
+			"multipartcopythresholdsize", s.MultipartCopyThresholdSize, "multipartcopychunksize", s.MultipartCopyChunkSize,
+			"multipartcopymaxconcurrency", s.MultipartCopyMaxConcurrency, "storageclass", s.StorageClass))
 	case "":
 	default:
 		addNode(st, r.Storage.Driver, mapping())
@@ -243,6 +245,7 @@ func (c *Config) Dump() ([]byte, error) {
 	addNode(root, "catalog", pairs("maxentries", r.Catalog.MaxEntries))
 	dumpAuth(root, r)          // auth.go
 	dumpNotifications(root, r) // notifications.go
+	dumpProxy(root, r)         // proxy.go
 	dumpUI(root, r)            // ui.go
 
 	paths := make([]string, 0, len(r.Ignored))

@@ -200,6 +200,7 @@ func (p *parser) fill(c *Config) {
 	p.fillRateLimit(&c.HTTP.RateLimit, boolean, integer, strList, bad)    // ratelimit.go
 	p.fillAuth(c, str, strList, duration, bad)                            // auth.go
 	p.fillNotifications(c, str, boolean, integer, duration, strList, bad) // notifications.go
+	p.fillProxy(c, str, boolean, integer, duration, strList, bad)         // proxy.go
 	p.fillUI(c, str, boolean, duration, bad)                              // ui.go
 }
 
@@ -297,6 +298,10 @@ func (p *parser) fillS3(s3 *S3, str func(string, *string), boolean func(string, 
 	}
 	size("chunksize", &s3.ChunkSize, 10<<20, 5<<20, 1<<30)
 	size("multipartcopythresholdsize", &s3.MultipartCopyThresholdSize, 32<<20, 0, 5<<30)
+	size("multipartcopychunksize", &s3.MultipartCopyChunkSize, 32<<20, 5<<20, 5<<30)
+	var conc int64
+	size("multipartcopymaxconcurrency", &conc, 8, 1, 1000)
+	s3.MultipartCopyMaxConcurrency = int(conc)
 }
 
 // stringList reads a kStrings value: a list, or a single string.

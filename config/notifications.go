@@ -12,7 +12,7 @@ import (
 )
 
 // eventActions are the actions an endpoint's ignore.actions may name.
-var eventActions = []string{"push", "pull", "delete", "mount"}
+var eventActions = []string{"push", "pull", "delete", "mount", "fill"}
 
 // fillNotifications reads the notifications section.
 func (p *parser) fillNotifications(c *Config, str func(string, *string), boolean func(string, *bool),
@@ -78,7 +78,7 @@ func (p *parser) fillNotifications(c *Config, str func(string, *string), boolean
 		}
 		for _, a := range e.IgnoredActions {
 			if !slices.Contains(eventActions, a) {
-				bad(path+".ignore.actions", "%q is not an action; actions are %s", a, "push, pull, delete, mount")
+				bad(path+".ignore.actions", "%q is not an action; actions are %s", a, "push, pull, delete, mount, fill")
 				break
 			}
 		}

@@ -118,8 +118,8 @@ func schema() *key {
 			"region": impl(str()), "regionendpoint": impl(str()), "forcepathstyle": impl(boolean()),
 			"accelerate": boolean(), "bucket": impl(str()), "encrypt": boolean(), "keyid": str(),
 			"secure": impl(boolean()), "skipverify": impl(boolean()), "v4auth": boolean(),
-			"chunksize": impl(leaf(kAny)), "multipartcopychunksize": leaf(kAny),
-			"multipartcopymaxconcurrency": leaf(kAny), "multipartcopythresholdsize": impl(leaf(kAny)),
+			"chunksize": impl(leaf(kAny)), "multipartcopychunksize": impl(leaf(kAny)),
+			"multipartcopymaxconcurrency": impl(leaf(kAny)), "multipartcopythresholdsize": impl(leaf(kAny)),
 			"rootdirectory": impl(str()), "storageclass": impl(str()), "useragent": str(),
 			"usedualstack": boolean(), "objectacl": str(), "loglevel": str(),
 		})),
@@ -287,11 +287,7 @@ func schema() *key {
 			"http": list(checkTiming(map[string]*key{"uri": str(), "headers": requestHeaders(), "statuscode": integer()})),
 			"tcp":  list(checkTiming(map[string]*key{"addr": str()})),
 		})),
-		"proxy": section(map[string]*key{
-			"remoteurl": str(), "username": str(), "password": secret(), "ttl": duration(),
-			"remotenamespace": str(),
-			"exec":            section(map[string]*key{"command": str(), "lifetime": duration()}),
-		}),
+		"proxy": proxySchema(), // proxy.go
 		"compatibility": section(map[string]*key{
 			"schema1": section(map[string]*key{"signingkeyfile": str(), "enabled": boolean()}),
 		}),

@@ -23,6 +23,9 @@ type Config struct {
 	Access *Access
 	// Notifications are the webhooks that receive events.
 	Notifications Notifications
+	// Proxy makes registryd a pull-through cache (proxy.go); nil when the
+	// section is absent.
+	Proxy *Proxy
 	// UI is the web UI (registryd's own "ui" section).
 	UI UI
 
@@ -76,11 +79,17 @@ type S3 struct {
 	Secure         bool   // storage.s3.secure (default true): https when regionendpoint names no scheme
 	SkipVerify     bool   // storage.s3.skipverify (default false)
 	ForcePathStyle bool   // storage.s3.forcepathstyle (default false): path-style URLs, as MinIO wants
-	ChunkSize      int64  // storage.s3.chunksize (default 10 MiB, at least 5 MiB): multipart part size
+	ChunkSize      int64  // storage.s3.chunksize (default 10 MiB, at least 5 MiB): what an upload holds in memory, two multipart parts of half of it (at least 5 MiB each)
 	// storage.s3.multipartcopythresholdsize (default 32 MiB, at most
 	// 5 GiB): larger objects are moved with a multipart copy.
 	MultipartCopyThresholdSize int64
-	StorageClass               string // storage.s3.storageclass (default: the bucket's; NONE means the same)
+	// storage.s3.multipartcopychunksize (default 32 MiB, 5 MiB to 5 GiB):
+	// the parts of a multipart copy, copied in parallel.
+	MultipartCopyChunkSize int64
+	// storage.s3.multipartcopymaxconcurrency (default 8): parts of one
+	// multipart copy under way at once.
+	MultipartCopyMaxConcurrency int
+	StorageClass                string // storage.s3.storageclass (default: the bucket's; NONE means the same)
 }
 
 // Delete is storage.delete.
@@ -252,7 +261,7 @@ type Endpoint struct {
 	// IgnoredMediaTypes is ignoredmediatypes and ignore.mediatypes
 	// together: events whose target has one of them are not sent.
 	IgnoredMediaTypes []string
-	IgnoredActions    []string // ignore.actions: push, pull, delete, mount
+	IgnoredActions    []string // ignore.actions: push, pull, delete, mount, fill
 }
 
 // Endpoint defaults, for keys an endpoint leaves out.

@@ -26,7 +26,7 @@ type dockerd struct {
 	log    string
 }
 
-func startDockerd(t *testing.T) *dockerd {
+func startDockerd(t *testing.T, extraArgs ...string) *dockerd {
 	t.Helper()
 	if os.Getenv("REGISTRYD_E2E_SKIP_DOCKER") == "1" {
 		t.Skip("REGISTRYD_E2E_SKIP_DOCKER=1")
@@ -50,14 +50,14 @@ func startDockerd(t *testing.T) *dockerd {
 	d.env = append(clientEnv(t), "DOCKER_HOST="+d.Host, "DOCKER_BUILDKIT=0", "DOCKER_CLI_HINTS=false")
 	logf, err := os.Create(d.log)
 	must(t, err)
-	d.cmd = exec.Command(bin,
+	d.cmd = exec.Command(bin, append([]string{
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"-H", d.Host,
 		"--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-masq=false",
 		"--storage-driver", "vfs",
-	)
+	}, extraArgs...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, d.cmd.Start())

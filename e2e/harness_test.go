@@ -151,6 +151,9 @@ type Server struct {
 	Storage string
 	Config  string // path of the config file
 	LogPath string // stdout+stderr of the process (all runs appended)
+	// Extra is YAML appended to the config (top-level sections such as
+	// proxy:).
+	Extra string
 
 	t       testing.TB
 	bin     string
@@ -210,9 +213,17 @@ func startServer(t testing.TB, name, bin, rootDir string, extraEnv []string) *Se
 
 func startServerStorage(t testing.TB, name, bin, rootDir, storageYAML string, extraEnv []string) *Server {
 	t.Helper()
+	return startServerExtra(t, name, bin, rootDir, storageYAML, "", extraEnv)
+}
+
+// startServerExtra is startServerStorage with extra YAML appended to the
+// config.
+func startServerExtra(t testing.TB, name, bin, rootDir, storageYAML, extra string, extraEnv []string) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &Server{
 		Name:    name,
+		Extra:   extra,
 		RootDir: rootDir,
 		Storage: storageYAML,
 		Config:  filepath.Join(dir, "config.yml"),
@@ -273,7 +284,7 @@ storage:
 http:
   addr: %s
 `, serverLogLvl, drv, s.Addr)
-	return os.WriteFile(s.Config, []byte(cfg), 0o644)
+	return os.WriteFile(s.Config, []byte(cfg+s.Extra), 0o644)
 }
 
 // start runs the process and waits until GET /v2/ answers 200.

@@ -26,6 +26,9 @@ const (
 	ActionPull   = "pull"   // a manifest or blob was fetched (GET, not HEAD)
 	ActionMount  = "mount"  // a blob was mounted from another repository
 	ActionDelete = "delete" // a manifest, tag or blob was deleted
+	// ActionFill: the pull-through cache stored a manifest or blob it
+	// fetched from its upstream (registryd, not in distribution).
+	ActionFill = "fill"
 )
 
 // BlobMediaType is the target media type of blob events: the registry

@@ -2,7 +2,8 @@
 # Installs everything `make test` needs on a Debian machine, idempotently:
 #
 #   - Debian packages: docker.io (dockerd + docker CLI for e2e/docker_test.go),
-#     skopeo, docker-registry (the reference registry, distribution 2.8, for
+#     containerd (the daemon the mirror's ctr test starts), skopeo,
+#     docker-registry (the reference registry, distribution 2.8, for
 #     e2e/compat_test.go), chromium and a font (the web UI's browser tests,
 #     e2e/ui_test.go, drive it headless), tmux and zsh (e2e/cli_tty_test.go
 #     drives the client on a real terminal and tests zsh completion), plus the
@@ -11,6 +12,10 @@
 #   - Go tools pinned in tools/go.mod (the OCI distribution-spec conformance
 #     suite, crane, oras, regctl), built into $REPO/.cache/bin. A tool is rebuilt
 #     only when its binary is missing or older than tools/go.mod / tools/go.sum.
+#   - containerd's ctr (the pull-through cache's e2e test pulls with it, with
+#     a hosts.toml that sends ?ns=), version $ctr_version below, built with
+#     `go install` from the module proxy (~4 minutes cold) into
+#     $(go env GOPATH)/bin and copied to $REPO/.cache/bin/ctr.
 #   - MinIO (the S3 tests' server), version $minio_version below, as
 #     $REPO/.cache/bin/minio: copied from $(go env GOPATH)/bin/minio when that
 #     is the pinned version (a clean clone on the same machine reuses it),
@@ -36,7 +41,7 @@ export PATH="/usr/local/go/bin:$PATH"
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
-apt_packages=(docker.io skopeo docker-registry curl ca-certificates git make gcc libc6-dev chromium fonts-dejavu-core tmux zsh)
+apt_packages=(docker.io containerd skopeo docker-registry curl ca-certificates git make gcc libc6-dev chromium fonts-dejavu-core tmux zsh)
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -130,6 +135,37 @@ else
 	cp "$gobin/minio" "$bin/minio.tmp" && mv "$bin/minio.tmp" "$bin/minio"
 	echo "$minio_version" >"$minio_stamp"
 	log "minio $minio_version copied to $bin"
+fi
+
+# ---------------------------------------------------------------- ctr
+# containerd's client, pinned here. v2's go.mod has no replace or exclude
+# directives, so `go install pkg@version` builds it as released (v1.7's
+# cannot be built that way). It drives Debian's containerd daemon with
+# --local (client-side pulls, which read hosts.toml).
+ctr_version=v2.4.2
+ctr_stamp="$bin/.ctr-version"
+if [[ -x "$bin/ctr" && "$(cat "$ctr_stamp" 2>/dev/null)" == "$ctr_version" ]]; then
+	log "ctr $ctr_version present in $bin"
+else
+	mkdir -p "$bin"
+	gobin="$(go env GOPATH | cut -d: -f1)/bin"
+	have_ctr() {
+		[[ -x "$gobin/ctr" ]] &&
+			go version -m "$gobin/ctr" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/containerd/containerd/v2[[:space:]]+$ctr_version([[:space:]]|\$)"
+	}
+	if ! have_ctr; then
+		log "building ctr $ctr_version into $gobin (first time: ~4 minutes)"
+		start=$SECONDS
+		(cd / && CGO_ENABLED=0 go install "github.com/containerd/containerd/v2/cmd/ctr@$ctr_version")
+		log "built ctr in $((SECONDS - start))s"
+	fi
+	if ! have_ctr; then
+		log "ctr in $gobin is not $ctr_version after go install"
+		exit 1
+	fi
+	cp "$gobin/ctr" "$bin/ctr.tmp" && mv "$bin/ctr.tmp" "$bin/ctr"
+	echo "$ctr_version" >"$ctr_stamp"
+	log "ctr $ctr_version copied to $bin"
 fi
 
 # Optional: distribution v3 (benchmarks). Its own module keeps its ~100

@@ -29,6 +29,20 @@ func (r *Registry) Catalog(ctx context.Context, last string, n int, keep func(na
 	if n == 0 {
 		return []string{}, false, nil
 	}
+	if ix := r.index; ix != nil && (last == "" || ValidateName(last) == nil) {
+		ready, err := ix.ready(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if ready {
+			return ix.page(ctx, "", last, n, func(name string) bool {
+				return !r.deleting(name) && (keep == nil || keep(name))
+			})
+		}
+		// Not built (a new store, or one written by the reference): the
+		// layout answers while a build runs.
+		ix.startBuild()
+	}
 	var lastParts []string
 	if last != "" {
 		lastParts = strings.Split(last, "/")
@@ -193,6 +207,13 @@ func (r *Registry) repoDirs(ctx context.Context, since uint64, cands []catalogCa
 // the first catalog request. It does nothing on drivers without directory
 // times, where nothing can be cached.
 func (r *Registry) WarmCatalog(ctx context.Context) error {
+	if ix := r.index; ix != nil {
+		// The index is the cache; build it if it is missing.
+		if ready, err := ix.ready(ctx); err == nil && !ready {
+			ix.startBuild()
+		}
+		return nil
+	}
 	r.syncWatches(ctx)
 	since := r.repos.epoch()
 	fi, err := r.driver.Stat(ctx, reposRoot())

@@ -17,6 +17,20 @@ func (r *Registry) CatalogPrefix(ctx context.Context, prefix, last string, n int
 	if n == 0 {
 		return []string{}, false, nil
 	}
+	if ix := r.index; ix != nil && (last == "" || ValidateName(last) == nil) {
+		// On an object store, the index's keys of the names with the
+		// prefix are contiguous too: a page is a listing from the first.
+		ready, err := ix.ready(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if ready {
+			return ix.page(ctx, prefix, last, n, func(name string) bool {
+				return !r.deleting(name) && (keep == nil || keep(name))
+			})
+		}
+		ix.startBuild()
+	}
 	out := []string{}
 	start := last
 	if !catalogLess(prefix, last) {

@@ -5,13 +5,33 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/registryd/registryd/storage/driver"
 	"github.com/registryd/registryd/storage/driver/inmemory"
 )
 
 // CatalogPrefix lists what filtering the whole catalog by the prefix
-// lists, page by page, whatever the prefix and page size.
+// lists, page by page, whatever the prefix and page size: from the layout
+// (a filesystem's, here in memory) and from an object store's catalog
+// index (catalogindex.go).
 func TestCatalogPrefix(t *testing.T) {
-	f := newDeleteFixture(t, inmemory.New())
+	for _, tc := range []struct {
+		name  string
+		store func() driver.StorageDriver
+	}{
+		{"layout", func() driver.StorageDriver { return inmemory.New() }},
+		{"index", func() driver.StorageDriver { return newObjStore() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCatalogPrefix(t, tc.store()) })
+	}
+}
+
+func testCatalogPrefix(t *testing.T, d driver.StorageDriver) {
+	f := newDeleteFixture(t, d)
+	if f.r.index != nil {
+		if _, err := f.r.RebuildCatalogIndex(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	names := []string{"a", "a/b", "a-b", "ab", "te", "te/x", "tea", "team", "team/ap", "team/ap/x", "team/ap-x", "team/apple", "team/aq", "team/b", "team-x", "tf", "z/y"}
 	for _, n := range names {
 		f.image(n, "v1", "layer of "+n)
@@ -24,10 +44,15 @@ func TestCatalogPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := catalogOf(t, f.r)
+	if f.r.index != nil {
+		if ready, err := f.r.index.ready(f.ctx); !ready || err != nil {
+			t.Fatalf("the index is not ready: %v", err)
+		}
+	}
 	if slices.Contains(all, "gone") || slices.Contains(all, "ns") {
 		t.Fatalf("catalog %v", all)
 	}
-	for _, prefix := range []string{"", "a", "a/", "te", "team", "team/", "team/ap", "team/ap/", "team-", "t", "z", "zz", "ns/", "gone"} {
+	for _, prefix := range []string{"", "a", "a/", "te", "team", "team/", "team/ap", "team/ap/", "team-", "t", "z", "zz", "ns/", "gone", "A", "te%", "a/b/c/d"} {
 		var want []string
 		for _, n := range all {
 			if strings.HasPrefix(n, prefix) {

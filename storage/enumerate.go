@@ -632,6 +632,9 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 
 	sorted := append([]digest.Digest(nil), ds...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	if err := reg.unsure(ctx, repo.name); err != nil {
+		return err
+	}
 	for _, d := range sorted {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -641,7 +644,7 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 			return storageErr(err)
 		}
 	}
-	return nil
+	return reg.unsure(ctx, repo.name)
 }
 
 // removeIfEmpty deletes dir if it has no children (backends without

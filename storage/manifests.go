@@ -274,6 +274,10 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	// durable, the tags' push records and current links. A tag never
 	// names a manifest that a crash could take away.
 	reg := repo.reg
+	listed, err := reg.beforeRevision(ctx, repo.name)
+	if err != nil {
+		return nil, err
+	}
 	ops := []driver.BatchOp{reg.contentOp(ctx, d, content), linkPut(revisionLinkPath(repo.name, d), d)}
 	out := &Manifest{Digest: d, MediaType: mt, Content: content}
 	if m.Subject != nil {
@@ -286,6 +290,9 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	}
 	if err := driver.Batch(ctx, reg.driver, append(ops, tagOps...)...); err != nil {
 		return nil, storageErr(err)
+	}
+	if listed != nil {
+		listed(ctx) // the catalog index's marker, after the revision (catalogindex.go)
 	}
 	reg.manifests.add(d, content)
 	reg.invalidateSizes(repo.name)
@@ -427,12 +434,18 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 			}
 		}
 	}
+	if err := reg.unsure(ctx, repo.name); err != nil {
+		return err
+	}
 	err = reg.driver.Delete(ctx, revisionDir(repo.name, d))
 	if isNotFound(err) {
 		return manifestUnknown(d.String())
 	}
 	if err != nil {
 		return storageErr(err)
+	}
+	if err := reg.unsure(ctx, repo.name); err != nil {
+		return err
 	}
 	// Its pull record goes too: pushed again later, it starts unpulled.
 	return repo.forgetPulls(ctx, d)
@@ -487,6 +500,9 @@ func (repo *Repository) allTags(ctx context.Context) ([]string, error) {
 // comes sorted (and cached for large repositories), so a page costs a
 // binary search and the page itself.
 func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string, bool, error) {
+	if pl, ok := repo.reg.pager(); ok {
+		return repo.tagsPaged(ctx, pl, last, n)
+	}
 	root := tagsRoot(repo.name)
 	repo.reg.syncWatches(ctx)
 	ps, err := repo.reg.list(ctx, root)

@@ -139,6 +139,31 @@ func pulledPath(name string, d digest.Digest) string {
 	return path.Join(repoStateDir(name), "pulled", d.Algorithm().String(), d.Encoded())
 }
 
+// catalogIndexDir holds registryd's index of repository names on object
+// stores (catalogindex.go): markers/<key>, one per repository, the key the
+// name encoded in catalog order (encodeName), and built, written when a
+// build of the whole index completed. The reference registry never looks
+// below _registryd.
+func catalogIndexDir() string { return path.Join(rootPath, "_registryd", "catalog") }
+
+func catalogMarkersRoot() string { return path.Join(catalogIndexDir(), "markers") }
+
+// catalogMarkerPath is the marker of repository name; ok is false for a
+// string that is no repository name.
+func catalogMarkerPath(name string) (string, bool) {
+	key, ok := encodeName(name)
+	if !ok {
+		return "", false
+	}
+	return catalogMarkersRoot() + "/" + key, true
+}
+
+func catalogBuiltPath() string { return path.Join(catalogIndexDir(), "built") }
+
+// catalogProbePath is written to check that the store honours conditional
+// writes.
+func catalogProbePath() string { return path.Join(catalogIndexDir(), "probe") }
+
 // tombstonesRoot holds one tombstone per repository being deleted
 // (repodelete.go). Each is named by the SHA-256 of the repository's name,
 // a single path component whatever the name's length or depth, so the

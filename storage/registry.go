@@ -49,6 +49,17 @@ type Options struct {
 	// read each directory once and should leave the per-user watch limit
 	// to the serving registry. The caches then validate by directory times.
 	NoDirWatch bool
+	// ReadOnly says the server accepts no writes: the registry then starts
+	// none of its own either (a build of the catalog index).
+	ReadOnly bool
+	// NoCatalogIndex keeps the catalog from using (and pushes from
+	// maintaining) the index of repository names kept on drivers that
+	// list trees a page at a time (catalogindex.go); for tests.
+	NoCatalogIndex bool
+	// NoStaged writes every blob through an upload and its commit's
+	// move, also where the driver could stage it at its final path
+	// (direct.go); for tests that compare the two ways.
+	NoStaged bool
 	// TrackPulls records the last pull of every manifest (times.go);
 	// RunPullFlusher writes what it notes.
 	TrackPulls bool
@@ -99,6 +110,12 @@ type Registry struct {
 
 	blobURL func(ctx context.Context, path string) (string, error)
 
+	noStaged bool // Options.NoStaged
+
+	// index is the catalog's index of repository names on object stores
+	// (catalogindex.go); nil elsewhere.
+	index *catalogIndex
+
 	// pulls holds the pulls not yet written; nil when they are not
 	// recorded.
 	pulls *pullTracker
@@ -137,6 +154,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 		lists:       newListCache(2 << 20),
 		repos:       newRepoCache(1 << 20),
 		blobURL:     opts.BlobURL,
+		noStaged:    opts.NoStaged,
 		now:         opts.Now,
 		tombs:       newTombstones(opts.TombstoneRefresh),
 		sizes:       newSizeIndex(opts.SizesDeleteUntagged),
@@ -153,6 +171,12 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
 		r.dirChanges, _ = driver.As[driver.DirChanges](d)
+	}
+	// Drivers that list trees a page at a time and cannot watch
+	// directories (object stores) get the catalog index.
+	if t, ok := driver.As[driver.TreeLister](d); ok && r.watcher == nil && !opts.NoCatalogIndex {
+		r.index = newCatalogIndex(r, t)
+		r.index.noAutoBuild = opts.ReadOnly
 	}
 	return r
 }

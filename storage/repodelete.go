@@ -487,6 +487,12 @@ func (r *Registry) runDelete(run *deleteRun) {
 
 // deletePass removes the repository's own directories once.
 func (r *Registry) deletePass(ctx context.Context, tb tombstone) error {
+	// The catalog index's marker is unsure before revisions go and again
+	// after (catalogindex.go): no push confirms one this pass removes,
+	// and readers recheck the layout once the pass is done.
+	if err := r.unsure(ctx, tb.Name); err != nil {
+		return err
+	}
 	for _, dir := range repoOwnDirs(tb.Name) {
 		if err := r.checkOwner(ctx, tb); err != nil {
 			return err
@@ -501,7 +507,10 @@ func (r *Registry) deletePass(ctx context.Context, tb tombstone) error {
 	// Removals are not durable on return on the filesystem: the next
 	// step (the second pass's end, the tombstone's removal) must not
 	// reach the disk before them.
-	return driver.Flush(ctx, r.driver, repoPath(tb.Name), path.Join(repoPath(tb.Name), "_manifests"))
+	if err := driver.Flush(ctx, r.driver, repoPath(tb.Name), path.Join(repoPath(tb.Name), "_manifests")); err != nil {
+		return err
+	}
+	return r.unsure(ctx, tb.Name)
 }
 
 // checkOwner fails with errNotOwner unless tb is still the tombstone of

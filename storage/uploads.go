@@ -344,6 +344,9 @@ func (u *Upload) saveHash(ctx context.Context, h hash.Hash, size int64) error {
 func (u *Upload) Commit(ctx context.Context, body io.Reader, start int64, want digest.Digest) (Descriptor, error) {
 	unlock := u.repo.reg.uploadLocks.Lock(u.repo.name + "/" + u.id)
 	defer unlock()
+	if desc, ok, err := u.commitStaged(ctx, body, start, want); ok {
+		return desc, err // nothing received before: written once (direct.go)
+	}
 	size, h, err := u.appendLocked(ctx, body, start, false)
 	if err != nil {
 		return Descriptor{}, err

@@ -14,6 +14,7 @@ import (
 	"github.com/registryd/registryd/auth"
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/notifications"
+	"github.com/registryd/registryd/proxy"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -23,8 +24,17 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 		return err
 	}
 	ctx := r.Context()
-	desc, err := repo.StatBlob(ctx, d)
-	if err != nil {
+	var mb *proxy.Blob
+	if mr := mirrorOf(r); mr != nil {
+		// nil when the blob is in the cache: served below like any blob.
+		if mb, err = mr.Blob(ctx, w.Header(), d, r.Method == http.MethodHead); err != nil {
+			return err
+		}
+	}
+	var desc storage.Descriptor
+	if mb != nil {
+		desc = storage.Descriptor{Digest: d, Size: mb.Size()}
+	} else if desc, err = repo.StatBlob(ctx, d); err != nil {
 		return err
 	}
 	h := w.Header()
@@ -53,6 +63,9 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, repo *storage.Repo
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)
 		return nil
+	}
+	if mb != nil {
+		return a.sendMirrorBlob(w, r, repo, mb, desc, status, start, length)
 	}
 	if u, err := repo.BlobURL(ctx, d); err != nil {
 		return err
@@ -244,13 +257,8 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, repo *storage.
 		if err != nil {
 			return err
 		}
-		up, err := repo.NewUpload(ctx, d.Algorithm())
+		desc, err := repo.PutBlob(ctx, requestBody(r), d)
 		if err != nil {
-			return err
-		}
-		desc, err := up.Commit(ctx, requestBody(r), -1, d)
-		if err != nil {
-			_ = up.Cancel(ctx)
 			return err
 		}
 		return a.blobPushed(w, r, repo, desc)

@@ -29,6 +29,9 @@ func requestBody(r *http.Request) io.Reader {
 	return &body{r: r.Body, want: r.ContentLength}
 }
 
+// ExpectedSize is the Content-Length, or -1 (storage.SizedBody).
+func (b *body) ExpectedSize() int64 { return b.want }
+
 func (b *body) Read(p []byte) (int, error) {
 	k, err := b.r.Read(p)
 	b.n += int64(k)

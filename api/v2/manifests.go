@@ -19,7 +19,13 @@ import (
 
 func (a *API) getManifest(w http.ResponseWriter, r *http.Request, repo *storage.Repository) error {
 	ref := mux.Vars(r)["reference"]
-	m, err := repo.GetManifest(r.Context(), ref)
+	var m *storage.Manifest
+	var err error
+	if mr := mirrorOf(r); mr != nil {
+		m, err = mr.Manifest(r.Context(), w.Header(), ref, r.Method == http.MethodHead)
+	} else {
+		m, err = repo.GetManifest(r.Context(), ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -180,6 +186,9 @@ func (a *API) tagsList(w http.ResponseWriter, r *http.Request, repo *storage.Rep
 		return err
 	}
 	last := r.URL.Query().Get("last")
+	if mr := mirrorOf(r); mr != nil {
+		return a.mirrorTags(w, r, mr, last, n)
+	}
 	tags, more, err := repo.Tags(r.Context(), last, n)
 	if err != nil {
 		return err

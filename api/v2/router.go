@@ -15,6 +15,7 @@ import (
 	"github.com/registryd/registryd/errcode"
 	"github.com/registryd/registryd/internal/httprec"
 	"github.com/registryd/registryd/notifications"
+	"github.com/registryd/registryd/proxy"
 	"github.com/registryd/registryd/storage"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	// Notifier receives an event for every push, pull, mount and delete;
 	// nil sends none.
 	Notifier *notifications.Notifier
+	// Mirror, when set, makes the repositories it routes caches of
+	// upstream registries (pull-through; see mirror.go); nil hosts all.
+	Mirror *proxy.Proxy
 	// Limiter limits requests by authenticated user once the authorizer
 	// has said who it is (http.ratelimit.peruser); nil limits nothing.
 	Limiter UserLimiter
@@ -179,6 +183,9 @@ func (a *API) withRepo(h repoHandler, actions ...string) http.HandlerFunc {
 		var repo *storage.Repository
 		if err == nil {
 			repo, err = a.reg.Repository(name)
+		}
+		if err == nil && a.opts.Mirror != nil {
+			r, repo, err = a.routeMirror(w, r, name, repo, actions)
 		}
 		if err == nil && writes(actions) {
 			// A repository being deleted takes no writes, even on an

@@ -41,6 +41,12 @@
 //	s3        the push workload with a smaller blob (-s3-size) against
 //	          each server's S3 driver over one MinIO on loopback, and
 //	          registryd on the filesystem for comparison: a separate table
+//	proxy     each server as a pull-through cache (proxy.remoteurl) of a
+//	          registryd upstream: a cold pull (-proxy-size) through it
+//	          against the same pull direct, its time to first byte, 32
+//	          concurrent cold pulls (-proxy-conc-size): wall time and bytes
+//	          the upstream sent, a warm pull against registryd hosted: a
+//	          separate table (proxy.go)
 //
 // zot runs push, small and manifest: it keeps images as OCI layouts, not in
 // the distribution layout the catalog and gc fixtures are written in, has
@@ -103,7 +109,7 @@ func main() {
 	flag.Var(&size, "size", "big blob size for the push and pull workloads")
 	flag.Var(&chunk, "chunk", "PATCH chunk size for the chunked push")
 	reps := flag.Int("reps", 3, "repetitions (the table shows medians)")
-	only := flag.String("only", "push,small,manifest,pulltimes,catalog,ui,gc,limits,s3", "workloads to run, comma-separated")
+	only := flag.String("only", "push,small,manifest,pulltimes,catalog,ui,gc,limits,s3,proxy", "workloads to run, comma-separated")
 	dur := flag.Duration("dur", 10*time.Second, "duration of the manifest HEAD/GET workload")
 	smallDur := flag.Duration("small-dur", 5*time.Second, "duration of the small-image push workload")
 	clients := flag.Int("clients", 64, "clients of the manifest workload")
@@ -122,7 +128,17 @@ func main() {
 	debug := flag.Bool("debug", false, "start registryd with a debug listener (pprof) and print its address")
 	s3Size := byteSize(256 << 20)
 	flag.Var(&s3Size, "s3-size", "blob size of the s3 workload")
+	s3Huge := byteSize(1 << 30)
+	flag.Var(&s3Huge, "s3-rss-size", "blob size of the s3 workload's peak RSS push")
+	s3Repos := flag.Int("s3-repos", 10000, "repositories in the s3 workload's catalog fixture (0: no catalog rows)")
+	s3Tags := flag.Int("s3-tags", 10000, "tags in the s3 workload's tags/list fixture")
+	s3ReposBig := flag.Int("s3-repos-big", 0, "repositories in a second s3 catalog fixture, for the page cost at scale (0: none)")
 	minioBin := flag.String("minio", envOr("REGBENCH_MINIO", ".cache/bin/minio"), "MinIO server binary for the s3 workload (env REGBENCH_MINIO)")
+	proxySize := byteSize(256 << 20)
+	flag.Var(&proxySize, "proxy-size", "blob size of the proxy workload's single pulls")
+	proxyConcSize := byteSize(64 << 20)
+	flag.Var(&proxyConcSize, "proxy-conc-size", "blob size of the proxy workload's concurrent pulls")
+	proxyClients := flag.Int("proxy-clients", 32, "clients of the proxy workload's concurrent cold pull")
 	flag.StringVar(&pprofDir, "pprof", "", "save CPU profiles of registryd taken during the workloads in this directory (implies -debug)")
 	flag.Parse()
 	if pprofDir != "" {
@@ -134,11 +150,11 @@ func main() {
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case "push", "small", "manifest", "pulltimes", "catalog", "ui", "gc", "limits", "s3":
+		case "push", "small", "manifest", "pulltimes", "catalog", "ui", "gc", "limits", "s3", "proxy":
 			want[w] = true
 		case "":
 		default:
-			fatalf("unknown workload %q in -only (push, small, manifest, pulltimes, catalog, ui, gc, limits, s3)", w)
+			fatalf("unknown workload %q in -only (push, small, manifest, pulltimes, catalog, ui, gc, limits, s3, proxy)", w)
 		}
 	}
 
@@ -282,26 +298,18 @@ func main() {
 	}
 	// The s3 workload: registryd and each reference on the S3 driver, one
 	// bucket per server and repetition, and registryd on the filesystem.
-	s3sz := fmtBytes(int64(s3Size))
-	s3Fs := subject + " filesystem"
-	s3Direct := "MinIO direct"
-	s3Push := &metric{Name: "push " + s3sz + " monolithic", Unit: "MB/s", Higher: true}
-	s3Chunk := &metric{Name: "push " + s3sz + " chunked " + fmtBytes(int64(chunk)), Unit: "MB/s", Higher: true}
-	s3Pull := &metric{Name: "pull " + s3sz + ", digest checked", Unit: "MB/s", Higher: true}
-	s3RSS := &metric{Name: "peak RSS during pushes", Unit: "MiB"}
-	s3NA := map[string]string{} // reference -> why it has no figures
-	var s3a, s3b bigBlob
-	var mio *minioServer
+	var s3b *s3Bench
 	if want["s3"] {
-		s3a = bigBlob{Seed: 2001, Size: int64(s3Size)}
-		s3b = bigBlob{Seed: 2002, Size: int64(s3Size)}
-		s3a.D, s3b.D = prngDigest(s3a.Seed, s3a.Size), prngDigest(s3b.Seed, s3b.Size)
-		var err error
-		if mio, err = startMinio(abs(*minioBin), filepath.Join(work, "minio")); err != nil {
+		mio, err := startMinio(abs(*minioBin), filepath.Join(work, "minio"))
+		if err != nil {
 			fatalf("s3 workload: %v (-minio PATH; scripts/install-deps.sh installs .cache/bin/minio)", err)
 		}
 		defer mio.Stop()
 		logf("minio at %s", mio.Endpoint)
+		s3b = newS3Bench(b, mio, targets, int64(s3Size), int64(s3Huge), int64(chunk))
+		if *s3Repos > 0 {
+			s3b.cat = newS3Catalog(s3b, *s3Repos, *s3Tags, *s3ReposBig, work)
+		}
 	}
 	var catFixture string
 	var gcWantBlobs int
@@ -317,6 +325,10 @@ func main() {
 	}
 	if want["gc"] {
 		gcWantBlobs = 4 * (*gcImages / 2)
+	}
+	var pm *proxyMetrics
+	if want["proxy"] {
+		pm = newProxyMetrics(int64(proxySize), int64(proxyConcSize), *proxyClients)
 	}
 
 	for rep := 0; rep < *reps; rep++ {
@@ -495,31 +507,15 @@ func main() {
 			gcFloor = append(gcFloor, secs)
 			logf("rep %d gc floor: the same garbage removed with an unlink and an rmdir each, %.2fs", rep+1, secs)
 		}
+		if want["proxy"] {
+			syscall.Sync()
+			runProxyRep(b, rep, int64(proxySize), int64(proxyConcSize), *proxyClients, pm)
+		}
 		if want["pulltimes"] {
 			runPullTimes(b, targets[0], rep, *clients, *dur, ptRPS, ptP50, ptP99)
 		}
-		if want["s3"] {
-			// Interleaved as the others: registryd on S3 and on the
-			// filesystem, then each reference on S3.
-			runs := []target{targets[0], {s3Fs, targets[0].Bin, kindRegistryd}}
-			for _, t := range targets[1:] {
-				if t.Kind.supports("s3") {
-					runs = append(runs, t)
-				}
-			}
-			for k := range runs {
-				t := runs[(k+rep)%len(runs)]
-				if s3NA[t.Name] != "" {
-					continue
-				}
-				runS3(b, mio, t, t.Name == s3Fs, rep, s3a, s3b, int64(chunk), s3NA, s3Push, s3Chunk, s3Pull, s3RSS)
-			}
-			syscall.Sync()
-			put, get, err := mio.direct(bucketName("direct", rep+1), s3a)
-			check(err)
-			s3Push.add(s3Direct, put)
-			s3Pull.add(s3Direct, get)
-			logf("rep %d %-20s put %.0f, get %.0f MB/s", rep+1, s3Direct, put, get)
+		if s3b != nil {
+			s3b.rep(rep)
 		}
 	}
 
@@ -558,81 +554,24 @@ func main() {
 			fmt.Printf("  %-50s %8s %s\n", m.Name, num(median(m.Vals[subject])), m.Unit)
 		}
 	}
+	if want["proxy"] {
+		fmt.Printf("\nPull-through cache (proxy.remoteurl) of a registryd upstream on loopback; ratio = registryd / best reference:\n\n")
+		var proxyRefs []string
+		for _, t := range targets[1:] {
+			if t.Kind != kindRegistryd && t.Kind.supports("proxy") {
+				proxyRefs = append(proxyRefs, t.Name)
+			}
+		}
+		fmt.Print(formatCompare(pm.all(), subject, proxyRefs, append(append([]string{}, extras...), directCol), nil))
+	}
 	if want["pulltimes"] {
 		fmt.Printf("\nPull-time tracking (registryd alone, %d clients GET one manifest by tag); ratio = on / off:\n\n", *clients)
 		fmt.Print(formatCompare([]*metric{ptRPS, ptP50, ptP99}, pullTimesOn, []string{pullTimesOff}, nil, nil))
 	}
-	if want["s3"] {
-		fmt.Printf("\nS3 driver, one MinIO on loopback (%s); ratio = registryd on S3 / best reference on S3:\n\n", s3sz)
-		var s3Refs []string
-		for _, t := range targets[1:] {
-			if t.Kind != kindRegistryd && t.Kind.supports("s3") {
-				s3Refs = append(s3Refs, t.Name)
-			}
-		}
-		fmt.Print(formatCompare([]*metric{s3Push, s3Chunk, s3Pull, s3RSS}, subject, s3Refs, append(append([]string{}, extras...), s3Fs, s3Direct), s3NA))
-		for _, r := range append(refs, extras...) {
-			if s3NA[r] != "" {
-				fmt.Printf("\nn/a: %s: %s\n", r, s3NA[r])
-			}
-		}
+	if s3b != nil {
+		fmt.Printf("\nS3 driver, one MinIO on loopback; ratio = registryd on S3 / best reference on S3; limit = MinIO direct, measured in the same run:\n\n")
+		fmt.Print(s3b.table())
 	}
-}
-
-// runS3 runs the big push and pull (blobs a and b) against t: on the
-// filesystem when fs, else on the S3 driver over a new bucket of m, which
-// is removed afterwards. A reference that fails gets a reason in na
-// instead of figures; registryd failing ends the run.
-func runS3(b *bench, m *minioServer, t target, fs bool, rep int, a, bb bigBlob, chunk int64, na map[string]string, push, chunked, pull, rss *metric) {
-	fail := func(s *server, err error) {
-		if t.Kind == kindRegistryd || fs {
-			if s != nil {
-				s.Stop()
-			}
-			fatalf("%s (s3 workload): %v", t.Name, err)
-		}
-		log, _ := os.ReadFile(filepath.Join(b.work, t.Name+".log"))
-		na[t.Name] = failReason(err, string(log))
-		logf("rep %d %-20s s3: n/a: %v", rep+1, t.Name, err)
-	}
-	var s *server
-	var err error
-	if fs {
-		s = b.start(t, fmt.Sprintf("%s-rep%d", slug(t.Name), rep), "")
-	} else {
-		bucket := bucketName(t.Name, rep+1)
-		if err = m.MakeBucket(bucket); err != nil {
-			fatalf("minio: make bucket %s: %v", bucket, err)
-		}
-		defer func() {
-			if err := m.RemoveBucket(bucket); err != nil {
-				logf("minio: remove bucket %s: %v", bucket, err)
-			}
-		}()
-		p := s3Params{Endpoint: m.Endpoint, Bucket: bucket, AccessKey: minioUser, SecretKey: minioPassword, RootDir: "/registry"}
-		if s, err = startServerWith(t, "", b.work, false, s3Storage(flavorOfTarget(t), p)); err != nil {
-			fail(nil, err)
-			return
-		}
-	}
-	defer b.stop(s)
-	syscall.Sync()
-	res, err := runBigPush(s, a, bb, chunk, rep+1)
-	mono, ch, pl, r := res.Mono, res.Chunked, res.Pull, res.RSS
-	if err != nil {
-		err = fmt.Errorf("%v\nserver log:\n%s", err, localsrv.Tail(s.logPath, 20))
-		fail(s, err)
-		return
-	}
-	push.add(t.Name, mono)
-	chunked.add(t.Name, ch)
-	pull.add(t.Name, pl)
-	rss.add(t.Name, r)
-	where := "s3"
-	if fs {
-		where = "fs"
-	}
-	logf("rep %d %-20s %s push %.0f, chunked %.0f, pull %.0f MB/s, peak RSS %.1f MiB", rep+1, t.Name, where, mono, ch, pl, r)
 }
 
 func warnCount(server, what string, got, want int) {

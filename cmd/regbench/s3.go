@@ -91,6 +91,17 @@ func s3Storage(f s3Flavor, p s3Params) string {
 	return b.String()
 }
 
+// s3StorageRedirect is s3Storage with blob GETs redirected (307) to a
+// presigned URL of the bucket: distribution's default, registryd's
+// storage.redirect.enable.
+func s3StorageRedirect(f s3Flavor, p s3Params) string {
+	s := strings.Replace(s3Storage(f, p), "  redirect:\n    disable: true\n", "", 1)
+	if f == flavorRegistryd {
+		s += "  redirect:\n    enable: true\n"
+	}
+	return s
+}
+
 // bucketName is a valid S3 bucket name (3-63 lowercase letters, digits and
 // hyphens) for server name in repetition rep.
 func bucketName(name string, rep int) string {

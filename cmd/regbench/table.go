@@ -21,7 +21,10 @@ type metric struct {
 	// figure is at most TargetAbs.
 	TargetRatio float64
 	TargetAbs   float64
-	Note        string
+	// LimitRatio, when set, is a target against the limit instead: met
+	// when registryd's figure is at least LimitRatio times Limit.
+	LimitRatio float64
+	Note       string
 	// Unlike holds the servers whose figure measures something else (a
 	// "walk" answered in one page, ignoring n), with why: they are shown,
 	// marked, and left out of the best reference.
@@ -81,6 +84,14 @@ func (m *metric) ratio(subject string, refs []string) float64 {
 func (m *metric) verdict(subject string, refs []string) string {
 	reg := median(m.Vals[subject])
 	switch {
+	case m.LimitRatio > 0:
+		if math.IsNaN(reg) || m.Limit <= 0 {
+			return "?"
+		}
+		if reg >= m.LimitRatio*m.Limit {
+			return "pass"
+		}
+		return "FAIL"
 	case m.TargetAbs > 0:
 		if math.IsNaN(reg) {
 			return "?"
@@ -104,6 +115,8 @@ func (m *metric) verdict(subject string, refs []string) string {
 
 func (m *metric) target() string {
 	switch {
+	case m.LimitRatio > 0:
+		return "≥ " + num(m.LimitRatio) + "× limit"
 	case m.TargetAbs > 0:
 		return "≤ " + num(m.TargetAbs) + " " + m.Unit
 	case m.TargetRatio > 0 && m.Higher:
@@ -260,4 +273,65 @@ func renderTable(rows [][]string, right, end int) string {
 		line(r)
 	}
 	return b.String()
+}
+
+// formatTableWith renders metrics as formatTable does, but with the limit
+// taken from the samples of the column limit (a reference measured in the
+// same run, such as the object store's own rate), the ratio of registryd
+// to it, "n/a" for a server without samples and a reason in na, and extra
+// columns shown for comparison only.
+func formatTableWith(ms []*metric, subject string, refs []string, limit string, extras []string, na map[string]string) string {
+	header := []string{"workload", "unit", subject}
+	header = append(header, refs...)
+	header = append(header, subject+" / best ref", limit, subject+" / limit", "target")
+	header = append(header, extras...)
+	cell := func(m *metric, server string) string {
+		if len(m.Vals[server]) == 0 && na[server] != "" {
+			return "n/a"
+		}
+		return num(median(m.Vals[server]))
+	}
+	rows := [][]string{header}
+	for _, m := range ms {
+		if v := median(m.Vals[limit]); !math.IsNaN(v) {
+			m.Limit = v
+		}
+		r := []string{m.Name, m.Unit, cell(m, subject)}
+		var notes []string
+		for _, ref := range refs {
+			c := cell(m, ref)
+			if why := m.Unlike[ref]; why != "" {
+				c += " *"
+				notes = append(notes, "* "+ref+": "+why+", not in the ratio")
+			}
+			r = append(r, c)
+		}
+		rs := "–"
+		if ratio := m.ratio(subject, refs); !math.IsNaN(ratio) {
+			rs = num(ratio) + "×"
+		}
+		lim, lr := "", ""
+		if m.Limit > 0 {
+			lim = num(m.Limit)
+			if reg := median(m.Vals[subject]); !math.IsNaN(reg) {
+				lr = num(reg/m.Limit) + "×"
+			}
+		}
+		tg := m.target()
+		if v := m.verdict(subject, refs); v != "" {
+			tg += " " + v
+		}
+		if m.Note != "" {
+			notes = append([]string{m.Note}, notes...)
+		}
+		if len(notes) > 0 {
+			tg = strings.TrimSpace(tg + " (" + strings.Join(notes, "; ") + ")")
+		}
+		r = append(r, rs, lim, lr, tg)
+		for _, e := range extras {
+			r = append(r, cell(m, e))
+		}
+		rows = append(rows, r)
+	}
+	return renderTable(rows, 2, len(header))
 }

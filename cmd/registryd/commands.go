@@ -63,6 +63,13 @@ with TLS, SIGHUP reloads the certificate and key.`,
 			flags:   retentionFlags,
 		},
 		{
+			name:    "reindex",
+			args:    "[config.yml]",
+			summary: "rebuild the S3 catalog's index of repository names from the bucket (safe while serving)",
+			about:   reindexAbout,
+			flags:   reindexFlags, // reindex.go
+		},
+		{
 			name:    "config check",
 			args:    "[config.yml]",
 			summary: "validate a config and print the effective settings (environment applied, secrets masked)",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registryd/registryd/api/admin"
@@ -25,6 +26,7 @@ import (
 	"github.com/registryd/registryd/internal/httpmux"
 	"github.com/registryd/registryd/metrics"
 	"github.com/registryd/registryd/notifications"
+	"github.com/registryd/registryd/proxy"
 	"github.com/registryd/registryd/retention"
 	"github.com/registryd/registryd/storage"
 	"github.com/registryd/registryd/storage/driver"
@@ -94,7 +96,8 @@ func newDriver(cfg *config.Config) (driver.StorageDriver, error) {
 			Region: c.Region, RegionEndpoint: c.RegionEndpoint, Bucket: c.Bucket,
 			RootDirectory: c.RootDirectory, Secure: c.Secure, SkipVerify: c.SkipVerify,
 			ForcePathStyle: c.ForcePathStyle, ChunkSize: c.ChunkSize,
-			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, StorageClass: c.StorageClass,
+			MultipartCopyThresholdSize: c.MultipartCopyThresholdSize, MultipartCopyChunkSize: c.MultipartCopyChunkSize,
+			MultipartCopyMaxConcurrency: c.MultipartCopyMaxConcurrency, StorageClass: c.StorageClass,
 		})
 	default:
 		return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver)
@@ -150,6 +153,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	}
 	pullTimes := cfg.Storage.Maintenance.PullTimes
 	opts.TrackPulls = pullTimes.Enabled && !cfg.Storage.Maintenance.ReadOnly.Enabled
+	opts.ReadOnly = cfg.Storage.Maintenance.ReadOnly.Enabled
 	reg := storage.New(d, opts)
 	// authz is nil (everyone may do everything) without an auth section.
 	authz, tokenServer, err := auth.New(authConfig(cfg), log)
@@ -160,6 +164,14 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// Runs after the HTTP server has drained: the events of the last
 	// requests still get their chance to be sent.
 	defer flushNotifications(notifier, log)
+	var promReg prometheus.Registerer
+	if m != nil {
+		promReg = m.Registry
+	}
+	mirror, err := newProxy(cfg, reg, promReg, notifier, log) // proxy.go
+	if err != nil {
+		return err
+	}
 	// Off unless http.ratelimit.enabled (ratelimit.go): per client
 	// around everything but the probes, per user once authenticated.
 	limiter := newLimiter(cfg.HTTP.RateLimit)
@@ -178,6 +190,7 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 		Logger:            log,
 		Authorizer:        authz,
 		Notifier:          notifier,
+		Mirror:            mirror,
 		Limiter:           userLimiter,
 	})
 	gate := &writeGate{}
@@ -202,6 +215,11 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	root.Handle("/readyz", checker.Handler(cfg.Health.StorageDriver.Enabled))
 	if tokenServer != nil {
 		root.Handle(cfg.Auth.TokenServer.Path, limited(limiter, tokenServer))
+	}
+	if mirror != nil {
+		cacheAdmin := limited(limiter, gate.handler(mirror.AdminHandler(authz))) // the cache's purge and status (proxy/admin.go)
+		root.Handle(proxy.AdminPrefix, cacheAdmin)
+		root.Handle(proxy.AdminPrefix+"/", cacheAdmin)
 	}
 	var webUI *ui.UI
 	if cfg.UI.Enabled {
@@ -291,6 +309,10 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 				}
 			}
 		}()
+	}
+	if mirror != nil {
+		mirror.Run(bg)
+		defer mirror.Close()
 	}
 	if hc := cfg.Health.StorageDriver; hc.Enabled {
 		go checker.Run(bg, hc.Interval)

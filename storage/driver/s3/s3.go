@@ -7,8 +7,9 @@
 // the registry's listing cache, keyed on directory times, out of the way),
 // and a directory disappears with its last object.
 //
-// Writers stream into multipart uploads in parts of ChunkSize bytes, so a
-// writer holds one part in memory whatever the size of the blob. Close
+// Writers stream into multipart uploads in parts of half of ChunkSize (at
+// least 5 MiB), sending one while the next fills, so a writer holds
+// ChunkSize bytes in memory whatever the size of the blob. Close
 // (and Commit) complete the multipart upload, so everything an upload has
 // received is in the bucket between requests, and a later appending
 // Writer, in this process or another instance sharing the bucket,
@@ -22,12 +23,17 @@
 // consistent object; Stat, Reader and GetContent see the base and its
 // segments as one object, List and Walk never show hidden keys.
 //
-// Move is a server-side copy (CopyObject, or a multipart copy above
-// MultipartCopyThresholdSize, which is required above 5 GiB; for a
-// segmented object a multipart copy of its pieces) followed by a delete of
-// the source: the destination shows its old content or all of the new
-// one, never a mix. List and Walk list one directory at a time with the
-// "/" delimiter, paginating through the listing.
+// A staged writer (StagedWriter, driver.Stager) streams into a multipart
+// upload at the final key and completes it only at Commit: the registry
+// writes a blob whose digest it knows in advance once, where it stays,
+// and makes it visible only after its digest checked out.
+//
+// Move is a server-side copy (CopyObject up to MultipartCopyThresholdSize;
+// above it, and for a segmented object, a multipart copy of parts of
+// MultipartCopyChunkSize, MultipartCopyMaxConcurrency at a time) followed
+// by a delete of the source: the destination shows its old content or all
+// of the new one, never a mix. List and Walk list one directory at a time
+// with the "/" delimiter, paginating through the listing.
 //
 // Semantics beyond the driver contract:
 //   - Cancel on a Writer removes the whole object, including content that
@@ -64,16 +70,24 @@ const name = "s3"
 const (
 	// MinChunkSize is the smallest part S3 accepts, but for the last.
 	MinChunkSize = 5 << 20
-	// DefaultChunkSize is the part size of writers when none is configured.
+	// DefaultChunkSize is what a writer holds in memory (two parts) when
+	// none is configured.
 	DefaultChunkSize = 10 << 20
-	// maxChunkSize bounds the configured part size (S3's limit is 5 GiB;
-	// a writer holds one part in memory).
+	// maxChunkSize bounds the configured chunk size (S3's part limit is 5
+	// GiB; a writer holds a chunk in memory).
 	maxChunkSize = 1 << 30
 	// maxCopyPartSize is the largest part UploadPartCopy accepts.
 	maxCopyPartSize = 5 << 30
 	// DefaultMultipartCopyThresholdSize: objects larger than this are
 	// moved with a multipart copy, as distribution's default.
 	DefaultMultipartCopyThresholdSize = 32 << 20
+	// DefaultMultipartCopyChunkSize is the part size of multipart copies,
+	// as distribution's default.
+	DefaultMultipartCopyChunkSize = 32 << 20
+	// DefaultMultipartCopyMaxConcurrency bounds the parts of one copy
+	// under way at once. Distribution's default is 100; a store on a
+	// small machine gains nothing past a few (BENCH.md).
+	DefaultMultipartCopyMaxConcurrency = 8
 )
 
 // Parameters configure the driver; they are storage.s3 in the
@@ -93,19 +107,27 @@ type Parameters struct {
 	// MultipartCopyThresholdSize: Move uses a multipart copy above it
 	// (default 32 MiB, at most 5 GiB).
 	MultipartCopyThresholdSize int64
-	StorageClass               string // storageclass: STANDARD, REDUCED_REDUNDANCY, ... (none: the bucket's default)
+	// MultipartCopyChunkSize: the parts of a multipart copy (default 32
+	// MiB, at least 5 MiB, at most 5 GiB).
+	MultipartCopyChunkSize int64
+	// MultipartCopyMaxConcurrency: the parts of one multipart copy under
+	// way at once (default 8).
+	MultipartCopyMaxConcurrency int
+	StorageClass                string // storageclass: STANDARD, REDUCED_REDUNDANCY, ... (none: the bucket's default)
 }
 
 // Driver stores paths as objects of one bucket.
 type Driver struct {
-	client         *minio.Client
-	core           minio.Core
-	bucket         string
-	root           string // "" or "dir/" (no leading slash)
-	chunkSize      int64
-	copyThreshold  int64
-	storageClass   string
-	putContentOpts minio.PutObjectOptions
+	client          *minio.Client
+	core            minio.Core
+	bucket          string
+	root            string // "" or "dir/" (no leading slash)
+	chunkSize       int64
+	copyThreshold   int64
+	copyChunk       int64
+	copyConcurrency int
+	storageClass    string
+	putContentOpts  minio.PutObjectOptions
 
 	// maxParts is S3's limit of parts per upload (tests lower it).
 	maxParts int
@@ -133,6 +155,18 @@ func New(p Parameters) (*Driver, error) {
 	}
 	if p.MultipartCopyThresholdSize < 0 || p.MultipartCopyThresholdSize > maxCopyPartSize {
 		return nil, fmt.Errorf("s3: multipartcopythresholdsize %d is outside [0, %d]", p.MultipartCopyThresholdSize, int64(maxCopyPartSize))
+	}
+	if p.MultipartCopyChunkSize == 0 {
+		p.MultipartCopyChunkSize = DefaultMultipartCopyChunkSize
+	}
+	if p.MultipartCopyChunkSize < MinChunkSize || p.MultipartCopyChunkSize > maxCopyPartSize {
+		return nil, fmt.Errorf("s3: multipartcopychunksize %d is outside [%d, %d]", p.MultipartCopyChunkSize, MinChunkSize, int64(maxCopyPartSize))
+	}
+	if p.MultipartCopyMaxConcurrency == 0 {
+		p.MultipartCopyMaxConcurrency = DefaultMultipartCopyMaxConcurrency
+	}
+	if p.MultipartCopyMaxConcurrency < 1 {
+		return nil, fmt.Errorf("s3: multipartcopymaxconcurrency %d is below 1", p.MultipartCopyMaxConcurrency)
 	}
 	region := p.Region
 	if region == "" {
@@ -196,16 +230,18 @@ func New(p Parameters) (*Driver, error) {
 		root += "/"
 	}
 	return &Driver{
-		client:         client,
-		core:           minio.Core{Client: client},
-		bucket:         p.Bucket,
-		root:           root,
-		chunkSize:      p.ChunkSize,
-		copyThreshold:  p.MultipartCopyThresholdSize,
-		storageClass:   p.StorageClass,
-		putContentOpts: minio.PutObjectOptions{StorageClass: p.StorageClass, ContentType: "application/octet-stream"},
-		maxParts:       maxParts,
-		faults:         faults,
+		client:          client,
+		core:            minio.Core{Client: client},
+		bucket:          p.Bucket,
+		root:            root,
+		chunkSize:       p.ChunkSize,
+		copyThreshold:   p.MultipartCopyThresholdSize,
+		copyChunk:       p.MultipartCopyChunkSize,
+		copyConcurrency: p.MultipartCopyMaxConcurrency,
+		storageClass:    p.StorageClass,
+		putContentOpts:  minio.PutObjectOptions{StorageClass: p.StorageClass, ContentType: "application/octet-stream"},
+		maxParts:        maxParts,
+		faults:          faults,
 	}, nil
 }
 
@@ -214,6 +250,10 @@ func (d *Driver) Name() string { return name }
 
 // Client is the underlying client (tests create buckets with it).
 func (d *Driver) Client() *minio.Client { return d.client }
+
+// CopiedBytes is how many bytes the driver copied within the store
+// (server-side copies of Move and of appends), for tests.
+func (d *Driver) CopiedBytes() int64 { return d.moveCopied.Load() + d.appendCopied.Load() }
 
 // Bucket is the bucket the driver stores in.
 func (d *Driver) Bucket() string { return d.bucket }
@@ -499,7 +539,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		return nil
 	}
 	srcKey := d.key(src)
-	if o.gen == "" {
+	if o.gen == "" && o.size <= d.copyThreshold {
 		oi := o.pieces[0]
 		srcOpts := minio.CopySrcOptions{Bucket: d.bucket, Object: srcKey, MatchETag: oi.etag}
 		dstOpts := minio.CopyDestOptions{Bucket: d.bucket, Object: d.key(dst)}
@@ -507,18 +547,12 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 			dstOpts.UserMetadata = map[string]string{"x-amz-storage-class": d.storageClass}
 			dstOpts.ReplaceMetadata = true
 		}
-		if oi.size > d.copyThreshold {
-			// ComposeObject splits a single source into UploadPartCopy parts
-			// of at most 5 GiB.
-			_, err = d.client.ComposeObject(ctx, dstOpts, srcOpts)
-		} else {
-			_, err = d.client.CopyObject(ctx, dstOpts, srcOpts)
-		}
-		if err == nil {
+		if _, err = d.client.CopyObject(ctx, dstOpts, srcOpts); err == nil {
 			d.moveCopied.Add(oi.size)
 		}
 	} else {
-		// The destination gets no generation: it is a plain object.
+		// Parts of at most MultipartCopyChunkSize, copied in parallel. The
+		// destination gets no generation: it is a plain object.
 		err = d.compose(ctx, src+" to "+dst, d.key(dst), o.pieces, d.putContentOpts, srcKey+tmpDir)
 		if errors.Is(err, errSourceChanged) {
 			return fmt.Errorf("s3: move %s to %s: %w", src, dst, err)

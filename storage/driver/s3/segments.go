@@ -79,8 +79,6 @@ const (
 	genHeader  = "X-Amz-Meta-" + genMetaKey
 	// maxParts is S3's limit on the parts of a multipart upload.
 	maxParts = 10000
-	// copyConcurrency bounds the UploadPartCopy requests of one Move.
-	copyConcurrency = 8
 )
 
 func newGen() string {
@@ -302,16 +300,18 @@ type copyPart struct {
 	start, length int64
 }
 
-// partsOf splits pieces into copy parts of at most maxCopyPartSize, all of
-// a piece's parts about the same size (so none is below 5 MiB where the
-// piece is not).
-func partsOf(pieces []piece) []copyPart {
+// partsOf splits pieces into copy parts: a piece of more than chunk bytes
+// into parts of chunk to 2*chunk bytes (and at most maxCopyPartSize), all
+// of a piece's parts about the same size, so that none is below 5 MiB
+// where the piece is not (chunk is at least that) and the parts of one
+// large piece are copied in parallel.
+func partsOf(pieces []piece, chunk int64) []copyPart {
 	var out []copyPart
 	for _, pc := range pieces {
 		if pc.size == 0 {
 			continue
 		}
-		n := (pc.size + maxCopyPartSize - 1) / maxCopyPartSize
+		n := max(pc.size/chunk, (pc.size+maxCopyPartSize-1)/maxCopyPartSize, 1)
 		var off int64
 		for i := range n {
 			length := pc.size / n
@@ -335,7 +335,7 @@ func (d *Driver) compose(ctx context.Context, p, dstKey string, pieces []piece, 
 	if limit < 2 {
 		limit = maxParts
 	}
-	parts := partsOf(pieces)
+	parts := partsOf(pieces, d.copyChunk)
 	if len(parts) <= limit {
 		return d.composeOnce(ctx, p, dstKey, parts, opts)
 	}
@@ -356,7 +356,7 @@ func (d *Driver) compose(ctx context.Context, p, dstKey string, pieces []piece, 
 			size += g.size
 		}
 		key := fmt.Sprintf("%s%06d", stage, len(staged))
-		if err := d.composeOnce(ctx, p, key, partsOf(group), minio.PutObjectOptions{}); err != nil {
+		if err := d.composeOnce(ctx, p, key, partsOf(group, d.copyChunk), minio.PutObjectOptions{}); err != nil {
 			return err
 		}
 		oi, err := d.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
@@ -371,7 +371,7 @@ func (d *Driver) compose(ctx context.Context, p, dstKey string, pieces []piece, 
 		return nil
 	}
 	for _, pc := range pieces {
-		k := len(partsOf([]piece{pc}))
+		k := len(partsOf([]piece{pc}, d.copyChunk))
 		if n+k > limit {
 			if err := flush(); err != nil {
 				return err
@@ -407,7 +407,7 @@ func (d *Driver) composeOnce(ctx context.Context, p, dstKey string, parts []copy
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, copyConcurrency)
+	sem := make(chan struct{}, d.copyConcurrency)
 	for i, cp := range parts {
 		sem <- struct{}{}
 		if cctx.Err() != nil {

@@ -34,18 +34,18 @@ import (
 //     two contents; a segment written after its base was replaced by
 //     another generation is removed again and fails the write likewise.
 //
-// The writer holds at most ChunkSize bytes: a full buffer is sent as a part
-// at once.
+// The writer holds at most ChunkSize bytes: two parts of half of it, one
+// sent while the other fills (parts.go).
 func (d *Driver) Writer(ctx context.Context, p string, appending bool) (driver.FileWriter, error) {
 	if err := checkObject(p); err != nil {
 		return nil, err
 	}
 	key := d.key(p)
-	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: key, target: key, WriterState: driver.WriterState{DriverName: name},
-		buf: make([]byte, 0, min(d.chunkSize, 1<<20))}
+	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: p, key: key, target: key, WriterState: driver.WriterState{DriverName: name}}
 	if !appending {
 		w.dirty = true // Close replaces (truncates) the object even if nothing is written
 		w.gen, w.newGen = newGen(), true
+		w.setup()
 		return w, nil
 	}
 	oi, err := d.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
@@ -53,6 +53,7 @@ func (d *Driver) Writer(ctx context.Context, p string, appending bool) (driver.F
 	case err != nil && isNoKey(err):
 		w.dirty = true // Close creates the object
 		w.gen, w.newGen = newGen(), true
+		w.setup()
 		return w, nil
 	case err != nil:
 		return nil, wrap("stat", p, err)
@@ -76,26 +77,28 @@ func (d *Driver) Writer(ctx context.Context, p string, appending bool) (driver.F
 			w.gen = newGen()
 		}
 		w.target = last.key
-		if last.size > 0 {
-			var opts minio.GetObjectOptions
-			if err := opts.SetRange(0, last.size-1); err != nil {
-				return nil, err
-			}
-			if err := opts.SetMatchETag(last.etag); err != nil {
-				return nil, err
-			}
-			rc, _, _, err := d.core.GetObject(ctx, d.bucket, last.key, opts)
-			if err != nil {
-				return nil, wrap("get", p, err)
-			}
-			w.buf = make([]byte, last.size, d.chunkSize)
-			_, err = io.ReadFull(rc, w.buf)
-			_ = rc.Close()
-			if err != nil {
-				return nil, wrap("get", p, err)
-			}
-			d.appendReread.Add(last.size)
+	}
+	w.setup()
+	if w.target == last.key && last.size > 0 && last.size < MinChunkSize {
+		var opts minio.GetObjectOptions
+		if err := opts.SetRange(0, last.size-1); err != nil {
+			return nil, err
 		}
+		if err := opts.SetMatchETag(last.etag); err != nil {
+			return nil, err
+		}
+		rc, _, _, err := d.core.GetObject(ctx, d.bucket, last.key, opts)
+		if err != nil {
+			return nil, wrap("get", p, err)
+		}
+		b := make([]byte, last.size)
+		_, err = io.ReadFull(rc, b)
+		_ = rc.Close()
+		if err != nil {
+			return nil, wrap("get", p, err)
+		}
+		w.preload(b)
+		d.appendReread.Add(last.size)
 	}
 	return w, nil
 }
@@ -111,43 +114,33 @@ type writer struct {
 	gen    string // the generation of the object being written
 	newGen bool   // the writer writes the base of a new generation
 
-	buf      []byte // bytes not yet sent, at most chunkSize
+	*parts          // the upload of target, and the bytes not yet sent
 	size     int64  // the object's size so far, existing content included
 	existing int64  // bytes of an existing base without generation to copy as the first part(s)
 	etag     string // that base's ETag
 	dirty    bool   // the object must be written when the writer finishes
 
-	uploadID string
-	parts    []minio.CompletePart
-
 	driver.WriterState
+}
+
+// setup makes the writer's upload of its target.
+func (w *writer) setup() {
+	w.parts = newParts(w.ctx, w.d, w.path, w.target, w.d.partSize(), w.putOpts())
+	if w.existing > 0 {
+		w.begin = w.copyExisting
+	}
 }
 
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.Usable(); err != nil {
 		return 0, err
 	}
-	n := 0
-	for len(p) > 0 {
-		if int64(len(w.buf)) == w.d.chunkSize {
-			if err := w.flushPart(w.ctx); err != nil {
-				return n, err
-			}
-		}
-		k := min(len(p), int(w.d.chunkSize)-len(w.buf))
-		if len(w.buf)+k > cap(w.buf) {
-			// grow straight to a whole part, never beyond
-			nb := make([]byte, len(w.buf), w.d.chunkSize)
-			copy(nb, w.buf)
-			w.buf = nb
-		}
-		w.buf = append(w.buf, p[:k]...)
-		p = p[k:]
-		n += k
-		w.size += int64(k)
+	n, err := w.write(p)
+	w.size += int64(n)
+	if n > 0 {
 		w.dirty = true
 	}
-	return n, nil
+	return n, err
 }
 
 func (w *writer) Size() int64 { return w.size }
@@ -162,20 +155,12 @@ func (w *writer) putOpts() minio.PutObjectOptions {
 	return opts
 }
 
-// startUpload begins the multipart upload, with the existing object's
-// content copied in as its first parts when it has no generation yet.
-func (w *writer) startUpload(ctx context.Context) error {
-	if w.uploadID != "" {
-		return nil
-	}
+// copyExisting copies the existing object's content in as the upload's
+// first parts, when it has no generation yet: parts of at most 5 GiB, all
+// of about the same size, so that none is below 5 MiB (the existing
+// object is at least that).
+func (w *writer) copyExisting(ctx context.Context) error {
 	d := w.d
-	id, err := d.core.NewMultipartUpload(ctx, d.bucket, w.target, w.putOpts())
-	if err != nil {
-		return wrap("start upload", w.path, err)
-	}
-	w.uploadID = id
-	// Copy parts of at most 5 GiB, all of about the same size, so that
-	// none is below 5 MiB (the existing object is at least that).
 	n := (w.existing + maxCopyPartSize - 1) / maxCopyPartSize
 	var off int64
 	for i := range n {
@@ -183,7 +168,7 @@ func (w *writer) startUpload(ctx context.Context) error {
 		if i == n-1 {
 			length = w.existing - off
 		}
-		cp, err := d.core.CopyObjectPart(ctx, d.bucket, w.key, d.bucket, w.key, id, len(w.parts)+1, off, length,
+		cp, err := d.core.CopyObjectPart(ctx, d.bucket, w.key, d.bucket, w.key, w.uploadID, int(i)+1, off, length,
 			map[string]string{"x-amz-copy-source-if-match": w.etag})
 		if err != nil {
 			if isNoKey(err) || minio.ToErrorResponse(err).Code == "PreconditionFailed" {
@@ -191,26 +176,10 @@ func (w *writer) startUpload(ctx context.Context) error {
 			}
 			return wrap("copy part", w.path, err)
 		}
-		w.parts = append(w.parts, minio.CompletePart{PartNumber: cp.PartNumber, ETag: cp.ETag})
+		w.added(minio.CompletePart{PartNumber: cp.PartNumber, ETag: cp.ETag})
 		d.appendCopied.Add(length)
 		off += length
 	}
-	return nil
-}
-
-// flushPart sends the buffer as the next part.
-func (w *writer) flushPart(ctx context.Context) error {
-	if err := w.startUpload(ctx); err != nil {
-		return err
-	}
-	d := w.d
-	part, err := d.core.PutObjectPart(ctx, d.bucket, w.target, w.uploadID, len(w.parts)+1,
-		bytes.NewReader(w.buf), int64(len(w.buf)), minio.PutObjectPartOptions{})
-	if err != nil {
-		return wrap("put part", w.path, err)
-	}
-	w.parts = append(w.parts, minio.CompletePart{PartNumber: part.PartNumber, ETag: part.ETag})
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -221,25 +190,17 @@ func (w *writer) finish(ctx context.Context) error {
 		return nil
 	}
 	d := w.d
-	if w.uploadID == "" && w.existing == 0 {
+	if !w.started() && w.existing == 0 {
 		// Everything is in the buffer: one PUT.
 		_, err := d.client.PutObject(ctx, d.bucket, w.target, bytes.NewReader(w.buf), int64(len(w.buf)), w.putOpts())
 		if err != nil {
 			return wrap("put", w.path, err)
 		}
-	} else {
-		if len(w.buf) > 0 || w.uploadID == "" {
-			if err := w.flushPart(ctx); err != nil {
-				w.abort(ctx)
-				return err
-			}
-		}
-		if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, w.target, w.uploadID, w.parts, minio.PutObjectOptions{}); err != nil {
-			w.abort(ctx)
-			return wrap("complete upload", w.path, err)
-		}
+		w.release()
+	} else if err := w.complete(ctx); err != nil {
+		return err
 	}
-	w.uploadID, w.parts, w.buf, w.dirty = "", nil, nil, false
+	w.dirty = false
 	if w.newGen {
 		// Segments of the previous generation are invisible already;
 		// failing to remove them leaves debris that Delete removes.
@@ -261,13 +222,6 @@ func (w *writer) finish(ctx context.Context) error {
 	return nil
 }
 
-func (w *writer) abort(ctx context.Context) {
-	if w.uploadID != "" {
-		_ = w.d.core.AbortMultipartUpload(ctx, w.d.bucket, w.target, w.uploadID)
-		w.uploadID, w.parts = "", nil
-	}
-}
-
 // Close writes what the writer received into the object, where a later
 // appending Writer finds it.
 func (w *writer) Close() error {
@@ -275,11 +229,12 @@ func (w *writer) Close() error {
 		return err
 	}
 	if w.Committed() {
+		w.release()
 		return nil
 	}
 	err := w.finish(w.ctx)
 	if err != nil {
-		w.abort(w.ctx)
+		w.abort()
 	}
 	return err
 }
@@ -290,8 +245,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	if err := w.BeginCancel(); err != nil {
 		return err
 	}
-	w.abort(ctx)
-	w.buf = nil
+	w.abort()
 	if err := w.d.client.RemoveObject(ctx, w.d.bucket, w.key, minio.RemoveObjectOptions{}); err != nil && !isNoKey(err) {
 		return wrap("delete", w.path, err)
 	}
