@@ -537,6 +537,9 @@ func (repo *Repository) RemoveRevisions(ctx context.Context, ds []digest.Digest)
 	}
 	reg := repo.reg
 	defer reg.invalidateSizes(repo.name)
+	// Its tags go through the listing; its place in the catalog through
+	// the mark. Told however far the removal got.
+	defer func() { _ = reg.noteChange(ctx, repo.name, nil, false) }()
 	doomed := make(map[digest.Digest]bool, len(ds))
 	for _, d := range ds {
 		if d.Validate() != nil {

@@ -321,6 +321,9 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	}
 	reg.manifests.add(d, content)
 	reg.invalidateSizes(repo.name)
+	if err := reg.noteChange(ctx, repo.name, tags, false); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -457,9 +460,13 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 	if err != nil {
 		return err
 	}
+	var deleted []string
+	// Told to the indexes however far the delete got.
+	defer func() { _ = reg.noteChange(ctx, repo.name, deleted, false) }()
 	for _, t := range tags {
 		cur, err := reg.readLink(ctx, tagCurrentPath(repo.name, t))
 		if err == nil && cur == d {
+			deleted = append(deleted, t)
 			if err := reg.driver.Delete(ctx, tagDir(repo.name, t)); err != nil && !isNotFound(err) {
 				return storageErr(err)
 			}
@@ -493,7 +500,7 @@ func (repo *Repository) DeleteManifest(ctx context.Context, d digest.Digest) err
 }
 
 // DeleteTag removes one tag; the manifest it pointed at stays.
-func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
+func (repo *Repository) DeleteTag(ctx context.Context, tag string) (err error) {
 	defer repo.reg.invalidateSizes(repo.name)
 	if !ValidTag(tag) {
 		return manifestUnknown(tag)
@@ -504,7 +511,13 @@ func (repo *Repository) DeleteTag(ctx context.Context, tag string) error {
 		}
 		return storageErr(err)
 	}
-	err := repo.reg.driver.Delete(ctx, tagDir(repo.name, tag))
+	// Told to the indexes however far the delete got.
+	defer func() {
+		if nerr := repo.reg.noteChange(ctx, repo.name, []string{tag}, false); err == nil {
+			err = nerr
+		}
+	}()
+	err = repo.reg.driver.Delete(ctx, tagDir(repo.name, tag))
 	if isNotFound(err) {
 		return manifestUnknown(tag)
 	}

@@ -21,6 +21,7 @@ import (
 //	    _referrers/<alg>/<hex>/<alg>/<hex>/link             registryd only: subject -> referrer
 //	  _registryd/quarantine/<alg>/<hex>/<time>              registryd only: damaged blob data set aside by scrub --repair
 //	    _registryd/pulled/<alg>/<hex>                       registryd only: last pull of a manifest
+//	  _registryd/changes/<time>-<writer>-<seq>              registryd only: which repositories an instance changed (changelog.go)
 //
 // The reference registry skips directories starting with "_" that it does
 // not know, so _referrers and _registryd are invisible to it. It reads only
@@ -200,6 +201,10 @@ func tombstonesRoot() string { return path.Join(rootPath, "_registryd", "tombsto
 func tombstonePath(name string) string {
 	return path.Join(tombstonesRoot(), digest.SHA256.FromString(name).Encoded())
 }
+
+// changesRoot holds the change log (changelog.go): one small file per
+// change, named by its time and writer, removed after changeLogTTL.
+func changesRoot() string { return path.Join(rootPath, "_registryd", "changes") }
 
 // repoOwnDirs are the directories of a repository's own state, which a
 // repository delete removes, in this order: tags first (no tag is ever

@@ -112,6 +112,7 @@ type Registry struct {
 	// cannot, or once a Sync failed (then directory times serve, as
 	// without it).
 	watcher    driver.DirWatcher
+	dirChanges driver.DirChanges // the watcher's, when it has them
 	watchBroke atomic.Bool
 
 	blobURL func(ctx context.Context, path string) (string, error)
@@ -135,6 +136,13 @@ type Registry struct {
 	tombs *tombstones
 	// sizes is the index of sizes (sizes.go).
 	sizes *sizeIndex
+	// names and pushes are the indexes of repository names and of tags
+	// in push order (nameindex.go, pushorder.go); changes is this
+	// process's side of the change log that keeps them current across
+	// instances (changelog.go).
+	names   *nameIndex
+	pushes  *pushIndexes
+	changes *changeLog
 	// deleteHook, in tests, is called at each step of a repository
 	// delete; nil in production.
 	deleteHook func(step, arg string)
@@ -165,6 +173,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.names, r.pushes, r.changes = newNameIndex(), newPushIndexes(), newChangeLog(time.Now)
 	if opts.TrackPulls {
 		r.pulls = &pullTracker{}
 	}
@@ -172,6 +181,7 @@ func New(d driver.StorageDriver, opts Options) *Registry {
 	// there is nothing for them to time.
 	if w, ok := driver.As[driver.DirWatcher](d); ok && !opts.NoDirWatch {
 		r.watcher = w
+		r.dirChanges, _ = driver.As[driver.DirChanges](d)
 	}
 	r.gcp = newGCProtocol(r, opts.GCStateMaxAge, opts.GCHooks)
 	// Drivers that list trees a page at a time and cannot watch
@@ -210,6 +220,15 @@ func (r *Registry) watch(ctx context.Context, p string) (uint64, bool) {
 
 // unchanged reports whether the watched directory at p still has version
 // v (0: none kept).
+// watchChanges is the watcher's change counter (driver.DirChanges), zero
+// when unknown (no counter, nothing watched, watching broken).
+func (r *Registry) watchChanges() uint64 {
+	if r.dirChanges == nil || r.watchBroke.Load() {
+		return 0
+	}
+	return r.dirChanges.Changes()
+}
+
 func (r *Registry) unchanged(p string, v uint64) bool {
 	if v == 0 || r.watcher == nil || r.watchBroke.Load() {
 		return false

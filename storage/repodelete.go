@@ -457,6 +457,7 @@ func (r *Registry) runDelete(run *deleteRun) {
 	} else {
 		r.invalidateSizes(tb.Name)
 	}
+	_ = r.noteChange(ctx, tb.Name, nil, true)
 	// After a failure the tombstone is still there (or another owner's
 	// is): the name stays refused here until a refresh says otherwise.
 	cur, found := tb, err != nil

@@ -88,6 +88,9 @@ type RepositorySummary struct {
 	Manifests  int
 	LastPushed time.Time // zero when no tag has a known push time
 	Size       Size
+	// Sized is false while the size index is in its first sync after a
+	// start (Size is then zero).
+	Sized bool
 }
 
 // ImageInfo describes the image of a manifest.
@@ -116,16 +119,29 @@ const (
 	// sizeRecheck is how long a repository's state is used without
 	// listing its revisions again.
 	sizeRecheck = time.Second
-	// summaryMaxAge bounds how long a repository's tag count and last
-	// push time are used while its tags and revisions list the same
-	// (another instance re-pushing a tag changes neither).
+	// summaryMaxAge is how often the whole index is checked against the
+	// catalog (in the background): what another writer than registryd
+	// changed shows within it (registryd instances' changes come through
+	// the change log at the next request, changelog.go).
 	summaryMaxAge = 30 * time.Second
+	// sizesFirstWait is how long after the start of the index's first
+	// sync a page of summaries waits for it; past it pages come without
+	// sizes, at once, while the sync goes on (at 100,000 repositories it
+	// takes tens of seconds: a page must not wait that, nor this at
+	// every request meanwhile).
+	sizesFirstWait = 2 * time.Second
 	// totalMaxAge is how long the content store's total is kept.
 	totalMaxAge = time.Minute
 )
 
 // sizeIndex is the index of a Registry (see above).
 type sizeIndex struct {
+	// first is closed when the first sync after a start has ended
+	// (sizesReady).
+	firstOnce  sync.Once
+	first      chan struct{}
+	firstStart time.Time
+
 	mu    sync.Mutex
 	ids   map[digest.Digest]uint32
 	nodes []sizeNode
@@ -179,18 +195,16 @@ type manifestNode struct {
 }
 
 type repoSizes struct {
-	revs     []digest.Digest // as last listed, sorted
-	tags     map[string]digest.Digest
-	live     []uint32 // sorted
-	unique   int64
-	logical  int64
-	excl     int64
-	exclGen  uint64
-	checked  time.Time
-	dirty    bool
-	listing  []string // tags and revision directories as listed: the summary's key
-	summary  *RepositorySummary
-	summedAt time.Time
+	revs    []digest.Digest // as last listed, sorted
+	tags    map[string]digest.Digest
+	live    []uint32 // sorted
+	unique  int64
+	logical int64
+	excl    int64
+	exclGen uint64
+	checked time.Time
+	dirty   bool
+	listing []string // tags and revision directories as listed
 }
 
 func newSizeIndex(untagged bool) *sizeIndex {
@@ -215,7 +229,6 @@ func (r *Registry) invalidateSizes(name string) {
 	s.mu.Lock()
 	if rs := s.repos[name]; rs != nil {
 		rs.dirty = true
-		rs.summary = nil
 	}
 	s.pending[name] = true
 	s.mu.Unlock()
@@ -241,9 +254,24 @@ func (r *Registry) dropSizes(name string) {
 // caller just read): repositories new to the index are read, those that
 // left the catalog (deleted, or emptied by a collection, here or
 // elsewhere) stop holding their digests, and every other is checked by
-// its listing. So changes made by other instances show in exclusive
-// figures within summaryMaxAge, and this process's own at once.
+// its listing. So this process's changes show in the figures at once,
+// other registryd instances' at the next request (their change log
+// entries mark the repositories, changelog.go), other writers' within
+// summaryMaxAge.
 func (r *Registry) syncSizes(ctx context.Context, names []string) error {
+	if names == nil {
+		// The first sync after a start is shared (sizesReady).
+		select {
+		case <-r.sizesReady():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return r.syncSizesNow(ctx, names)
+}
+
+// syncSizesNow is syncSizes without waiting for the first sync.
+func (r *Registry) syncSizesNow(ctx context.Context, names []string) error {
 	s := r.sizes
 	s.mu.Lock()
 	never := s.synced.IsZero()
@@ -262,7 +290,7 @@ func (r *Registry) syncSizes(ctx context.Context, names []string) error {
 		go func() {
 			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 			defer cancel()
-			_ = r.syncSizes(bg, nil)
+			_ = r.syncSizesNow(bg, nil)
 			s.mu.Lock()
 			s.syncing = false
 			s.mu.Unlock()
@@ -272,10 +300,18 @@ func (r *Registry) syncSizes(ctx context.Context, names []string) error {
 		return r.refreshRepos(ctx, pending)
 	}
 	if names == nil {
+		// The name index has the catalog (nameindex.go); a walk of the
+		// store where it cannot be kept.
 		var err error
-		if names, _, err = r.Catalog(ctx, "", -1, nil); err != nil {
-			return err
+		if err = r.syncIndexes(ctx); err == nil {
+			names, err = r.syncNames(ctx)
 		}
+		if err != nil {
+			if names, _, err = r.Catalog(ctx, "", -1, nil); err != nil {
+				return err
+			}
+		}
+		names = slices.DeleteFunc(slices.Clone(names), r.deleting)
 	}
 	started := time.Now()
 	in := make(map[string]bool, len(names))
@@ -642,9 +678,6 @@ func (r *Registry) repoState(ctx context.Context, name string) (rs *repoSizes, e
 	}
 	old := s.repos[name]
 	s.swapLive(old, rs)
-	if old != nil && old.summary != nil && slices.Equal(old.listing, listing) {
-		rs.summary, rs.summedAt = old.summary, old.summedAt
-	}
 	if len(revs) == 0 && len(tags) == 0 {
 		delete(s.repos, name)
 	} else {
@@ -823,16 +856,40 @@ func (r *Registry) RepositorySize(ctx context.Context, name string) (Size, error
 
 // RepositorySummaries describes the named repositories (a page of the
 // catalog): tags, last push and size. Names that have no manifest (or are
-// being deleted) are left out.
+// being deleted) are left out. The tag count and last push come from the
+// push-order index (pushorder.go), current at every call; the sizes from
+// the size index, once its first sync after a start is over (pages wait
+// for it until sizesFirstWait after it started, then come without sizes:
+// Sized is false).
 func (r *Registry) RepositorySummaries(ctx context.Context, names []string) ([]RepositorySummary, error) {
-	r.syncWatches(ctx)
-	if err := r.syncSizes(ctx, nil); err != nil {
+	if err := r.syncIndexes(ctx); err != nil {
 		return nil, err
+	}
+	sized := false
+	ready := r.sizesReady()
+	select {
+	case <-ready:
+		sized = true
+	default:
+		wait := time.NewTimer(time.Until(r.sizes.firstStart.Add(sizesFirstWait)))
+		defer wait.Stop()
+		select {
+		case <-ready:
+			sized = true
+		case <-wait.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if sized {
+		if err := r.syncSizes(ctx, nil); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]RepositorySummary, len(names))
 	ok := make([]bool, len(names))
 	err := parallel(ctx, len(names), func(i int) error {
-		sum, found, err := r.repositorySummary(ctx, names[i])
+		sum, found, err := r.repositorySummary(ctx, names[i], sized)
 		out[i], ok[i] = sum, found
 		return err
 	})
@@ -848,53 +905,73 @@ func (r *Registry) RepositorySummaries(ctx context.Context, names []string) ([]R
 	return kept, nil
 }
 
-func (r *Registry) repositorySummary(ctx context.Context, name string) (RepositorySummary, bool, error) {
+func (r *Registry) repositorySummary(ctx context.Context, name string, sized bool) (RepositorySummary, bool, error) {
 	if ValidateName(name) != nil || r.deleting(name) {
 		return RepositorySummary{}, false, nil
 	}
-	rs, err := r.repoState(ctx, name)
-	if err != nil {
-		return RepositorySummary{}, false, err
+	var rs *repoSizes
+	if sized {
+		var err error
+		if rs, err = r.repoState(ctx, name); err != nil {
+			return RepositorySummary{}, false, err
+		}
+		if len(rs.revs) == 0 {
+			return RepositorySummary{}, false, nil
+		}
 	}
-	if len(rs.revs) == 0 {
-		return RepositorySummary{}, false, nil
-	}
-	s := r.sizes
-	s.mu.Lock()
-	sum := rs.summary
-	fresh := sum != nil && time.Since(rs.summedAt) < summaryMaxAge
-	s.mu.Unlock()
-	if !fresh {
-		infos, err := (&Repository{reg: r, name: name}).tagInfosOrNone(ctx)
+	repo := &Repository{reg: r, name: name}
+	manifests := 0
+	if sized {
+		manifests = len(rs.revs)
+	} else {
+		// Without the size index, a listing of its revisions.
+		err := repo.Revisions(ctx, func(digest.Digest) error { manifests++; return nil })
+		if errcode.Is(err, errcode.NameUnknown) || (err == nil && manifests == 0) {
+			return RepositorySummary{}, false, nil
+		}
 		if err != nil {
 			return RepositorySummary{}, false, err
 		}
-		sum = &RepositorySummary{Name: name, TagCount: len(infos)}
-		for _, in := range infos {
-			if in.Pushed.After(sum.LastPushed) {
-				sum.LastPushed = in.Pushed
-			}
-		}
+	}
+	count, last, err := repo.pushSummarySynced(ctx)
+	if errcode.Is(err, errcode.NameUnknown) {
+		return RepositorySummary{}, false, nil
+	}
+	if err != nil {
+		return RepositorySummary{}, false, err
+	}
+	out := RepositorySummary{Name: name, TagCount: count, Manifests: manifests, LastPushed: last, Sized: sized}
+	if sized {
+		s := r.sizes
 		s.mu.Lock()
-		rs.summary, rs.summedAt = sum, time.Now()
+		out.Size = Size{Logical: rs.logical, Unique: rs.unique, Exclusive: s.exclusiveOf(rs)}
 		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := *sum
-	out.Manifests = len(rs.revs)
-	out.Size = Size{Logical: rs.logical, Unique: rs.unique, Exclusive: s.exclusiveOf(rs)}
 	return out, true, nil
 }
 
-// tagInfosOrNone is TagInfos, with no tags for a repository that has
-// none.
-func (repo *Repository) tagInfosOrNone(ctx context.Context) ([]TagInfo, error) {
-	infos, err := repo.TagInfos(ctx)
-	if errcode.Is(err, errcode.NameUnknown) {
-		return nil, nil
-	}
-	return infos, err
+// sizesReady starts the size index's first sync, once, in the
+// background (RunIndexes starts it when serving starts), and returns a
+// channel closed when it has ended. It reads every repository's revisions
+// and every manifest once: at 100,000 repositories, tens of seconds.
+func (r *Registry) sizesReady() <-chan struct{} {
+	s := r.sizes
+	s.firstOnce.Do(func() {
+		s.first, s.firstStart = make(chan struct{}), time.Now()
+		go func() {
+			defer close(s.first)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			// The name index, when it can, saves the sync its catalog
+			// walk.
+			var names []string
+			if err := r.syncIndexes(ctx); err == nil {
+				names, _ = r.syncNames(ctx)
+			}
+			_ = r.syncSizesNow(ctx, names)
+		}()
+	})
+	return s.first
 }
 
 // Usage is the size of the repositories whose names start with prefix

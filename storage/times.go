@@ -108,40 +108,12 @@ func (repo *Repository) TagInfosOf(ctx context.Context, tags []string) ([]TagInf
 // tagInfos reads the infos of tags (sorted), leaving out those without a
 // current link.
 func (repo *Repository) tagInfos(ctx context.Context, tags []string) ([]TagInfo, error) {
-	reg := repo.reg
 	infos := make([]TagInfo, len(tags))
 	found := make([]bool, len(tags))
 	err := parallel(ctx, len(tags), func(i int) error {
-		t := tags[i]
-		d, err := reg.readLink(ctx, tagCurrentPath(repo.name, t))
-		if isNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return storageErr(err)
-		}
-		info := TagInfo{Name: t, Digest: d}
-		var rec pushRecord
-		b, err := reg.driver.GetContent(ctx, tagPushedPath(repo.name, t))
-		switch {
-		case err == nil && json.Unmarshal(b, &rec) == nil && rec.Digest == d && !rec.Pushed.IsZero():
-			info.Pushed = rec.Pushed.UTC()
-		case err != nil && !isNotFound(err):
-			return storageErr(err)
-		default:
-			// No record for this digest: the reference (or a registryd
-			// before records) wrote the tag; its link's time is when.
-			fi, err := reg.driver.Stat(ctx, tagCurrentPath(repo.name, t))
-			if isNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return storageErr(err)
-			}
-			info.Pushed = fi.ModTime().UTC()
-		}
-		infos[i], found[i] = info, true
-		return nil
+		var err error
+		infos[i], found[i], err = repo.readTagPush(ctx, tags[i])
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -152,6 +124,46 @@ func (repo *Repository) tagInfos(ctx context.Context, tags []string) ([]TagInfo,
 			out = append(out, infos[i])
 		}
 	}
+	return repo.withPullTimes(ctx, out)
+}
+
+// readTagPush reads a tag's digest and push time (not its pull time);
+// found is false when the tag has no current link.
+func (repo *Repository) readTagPush(ctx context.Context, t string) (info TagInfo, found bool, err error) {
+	reg := repo.reg
+	d, err := reg.readLink(ctx, tagCurrentPath(repo.name, t))
+	if isNotFound(err) {
+		return TagInfo{}, false, nil
+	}
+	if err != nil {
+		return TagInfo{}, false, storageErr(err)
+	}
+	info = TagInfo{Name: t, Digest: d}
+	var rec pushRecord
+	b, err := reg.driver.GetContent(ctx, tagPushedPath(repo.name, t))
+	switch {
+	case err == nil && json.Unmarshal(b, &rec) == nil && rec.Digest == d && !rec.Pushed.IsZero():
+		info.Pushed = rec.Pushed.UTC()
+	case err != nil && !isNotFound(err):
+		return TagInfo{}, false, storageErr(err)
+	default:
+		// No record for this digest: the reference (or a registryd
+		// before records) wrote the tag; its link's time is when.
+		fi, err := reg.driver.Stat(ctx, tagCurrentPath(repo.name, t))
+		if isNotFound(err) {
+			return TagInfo{}, false, nil
+		}
+		if err != nil {
+			return TagInfo{}, false, storageErr(err)
+		}
+		info.Pushed = fi.ModTime().UTC()
+	}
+	return info, true, nil
+}
+
+// withPullTimes fills in the last pull times of infos, one read per
+// distinct digest.
+func (repo *Repository) withPullTimes(ctx context.Context, out []TagInfo) ([]TagInfo, error) {
 	// Pull times per distinct digest: tags often share one.
 	var digests []digest.Digest
 	seen := map[digest.Digest]int{}
@@ -162,7 +174,7 @@ func (repo *Repository) tagInfos(ctx context.Context, tags []string) ([]TagInfo,
 		}
 	}
 	pulled := make([]time.Time, len(digests))
-	err = parallel(ctx, len(digests), func(i int) error {
+	err := parallel(ctx, len(digests), func(i int) error {
 		t, err := repo.LastPulled(ctx, digests[i])
 		pulled[i] = t
 		return err

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -20,13 +19,6 @@ const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
 )
-
-// treeBudget bounds the walk that counts the namespaces below the one
-// shown. The page itself costs O(page); the counts cost O(subtree), which
-// at the scale of hundreds of thousands of repositories on a store without
-// cached listings (S3) can take long: the tree is then shown as far as it
-// got, marked partial.
-const treeBudget = 60 * time.Millisecond
 
 type crumb struct {
 	Name string // the last component
@@ -53,11 +45,10 @@ type catalogPage struct {
 	Namespaces []nsRow
 	// Direct is how many repositories sit directly in NS (not below a
 	// further namespace).
-	Direct      int
-	Total       int  // repositories in NS matching Q
-	TreePartial bool // the counting walk ran out of time
-	Next        string
-	First       string // URL of the first page, when not on it
+	Direct int
+	Total  int // repositories in NS matching Q
+	Next   string
+	First  string // URL of the first page, when not on it
 }
 
 func (p *catalogPage) title() string {
@@ -133,17 +124,16 @@ func (u *UI) catalog(w http.ResponseWriter, r *http.Request, v *viewer) {
 		p.Repos = append(p.Repos, row)
 		names = append(names, rep.Name)
 	}
-	needle := strings.ToLower(p.Q)
-	match := func(name string) bool {
-		return v.canPull(name) && (needle == "" || strings.Contains(name, needle))
-	}
 	if more && len(names) > 0 {
 		p.Next = u.catalogURL(p.Q, p.NS, names[len(names)-1], n)
 	}
 	if last != "" {
 		p.First = u.catalogURL(p.Q, p.NS, "", n)
 	}
-	u.namespaceTree(ctx, p, match)
+	if err := u.namespaceTree(ctx, p, v.may()); err != nil {
+		u.storageError(w, r, v, err)
+		return
+	}
 	u.render(w, r, v, http.StatusOK, "catalog", p)
 }
 
@@ -167,44 +157,24 @@ func (u *UI) catalogURL(q, ns, last string, n int) string {
 	return u.base + "?" + vals.Encode()
 }
 
-// errStopWalk stops a catalog walk that has found what it needs.
-var errStopWalk = errors.New("enough")
-
-// namespaceTree counts, within the time budget, the repositories below
-// p.NS that match, by the next namespace component.
-func (u *UI) namespaceTree(ctx context.Context, p *catalogPage, match func(string) bool) {
+// namespaceTree counts the repositories below p.NS that match q, by the
+// next namespace component: the admin service's count over the name
+// index (in memory, complete however large the catalog).
+func (u *UI) namespaceTree(ctx context.Context, p *catalogPage, may admin.May) error {
 	prefix := ""
 	if p.NS != "" {
 		prefix = p.NS + "/"
 	}
-	counts := map[string]int{}
-	tctx, cancel := context.WithTimeout(ctx, treeBudget)
-	defer cancel()
-	start := p.NS
-	_, _, err := u.reg.Catalog(tctx, start, -1, func(name string) bool {
-		if !strings.HasPrefix(name, prefix) {
-			cancel()
-			return false
-		}
-		if !match(name) {
-			return false
-		}
-		p.Total++
-		rest := name[len(prefix):]
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			counts[rest[:i]]++
-		} else {
-			p.Direct++
-		}
-		return false
-	})
-	if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
-		p.TreePartial = true
+	c, err := u.svc.Namespaces(ctx, prefix, p.Q, may)
+	if err != nil {
+		return err
 	}
-	for leaf, c := range counts {
-		p.Namespaces = append(p.Namespaces, nsRow{Name: prefix + leaf, Leaf: leaf, Count: c})
+	p.Total, p.Direct = c.Total, c.Direct
+	for leaf, n := range c.Below {
+		p.Namespaces = append(p.Namespaces, nsRow{Name: prefix + leaf, Leaf: leaf, Count: n})
 	}
 	sort.Slice(p.Namespaces, func(i, j int) bool { return p.Namespaces[i].Leaf < p.Namespaces[j].Leaf })
+	return nil
 }
 
 // storageError answers a failure to read the storage.

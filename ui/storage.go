@@ -139,3 +139,6 @@ func (u *UI) storagePage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	}
 	u.render(w, r, v, http.StatusOK, "storage", p)
 }
+
+// errStopWalk stops a catalog walk that has found what it needs.
+var errStopWalk = errors.New("enough")

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -107,16 +106,20 @@ type RepositoryQuery struct {
 
 // Repositories lists a page of the repositories the caller may pull, with
 // their tag count, last push and sizes; more tells whether another page
-// follows. Cost: the catalog walk of the page (Q filters as it walks, so a
-// rare Q walks until the page fills) and the page's summaries.
+// follows. Cost: without Q, the catalog walk of the page
+// (storage.CatalogPrefix, O(page)); with Q, a scan of the name index in
+// memory (storage.SearchCatalog); then the page's summaries.
 func (s *Service) Repositories(ctx context.Context, q RepositoryQuery, may May) (RepositoryList, bool, error) {
 	n := clampPage(q.N)
-	needle := strings.ToLower(q.Q)
-	keep := func(name string) bool {
-		return (needle == "" || strings.Contains(strings.ToLower(name), needle)) &&
-			may.allows(auth.Repository(name, auth.ActionPull))
+	keep := func(name string) bool { return may.allows(auth.Repository(name, auth.ActionPull)) }
+	var names []string
+	var more bool
+	var err error
+	if q.Q != "" {
+		names, more, err = s.reg.SearchCatalog(ctx, q.Prefix, strings.ToLower(q.Q), q.Last, n, keep)
+	} else {
+		names, more, err = s.reg.CatalogPrefix(ctx, q.Prefix, q.Last, n, keep)
 	}
-	names, more, err := s.reg.CatalogPrefix(ctx, q.Prefix, q.Last, n, keep)
 	if err != nil {
 		return RepositoryList{}, false, err
 	}
@@ -141,10 +144,30 @@ func clampPage(n int) int {
 	return n
 }
 
+// repositoryOf is a summary as the API shows it: no size while the size
+// index is in its first sync after a start.
 func repositoryOf(sum storage.RepositorySummary) Repository {
-	r := Repository{Name: sum.Name, TagCount: sum.TagCount, Manifests: sum.Manifests, LastPushed: timePtr(sum.LastPushed),
-		Size: &Size{Logical: sum.Size.Logical, Unique: sum.Size.Unique, Exclusive: sum.Size.Exclusive}}
+	r := Repository{Name: sum.Name, TagCount: sum.TagCount, Manifests: sum.Manifests, LastPushed: timePtr(sum.LastPushed)}
+	if sum.Sized {
+		r.Size = &Size{Logical: sum.Size.Logical, Unique: sum.Size.Unique, Exclusive: sum.Size.Exclusive}
+	}
 	return r
+}
+
+// NamespaceCounts counts repositories below a namespace.
+type NamespaceCounts struct {
+	Total  int            // matching repositories below the prefix
+	Direct int            // those directly in it (no further "/")
+	Below  map[string]int // per next name component, those below it
+}
+
+// Namespaces counts the repositories the caller may pull whose names
+// start with prefix and contain q (case-insensitively): for a namespace
+// tree beside a catalog page. From the name index: O(names) in memory.
+func (s *Service) Namespaces(ctx context.Context, prefix, q string, may May) (NamespaceCounts, error) {
+	keep := func(name string) bool { return may.allows(auth.Repository(name, auth.ActionPull)) }
+	total, direct, below, err := s.reg.NamespaceCounts(ctx, prefix, strings.ToLower(q), keep)
+	return NamespaceCounts{Total: total, Direct: direct, Below: below}, err
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -187,8 +210,8 @@ type TagQuery struct {
 }
 
 // Tags lists a page of the repository's tags with their digest, media
-// and artifact type, platforms, size and times. By name a page costs the
-// page; by push time every tag's times are read (O(tags)).
+// and artifact type, platforms, size and times. A page costs the page,
+// by name as by push time (the push-order index, storage.TagInfosByPush).
 func (s *Service) Tags(ctx context.Context, name string, q TagQuery) (TagList, bool, error) {
 	repo, err := s.reg.Repository(name)
 	if err != nil {
@@ -201,24 +224,7 @@ func (s *Service) Tags(ctx context.Context, name string, q TagQuery) (TagList, b
 	case "", SortName:
 		infos, more, err = repo.TagInfosPage(ctx, q.Last, n)
 	case SortPushed:
-		infos, err = repo.TagInfos(ctx)
-		if err == nil {
-			sortByPushed(infos)
-			start := 0
-			if q.Last != "" {
-				start = len(infos) // an unknown last: nothing after it
-				for i, in := range infos {
-					if in.Name == q.Last {
-						start = i + 1
-						break
-					}
-				}
-			}
-			infos = infos[start:]
-			if len(infos) > n {
-				infos, more = infos[:n], true
-			}
-		}
+		infos, more, err = repo.TagInfosByPush(ctx, q.Last, n)
 	default:
 		return TagList{}, false, badParam("sort", q.Sort, "name or pushed")
 	}
@@ -242,18 +248,6 @@ func (s *Service) Tags(ctx context.Context, name string, q TagQuery) (TagList, b
 		}
 	}
 	return out, more, nil
-}
-
-// sortByPushed orders tags newest push first, unknown times last, ties by
-// name.
-func sortByPushed(infos []storage.TagInfo) {
-	sort.SliceStable(infos, func(i, j int) bool {
-		a, b := infos[i], infos[j]
-		if !a.Pushed.Equal(b.Pushed) {
-			return a.Pushed.After(b.Pushed)
-		}
-		return a.Name < b.Name
-	})
 }
 
 // Impact is what DELETE /v2/NAME/manifests/DIGEST would take along.

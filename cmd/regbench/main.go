@@ -452,18 +452,19 @@ func main() {
 					os.RemoveAll(catRoot)
 				}
 			}
-			if want["ui"] && t.Name == subject {
-				// The UI is registryd's own: its rows have no reference.
-				uiRoot := filepath.Join(work, "ui-catalog")
+			if want["ui"] && t.Kind == kindRegistryd {
+				// The UI is registryd's own: its rows have no reference
+				// (-extra builds run them too, for A/B runs).
+				uiRoot := filepath.Join(work, slug(t.Name)+"-ui-catalog")
 				if rep == 0 {
 					check(copyTree(catFixture, uiRoot))
 				}
 				s, err := startServer(t, uiRoot, work, false)
 				check(err)
-				b.check(s, runUI(s, uiRows))
+				b.check(s, runUI(s, t.Name, uiRows))
 				var parts []string
 				for _, p := range uiRows {
-					parts = append(parts, fmt.Sprintf("%.1f", p.metric.Vals[subject][len(p.metric.Vals[subject])-1]))
+					parts = append(parts, fmt.Sprintf("%.1f", p.metric.Vals[t.Name][len(p.metric.Vals[t.Name])-1]))
 				}
 				logf("rep %d %-20s UI pages (ms): %s", rep+1, t.Name, strings.Join(parts, ", "))
 				s.Stop()

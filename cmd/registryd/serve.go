@@ -289,16 +289,13 @@ func serve(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) erro
 	// Every instance follows the online collector's protocol, whether or
 	// not it collects: its copy of the collector state is kept fresh here.
 	reg.StartGCProtocol(bg)
-	// The catalog's caches are filled in the background from the start, so
-	// that the first catalog requests need not read every repository
-	// directory (a cold walk costs a few system calls per repository, a
-	// warm one none). Serving does not wait for it: a request that comes
-	// first joins the reads under way.
-	go func() {
-		if err := reg.WarmCatalog(bg); err != nil && bg.Err() == nil {
-			log.Warnf("warming the catalog cache: %v", err)
-		}
-	}()
+	// The catalog's caches and the indexes (names, sizes) are filled in
+	// the background from the start, so that the first catalog requests
+	// need not read every repository directory (a cold walk costs a few
+	// system calls per repository, a warm one none), then kept current
+	// (storage.RunIndexes). Serving does not wait for it: a request that
+	// comes first joins the reads under way.
+	go reg.RunIndexes(bg, func(err error) { log.WithError(err).Warn("storage indexes") })
 	if reloadTLS != nil {
 		// SIGHUP re-reads the certificate and key (renewed by certbot or
 		// cert-manager, say) without dropping a connection.

@@ -363,6 +363,15 @@ type DirWatcher interface {
 	Sync(ctx context.Context) error
 }
 
+// DirChanges is an optional extension of a DirWatcher for callers that
+// hold many versions: Changes returns a number that moves whenever the
+// version of any watched directory moves or a watch is added or dropped,
+// so that one comparison (after Sync) says that none of them did. Zero
+// means unknown: check each version.
+type DirChanges interface {
+	Changes() uint64
+}
+
 // Unwrapper is implemented by drivers that wrap another one (the metrics
 // instrumentation), so that callers can reach optional extensions of the
 // driver underneath that the wrapper does not forward.

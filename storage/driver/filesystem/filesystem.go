@@ -234,6 +234,16 @@ func (d *Driver) DirVersion(p string) (uint64, bool) {
 	return w.dirVersion(p)
 }
 
+// Changes implements driver.DirChanges: zero while nothing is watched
+// (before the first Watch, after Close).
+func (d *Driver) Changes() uint64 {
+	w := d.ws.w.Load()
+	if w == nil {
+		return 0
+	}
+	return w.changes()
+}
+
 // Sync implements driver.DirWatcher. Before the first Watch nothing is
 // watched and there is nothing to apply.
 func (d *Driver) Sync(ctx context.Context) error {

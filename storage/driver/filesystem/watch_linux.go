@@ -73,6 +73,10 @@ type watcher struct {
 	done   chan struct{} // closed when the draining goroutine has stopped
 }
 
+// changes is the last version handed out: every version that moves
+// (a change, a watch added or dropped, an overflow) takes a new one.
+func (w *watcher) changes() uint64 { return w.counter.Load() }
+
 type watch struct {
 	wd   int32
 	path string

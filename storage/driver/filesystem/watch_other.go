@@ -18,3 +18,4 @@ func (w *watcher) dirVersion(p string) (uint64, bool) { return 0, false }
 func (w *watcher) watchDir(p string) (uint64, bool)   { return 0, false }
 func (w *watcher) watches() int                       { return 0 }
 func (w *watcher) overflow()                          {}
+func (w *watcher) changes() uint64                    { return 0 }
