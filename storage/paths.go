@@ -206,6 +206,11 @@ func tombstonePath(name string) string {
 // change, named by its time and writer, removed after changeLogTTL.
 func changesRoot() string { return path.Join(rootPath, "_registryd", "changes") }
 
+// ChangeLogRoot is where instances leave their change log: bookkeeping,
+// not content (its names carry times and instance ids), which tests that
+// compare two stores leave out.
+func ChangeLogRoot() string { return changesRoot() }
+
 // repoOwnDirs are the directories of a repository's own state, which a
 // repository delete removes, in this order: tags first (no tag is ever
 // left naming a revision that is gone), referrers and revisions, then the
