@@ -632,7 +632,9 @@ func TestFaultsFilesystem(t *testing.T) {
 		t.Skip("!!! SKIPPING the filesystem fault test: it mounts a tmpfs to fill, which needs root")
 	}
 	dir := t.TempDir()
-	const size = 2 << 30
+	// Room for what 16 pushers store in a minute on a quiet machine (the
+	// disk must be full only when the test fills it).
+	const size = 6 << 30
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(size), "registryd-faults", dir).CombinedOutput(); err != nil {
 		t.Skipf("!!! SKIPPING the filesystem fault test: cannot mount a tmpfs: %v %s", err, out)
 	}
@@ -671,8 +673,20 @@ func TestFaultsFilesystem(t *testing.T) {
 	empty := func(name string) func() {
 		return func() {
 			must(t, os.Remove(ballast))
-			if out, err := exec.Command("mount", "-o", "remount,size="+strconv.Itoa(size), dir).CombinedOutput(); err != nil {
-				t.Fatalf("remount: %v %s", err, out)
+			// The kernel refuses the remount ("tmpfs: Too small a size for
+			// current use") while its block count is momentarily past the
+			// new size, as it was once right after a restart on a full
+			// disk: a freed file's pages go back asynchronously. Retry.
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				out, err := exec.Command("mount", "-o", "remount,size="+strconv.Itoa(size), dir).CombinedOutput()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					var st syscall.Statfs_t
+					syscall.Statfs(dir, &st)
+					t.Fatalf("remount: %v %s (blocks %d, free %d, size %d)", err, out, st.Blocks, st.Bfree, st.Bsize)
+				}
 			}
 			f.fault(name, fillFrom, time.Now().Add(2*time.Second))
 			// Pulls go on while the disk is full.

@@ -109,7 +109,11 @@ func newChangeLog(now func() time.Time) *changeLog {
 // revisions or its place in the catalog, the tags named, or with allTags
 // any tag. Its indexes read them again at their next use, and an entry in
 // the change log tells the other instances. Called once the change is
-// made, before it is acknowledged.
+// made, before it is acknowledged. Callers ignore its error: the change
+// itself is durable, and an entry that could not be written (a full disk)
+// leaves the other instances to their periodic re-reads, whose bounds
+// docs/admin-api.md states; failing the request would have the client
+// retry a change that is already made.
 func (r *Registry) noteChange(ctx context.Context, name string, tags []string, allTags bool) error {
 	r.markChanged(name, tags, allTags)
 	c := r.changes

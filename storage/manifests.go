@@ -321,9 +321,11 @@ func (repo *Repository) PutManifest(ctx context.Context, ref, contentType string
 	}
 	reg.manifests.add(d, content)
 	reg.invalidateSizes(repo.name)
-	if err := reg.noteChange(ctx, repo.name, tags, false); err != nil {
-		return nil, err
-	}
+	// The manifest and its tags are stored: a change log entry that cannot
+	// be written (a full disk) must not turn that into an error the client
+	// retries; the other instances see the change at their periodic
+	// re-read instead (noteChange).
+	_ = reg.noteChange(ctx, repo.name, tags, false)
 	return out, nil
 }
 
@@ -512,11 +514,7 @@ func (repo *Repository) DeleteTag(ctx context.Context, tag string) (err error) {
 		return storageErr(err)
 	}
 	// Told to the indexes however far the delete got.
-	defer func() {
-		if nerr := repo.reg.noteChange(ctx, repo.name, []string{tag}, false); err == nil {
-			err = nerr
-		}
-	}()
+	defer func() { _ = repo.reg.noteChange(ctx, repo.name, []string{tag}, false) }()
 	err = repo.reg.driver.Delete(ctx, tagDir(repo.name, tag))
 	if isNotFound(err) {
 		return manifestUnknown(tag)
