@@ -590,6 +590,16 @@ func (repo *Repository) Tags(ctx context.Context, last string, n int) ([]string,
 		if n >= 0 && len(tags) == n {
 			return tags, true, nil
 		}
+		// A push interrupted between making a new tag's directories and
+		// renaming its current link into them (a crash, a full disk)
+		// leaves a directory without current: not a tag, since no pull
+		// could serve it (scrub counts and removes such leftovers).
+		if _, err := repo.reg.driver.Stat(ctx, tagCurrentPath(repo.name, t)); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return nil, false, storageErr(err)
+		}
 		tags = append(tags, t)
 	}
 	return tags, false, nil

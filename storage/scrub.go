@@ -140,6 +140,12 @@ type ScrubReport struct {
 	Links                           int // link files read
 	Damage                          []Damage
 	Quarantined, Rewritten, Removed int
+	// Leftovers counts tag directories holding no file at all: what a
+	// push interrupted between making a new tag's directories and
+	// renaming its links into them leaves (a crash, a full disk). No
+	// client sees them (tags/list leaves out a tag without a current
+	// link); --repair removes them.
+	Leftovers int
 }
 
 // Damaged reports whether anything was found damaged.
@@ -843,6 +849,14 @@ func (rs *repoScrub) checkTags(ctx context.Context) (map[digest.Digest][]string,
 				problem = fmt.Sprintf("points at %s, which is no manifest of the repository", target)
 			}
 		} else if problem == "missing" {
+			empty, err := rs.emptyTree(ctx, tagDir(rs.repo.name, tag))
+			if err != nil {
+				return nil, err
+			}
+			if empty {
+				rs.leftover(ctx, tagDir(rs.repo.name, tag))
+				continue
+			}
 			problem = "has no current link"
 		}
 		// A tag whose target cannot be told, or is not there, is removed
@@ -903,4 +917,29 @@ func (rs *repoScrub) checkReferrers(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// emptyTree reports whether the directory p holds no file, at any depth.
+func (rs *repoScrub) emptyTree(ctx context.Context, p string) (bool, error) {
+	empty := true
+	err := rs.r.driver.Walk(ctx, p, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			empty = false
+			return driver.ErrSkipDir
+		}
+		return nil
+	})
+	if err != nil && !isNotFound(err) && empty {
+		return false, storageErr(err)
+	}
+	return empty, nil
+}
+
+// leftover counts (and with Repair removes) the directories an
+// interrupted push left.
+func (rs *repoScrub) leftover(ctx context.Context, p string) {
+	rs.report.Leftovers++
+	if rs.opts.Repair {
+		_ = rs.r.driver.Delete(ctx, p)
+	}
 }

@@ -88,6 +88,10 @@ func scrubSummary(rep *storage.ScrubReport, repair bool, took time.Duration) str
 	if rep.Unverifiable > 0 {
 		s += fmt.Sprintf(" (%d blobs of digest algorithms registryd cannot compute left unchecked)", rep.Unverifiable)
 	}
+	if rep.Leftovers > 0 {
+		// Not damage: no client sees them (tags/list leaves them out).
+		s += fmt.Sprintf(" (%d empty tag directories of interrupted pushes %s)", rep.Leftovers, map[bool]string{false: "left for --repair", true: "removed"}[repair])
+	}
 	if !rep.Damaged() {
 		return s + ": nothing damaged"
 	}
