@@ -90,7 +90,9 @@ func TestCachesSeeOtherWritersAtOnce(t *testing.T) {
 				{"tag removed", func() { rm(tagDir("e", "t000001")) }, "", "new,t000000,t000002"},
 				{"tags directory replaced", func() {
 					mv(tagsRoot("e"), repoPath("e")+"/_manifests/oldtags")
-					os.MkdirAll(full(tagDir("e", "only")), 0o755)
+					p := full(tagDir("e", "only") + "/current") // a tag has its current link
+					os.MkdirAll(p, 0o755)
+					os.WriteFile(p+"/link", []byte("sha256:"+digestHex('a')), 0o644)
 				}, "", "only"},
 				{"store replaced under the registry", func() {
 					mv(rootPath, "/docker/registry/old")
